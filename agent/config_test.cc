@@ -1,0 +1,75 @@
+#include "agent/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace podshim::agent {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(Config, EmbeddedDefaultsAreValid) {
+  Config c;
+  EXPECT_EQ(c.socket, "/run/podshim/podshim.sock");
+  EXPECT_EQ(c.state_dir, "/run/podshim");
+  EXPECT_EQ(c.root_dir, "/var/lib/podshim");
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
+TEST(Config, FileValuesReplaceBaseAndOthersStay) {
+  Config base;
+  base.root_dir = "/srv/podshim";
+  auto c = ParseConfigToml("socket = \"/tmp/p.sock\"\nlog_level = \"debug\"\n", "t.toml", base);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->socket, "/tmp/p.sock");
+  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->root_dir, "/srv/podshim");
+  EXPECT_EQ(c->state_dir, Config{}.state_dir);
+}
+
+TEST(Config, UnknownKeyIsRejectedByName) {
+  auto c = ParseConfigToml("sokcet = \"/tmp/p.sock\"\n", "my.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr("sokcet"));
+  EXPECT_THAT(c.status().message(), HasSubstr("my.toml"));
+}
+
+TEST(Config, WrongTypeIsRejectedByName) {
+  auto c = ParseConfigToml("log_level = 3\n", "t.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("log_level"));
+}
+
+TEST(Config, SyntaxErrorNamesTheFile) {
+  auto c = ParseConfigToml("socket = \n", "broken.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("broken.toml"));
+}
+
+TEST(Config, ValidationNamesTheKey) {
+  Config c;
+  c.state_dir = "relative/dir";
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("state_dir"));
+  c = Config{};
+  c.socket = "/" + std::string(200, 'x');
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("socket"));
+  c = Config{};
+  c.log_level = "loud";
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("log_level"));
+  c = Config{};
+  c.log_format = "xml";
+  EXPECT_THAT(ValidateConfig(c).message(), HasSubstr("log_format"));
+}
+
+TEST(Config, JsonCarriesEveryKey) {
+  Config c;
+  c.root_dir = "/x";
+  auto j = ConfigToJson(c);
+  EXPECT_EQ(j["root_dir"], "/x");
+  EXPECT_EQ(j["socket"], c.socket);
+  EXPECT_EQ(j.size(), 5u);
+}
+
+}  // namespace
+}  // namespace podshim::agent

@@ -1,0 +1,96 @@
+// podshimd: podshim's node agent. Serves the CRI v1 API on a unix socket.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/str_cat.h"
+#include "agent/config.h"
+#include "agent/logging.h"
+#include "agent/server.h"
+#include "agent/version.h"
+#include "runtime/files.h"
+#include "runtime/signals.h"
+
+ABSL_FLAG(std::string, config, "", "TOML config file (optional; every key is also a flag)");
+// Unset flags leave the value from the config file (or the default) alone.
+ABSL_FLAG(absl::optional<std::string>, socket, absl::nullopt,
+          "CRI socket path (default /run/podshim/podshim.sock)");
+ABSL_FLAG(absl::optional<std::string>, state_dir, absl::nullopt,
+          "volatile state directory (default /run/podshim)");
+ABSL_FLAG(absl::optional<std::string>, root_dir, absl::nullopt,
+          "persistent state directory (default /var/lib/podshim)");
+ABSL_FLAG(absl::optional<std::string>, log_level, absl::nullopt,
+          "trace, debug, info, warn or error (default info)");
+ABSL_FLAG(absl::optional<std::string>, log_format, absl::nullopt, "text or json (default text)");
+ABSL_FLAG(int, shutdown_grace_seconds, 10,
+          "on SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled");
+
+namespace {
+
+using podshim::agent::Config;
+
+void Override(std::string& field, const absl::optional<std::string>& flag) {
+  if (flag.has_value()) field = *flag;
+}
+
+// Defaults, then the config file, then flags given on the command line.
+absl::StatusOr<Config> EffectiveConfig() {
+  Config config;
+  if (std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    auto text = podshim::runtime::ReadFile(path);
+    if (!text.ok())
+      return absl::Status(text.status().code(),
+                          absl::StrCat("--config: ", text.status().message()));
+    auto parsed = podshim::agent::ParseConfigToml(*text, path, config);
+    if (!parsed.ok()) return parsed.status();
+    config = *parsed;
+  }
+  Override(config.socket, absl::GetFlag(FLAGS_socket));
+  Override(config.state_dir, absl::GetFlag(FLAGS_state_dir));
+  Override(config.root_dir, absl::GetFlag(FLAGS_root_dir));
+  Override(config.log_level, absl::GetFlag(FLAGS_log_level));
+  Override(config.log_format, absl::GetFlag(FLAGS_log_format));
+  if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
+  return config;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "podshimd [flags]: serves the Kubernetes CRI v1 API on a unix socket");
+  absl::FlagsUsageConfig usage;
+  usage.version_string = [] { return absl::StrCat("podshimd ", podshim::kVersion, "\n"); };
+  absl::SetFlagsUsageConfig(usage);
+  absl::ParseCommandLine(argc, argv);
+
+  auto config = EffectiveConfig();
+  if (!config.ok()) {
+    std::fprintf(stderr, "podshimd: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (auto s = podshim::agent::SetupLogging(config->log_level, config->log_format); !s.ok()) {
+    std::fprintf(stderr, "podshimd: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  auto log = podshim::agent::Log("agent");
+
+  // Before any thread exists, so that every gRPC thread inherits the mask and
+  // only WaitForShutdownSignal sees SIGTERM/SIGINT.
+  podshim::runtime::BlockShutdownSignals();
+  log->info("podshimd {} starting (state {}, root {})", podshim::kVersion, config->state_dir,
+            config->root_dir);
+  auto server = podshim::agent::Server::Start(*config);
+  if (!server.ok()) {
+    log->error("cannot start: {}", server.status().message());
+    return 1;
+  }
+  int sig = podshim::runtime::WaitForShutdownSignal();
+  log->info("signal {} received, shutting down", sig);
+  (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  return 0;
+}

@@ -1,0 +1,65 @@
+// The service boundary: absl::Status -> grpc::Status, one log line per RPC,
+// and reactors for RPCs that are answered at once.
+#pragma once
+
+#include <utility>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_callback.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace podshim::agent {
+
+// The one mapping from podshim's status codes to gRPC's (they share numbers
+// by design; this keeps the conversion in one place).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// "INVALID_ARGUMENT" and so on.
+absl::string_view CodeName(grpc::StatusCode code);
+
+// Logs one finished RPC: debug level on success; warn for errors the client
+// caused or can retry; error for internal failures.
+void LogRpc(absl::string_view method, const grpc::Status& status, absl::Duration took);
+
+// The status an RPC gets while its issue has not landed.
+grpc::Status NotImplemented(absl::string_view method);
+
+// Runs `fn` (returning grpc::Status) for a unary RPC, logs it and finishes
+// the call on the context's default reactor.
+template <typename Fn>
+grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* ctx, absl::string_view method,
+                                     Fn&& fn) {
+  absl::Time start = absl::Now();
+  grpc::Status status = std::forward<Fn>(fn)();
+  LogRpc(method, status, absl::Now() - start);
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(std::move(status));
+  return reactor;
+}
+
+// Finishes a unary RPC with NotImplemented(method).
+inline grpc::ServerUnaryReactor* UnaryNotImplemented(grpc::CallbackServerContext* ctx,
+                                                     absl::string_view method) {
+  return ServeUnary(ctx, method, [method] { return NotImplemented(method); });
+}
+
+// A server-streaming reactor that finishes with `status` without writing.
+template <typename Message>
+class FinishedWriteReactor final : public grpc::ServerWriteReactor<Message> {
+ public:
+  explicit FinishedWriteReactor(grpc::Status status) { this->Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+template <typename Message>
+grpc::ServerWriteReactor<Message>* StreamNotImplemented(absl::string_view method) {
+  grpc::Status status = NotImplemented(method);
+  LogRpc(method, status, absl::ZeroDuration());
+  return new FinishedWriteReactor<Message>(std::move(status));
+}
+
+}  // namespace podshim::agent

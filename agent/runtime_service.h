@@ -1,0 +1,205 @@
+// RuntimeService: the pod and container half of the CRI.
+#pragma once
+
+#include <string>
+
+#include "agent/config.h"
+#include "agent/rpc.h"
+#include "runtime/v1/api.grpc.pb.h"
+
+namespace podshim::agent {
+
+namespace cri = ::runtime::v1;
+
+class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
+ public:
+  explicit RuntimeServiceImpl(Config config) : config_(std::move(config)) {}
+
+  grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* ctx,
+                                    const cri::VersionRequest* req,
+                                    cri::VersionResponse* resp) override;
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx, const cri::StatusRequest* req,
+                                   cri::StatusResponse* resp) override;
+  grpc::ServerUnaryReactor* RuntimeConfig(grpc::CallbackServerContext* ctx,
+                                          const cri::RuntimeConfigRequest* req,
+                                          cri::RuntimeConfigResponse* resp) override;
+
+  // Not implemented until their issues land; each answers UNIMPLEMENTED
+  // naming itself.
+  grpc::ServerUnaryReactor* RunPodSandbox(grpc::CallbackServerContext* ctx,
+                                          const cri::RunPodSandboxRequest* /*req*/,
+                                          cri::RunPodSandboxResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/RunPodSandbox");
+  }
+  grpc::ServerUnaryReactor* StopPodSandbox(grpc::CallbackServerContext* ctx,
+                                           const cri::StopPodSandboxRequest* /*req*/,
+                                           cri::StopPodSandboxResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/StopPodSandbox");
+  }
+  grpc::ServerUnaryReactor* RemovePodSandbox(grpc::CallbackServerContext* ctx,
+                                             const cri::RemovePodSandboxRequest* /*req*/,
+                                             cri::RemovePodSandboxResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/RemovePodSandbox");
+  }
+  grpc::ServerUnaryReactor* PodSandboxStatus(grpc::CallbackServerContext* ctx,
+                                             const cri::PodSandboxStatusRequest* /*req*/,
+                                             cri::PodSandboxStatusResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/PodSandboxStatus");
+  }
+  grpc::ServerUnaryReactor* ListPodSandbox(grpc::CallbackServerContext* ctx,
+                                           const cri::ListPodSandboxRequest* /*req*/,
+                                           cri::ListPodSandboxResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ListPodSandbox");
+  }
+  grpc::ServerWriteReactor<cri::StreamPodSandboxesResponse>* StreamPodSandboxes(
+      grpc::CallbackServerContext* /*ctx*/,
+      const cri::StreamPodSandboxesRequest* /*req*/) override {
+    return StreamNotImplemented<cri::StreamPodSandboxesResponse>(
+        "RuntimeService/StreamPodSandboxes");
+  }
+  grpc::ServerUnaryReactor* CreateContainer(grpc::CallbackServerContext* ctx,
+                                            const cri::CreateContainerRequest* /*req*/,
+                                            cri::CreateContainerResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/CreateContainer");
+  }
+  grpc::ServerUnaryReactor* StartContainer(grpc::CallbackServerContext* ctx,
+                                           const cri::StartContainerRequest* /*req*/,
+                                           cri::StartContainerResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/StartContainer");
+  }
+  grpc::ServerUnaryReactor* StopContainer(grpc::CallbackServerContext* ctx,
+                                          const cri::StopContainerRequest* /*req*/,
+                                          cri::StopContainerResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/StopContainer");
+  }
+  grpc::ServerUnaryReactor* RemoveContainer(grpc::CallbackServerContext* ctx,
+                                            const cri::RemoveContainerRequest* /*req*/,
+                                            cri::RemoveContainerResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/RemoveContainer");
+  }
+  grpc::ServerUnaryReactor* ListContainers(grpc::CallbackServerContext* ctx,
+                                           const cri::ListContainersRequest* /*req*/,
+                                           cri::ListContainersResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ListContainers");
+  }
+  grpc::ServerWriteReactor<cri::StreamContainersResponse>* StreamContainers(
+      grpc::CallbackServerContext* /*ctx*/, const cri::StreamContainersRequest* /*req*/) override {
+    return StreamNotImplemented<cri::StreamContainersResponse>("RuntimeService/StreamContainers");
+  }
+  grpc::ServerUnaryReactor* ContainerStatus(grpc::CallbackServerContext* ctx,
+                                            const cri::ContainerStatusRequest* /*req*/,
+                                            cri::ContainerStatusResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ContainerStatus");
+  }
+  grpc::ServerUnaryReactor* UpdateContainerResources(
+      grpc::CallbackServerContext* ctx, const cri::UpdateContainerResourcesRequest* /*req*/,
+      cri::UpdateContainerResourcesResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/UpdateContainerResources");
+  }
+  grpc::ServerUnaryReactor* ReopenContainerLog(grpc::CallbackServerContext* ctx,
+                                               const cri::ReopenContainerLogRequest* /*req*/,
+                                               cri::ReopenContainerLogResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ReopenContainerLog");
+  }
+  grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* ctx,
+                                     const cri::ExecSyncRequest* /*req*/,
+                                     cri::ExecSyncResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ExecSync");
+  }
+  grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* ctx, const cri::ExecRequest* /*req*/,
+                                 cri::ExecResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/Exec");
+  }
+  grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext* ctx,
+                                   const cri::AttachRequest* /*req*/,
+                                   cri::AttachResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/Attach");
+  }
+  grpc::ServerUnaryReactor* PortForward(grpc::CallbackServerContext* ctx,
+                                        const cri::PortForwardRequest* /*req*/,
+                                        cri::PortForwardResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/PortForward");
+  }
+  grpc::ServerUnaryReactor* ContainerStats(grpc::CallbackServerContext* ctx,
+                                           const cri::ContainerStatsRequest* /*req*/,
+                                           cri::ContainerStatsResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ContainerStats");
+  }
+  grpc::ServerUnaryReactor* ListContainerStats(grpc::CallbackServerContext* ctx,
+                                               const cri::ListContainerStatsRequest* /*req*/,
+                                               cri::ListContainerStatsResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ListContainerStats");
+  }
+  grpc::ServerWriteReactor<cri::StreamContainerStatsResponse>* StreamContainerStats(
+      grpc::CallbackServerContext* /*ctx*/,
+      const cri::StreamContainerStatsRequest* /*req*/) override {
+    return StreamNotImplemented<cri::StreamContainerStatsResponse>(
+        "RuntimeService/StreamContainerStats");
+  }
+  grpc::ServerUnaryReactor* PodSandboxStats(grpc::CallbackServerContext* ctx,
+                                            const cri::PodSandboxStatsRequest* /*req*/,
+                                            cri::PodSandboxStatsResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/PodSandboxStats");
+  }
+  grpc::ServerUnaryReactor* ListPodSandboxStats(
+      grpc::CallbackServerContext* ctx, const cri::ListPodSandboxStatsRequest* /*req*/,
+      cri::ListPodSandboxStatsResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ListPodSandboxStats");
+  }
+  grpc::ServerWriteReactor<cri::StreamPodSandboxStatsResponse>* StreamPodSandboxStats(
+      grpc::CallbackServerContext* /*ctx*/,
+      const cri::StreamPodSandboxStatsRequest* /*req*/) override {
+    return StreamNotImplemented<cri::StreamPodSandboxStatsResponse>(
+        "RuntimeService/StreamPodSandboxStats");
+  }
+  grpc::ServerUnaryReactor* UpdateRuntimeConfig(
+      grpc::CallbackServerContext* ctx, const cri::UpdateRuntimeConfigRequest* /*req*/,
+      cri::UpdateRuntimeConfigResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/UpdateRuntimeConfig");
+  }
+  grpc::ServerUnaryReactor* CheckpointContainer(
+      grpc::CallbackServerContext* ctx, const cri::CheckpointContainerRequest* /*req*/,
+      cri::CheckpointContainerResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/CheckpointContainer");
+  }
+  grpc::ServerUnaryReactor* CheckpointPod(grpc::CallbackServerContext* ctx,
+                                          const cri::CheckpointPodRequest* /*req*/,
+                                          cri::CheckpointPodResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/CheckpointPod");
+  }
+  grpc::ServerUnaryReactor* RestorePod(grpc::CallbackServerContext* ctx,
+                                       const cri::RestorePodRequest* /*req*/,
+                                       cri::RestorePodResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/RestorePod");
+  }
+  grpc::ServerWriteReactor<cri::ContainerEventResponse>* GetContainerEvents(
+      grpc::CallbackServerContext* /*ctx*/, const cri::GetEventsRequest* /*req*/) override {
+    return StreamNotImplemented<cri::ContainerEventResponse>("RuntimeService/GetContainerEvents");
+  }
+  grpc::ServerUnaryReactor* ListMetricDescriptors(
+      grpc::CallbackServerContext* ctx, const cri::ListMetricDescriptorsRequest* /*req*/,
+      cri::ListMetricDescriptorsResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ListMetricDescriptors");
+  }
+  grpc::ServerUnaryReactor* ListPodSandboxMetrics(
+      grpc::CallbackServerContext* ctx, const cri::ListPodSandboxMetricsRequest* /*req*/,
+      cri::ListPodSandboxMetricsResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/ListPodSandboxMetrics");
+  }
+  grpc::ServerWriteReactor<cri::StreamPodSandboxMetricsResponse>* StreamPodSandboxMetrics(
+      grpc::CallbackServerContext* /*ctx*/,
+      const cri::StreamPodSandboxMetricsRequest* /*req*/) override {
+    return StreamNotImplemented<cri::StreamPodSandboxMetricsResponse>(
+        "RuntimeService/StreamPodSandboxMetrics");
+  }
+  grpc::ServerUnaryReactor* UpdatePodSandboxResources(
+      grpc::CallbackServerContext* ctx, const cri::UpdatePodSandboxResourcesRequest* /*req*/,
+      cri::UpdatePodSandboxResourcesResponse* /*resp*/) override {
+    return UnaryNotImplemented(ctx, "RuntimeService/UpdatePodSandboxResources");
+  }
+
+ private:
+  const Config config_;
+};
+
+}  // namespace podshim::agent

@@ -1,0 +1,69 @@
+#include "agent/server.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "agent/logging.h"
+
+namespace podshim::agent {
+namespace {
+
+// The kubelet's own CRI client allows 16 MiB messages; match it so large
+// ListContainers answers are not refused.
+constexpr int kMaxMessageBytes = 16 * 1024 * 1024;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  auto log = Log("agent");
+  if (auto s = ValidateConfig(config); !s.ok()) return s;
+  const std::string socket_dir = std::filesystem::path(config.socket).parent_path().string();
+  for (const auto& [dir, mode] : {std::pair{socket_dir, 0700}, std::pair{config.state_dir, 0700},
+                                  std::pair{config.root_dir, 0700}}) {
+    if (auto s = runtime::MakeDirs(dir, static_cast<mode_t>(mode)); !s.ok()) return s;
+  }
+
+  auto lock = runtime::FileLock::TryAcquire(config.socket + ".lock");
+  if (!lock.ok()) {
+    return absl::Status(lock.status().code(),
+                        absl::StrCat("socket unix://", config.socket,
+                                     " is in use by another podshimd: ", lock.status().message()));
+  }
+  if (auto s = runtime::RemoveStaleSocket(config.socket); !s.ok()) return s;
+
+  std::unique_ptr<Server> server(new Server(config, std::move(*lock)));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  builder.RegisterService(&server->runtime_service_);
+  builder.RegisterService(&server->image_service_);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on unix://", config.socket));
+  }
+  if (auto s = runtime::SetMode(config.socket, 0660); !s.ok()) {
+    server->Shutdown(absl::ZeroDuration());
+    return s;
+  }
+  log->info("serving CRI v1 on unix://{}", config.socket);
+  return server;
+}
+
+void Server::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  auto log = Log("agent");
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+    server_->Wait();
+  }
+  if (auto s = runtime::RemoveStaleSocket(config_.socket); !s.ok()) {
+    log->warn("removing socket: {}", s.message());
+  }
+  log->info("stopped serving on unix://{}", config_.socket);
+}
+
+Server::~Server() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace podshim::agent

@@ -1,0 +1,45 @@
+// The gRPC server behind podshim's CRI socket: takes the socket's lock,
+// cleans a stale socket, serves RuntimeService and ImageService, and shuts
+// down gracefully.
+#pragma once
+
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/config.h"
+#include "agent/image_service.h"
+#include "agent/runtime_service.h"
+#include "runtime/files.h"
+
+namespace podshim::agent {
+
+class Server {
+ public:
+  // Validates `config`, prepares the directories and starts serving.
+  // FAILED_PRECONDITION when another podshimd holds the socket.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const Config& config);
+
+  ~Server();
+
+  // Stops accepting calls, lets in-flight RPCs finish for up to `grace`
+  // (then cancels them), removes the socket and releases the lock.
+  void Shutdown(absl::Duration grace);
+
+  const Config& config() const { return config_; }
+
+ private:
+  Server(Config config, runtime::FileLock lock)
+      : config_(config), lock_(std::move(lock)), runtime_service_(config) {}
+
+  const Config config_;
+  runtime::FileLock lock_;
+  RuntimeServiceImpl runtime_service_;
+  ImageServiceImpl image_service_;
+  std::unique_ptr<grpc::Server> server_;
+  bool shut_down_ = false;
+};
+
+}  // namespace podshim::agent

@@ -1,0 +1,34 @@
+# Shared settings for podshim's own targets (not for generated code).
+
+# Warnings every podshim target compiles with.
+function(podshim_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local
+                                           -Wnon-virtual-dtor -Wformat=2)
+  if(PODSHIM_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+if(PODSHIM_SANITIZE)
+  string(REPLACE ";" "," _san "${PODSHIM_SANITIZE}")
+  add_compile_options(-fsanitize=${_san} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${_san})
+endif()
+
+# podshim_library(NAME SOURCES ... DEPS ...): one library per module.
+function(podshim_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+  podshim_warnings(${name})
+endfunction()
+
+# podshim_test(NAME SOURCES ... DEPS ...): a GoogleTest binary registered with ctest.
+function(podshim_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  podshim_warnings(${name})
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30 PROPERTIES TIMEOUT 120)
+endfunction()

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Installs everything podshim needs to build, run and test on a fresh Debian
+# (bookworm) machine, as root. Idempotent: a second run only checks.
+#
+#   deploy/setup.sh            Debian packages, crictl, critest, Python venv
+#   deploy/setup.sh --no-test-tools   only what building and running needs
+#
+# Project-local tools go into $PODSHIM_TOOLS (default: <repo>/.tools, git-ignored):
+#   .tools/bin/crictl, .tools/bin/critest   built from the Go module proxy
+#   .tools/venv                              Python with grpcio, grpcio-tools, pytest
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${PODSHIM_TOOLS:-$REPO/.tools}"
+# Pinned versions. cri-tools v1.37.0 is the newest served release line; it
+# builds here (see docs/development.md).
+CRI_TOOLS_VERSION="v1.37.0"
+CRI_API_VERSION="v0.37.2"
+PY_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 pytest==9.2.0)
+
+WANT_TEST_TOOLS=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-test-tools) WANT_TEST_TOOLS=0 ;;
+    *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "setup: $*" >&2; }
+
+if [[ $EUID -ne 0 ]]; then
+  echo "setup.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+# --- Debian packages -------------------------------------------------------
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config ccache
+  libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
+  libabsl-dev libspdlog-dev libfmt-dev libtoml11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev
+)
+TEST_PKGS=(
+  clang-format clang-tidy
+  docker-registry skopeo umoci busybox-static
+  iproute2 jq curl procps psmisc
+)
+PKGS=("${BUILD_PKGS[@]}")
+if [[ $WANT_TEST_TOOLS == 1 ]]; then PKGS+=("${TEST_PKGS[@]}"); fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  log "Debian packages present"
+fi
+
+# docker-registry's package starts a service on :5000 where an init system
+# runs; tests start their own registry, so a packaged one must not squat.
+if command -v service >/dev/null 2>&1 && pgrep -x docker-registry >/dev/null 2>&1; then
+  if [[ -z "${PODSHIM_KEEP_SYSTEM_REGISTRY:-}" ]]; then
+    service docker-registry stop >/dev/null 2>&1 || true
+  fi
+fi
+
+[[ $WANT_TEST_TOOLS == 1 ]] || exit 0
+
+# --- Go tools: crictl and critest ------------------------------------------
+export PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null 2>&1; then
+  log "installing golang-go from Debian (no Go on PATH)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go
+fi
+mkdir -p "$TOOLS/bin"
+stamp="$TOOLS/bin/.cri-tools-$CRI_TOOLS_VERSION"
+if [[ ! -x "$TOOLS/bin/crictl" || ! -x "$TOOLS/bin/critest" || ! -e "$stamp" ]]; then
+  log "building crictl $CRI_TOOLS_VERSION"
+  GOBIN="$TOOLS/bin" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION"
+  log "building critest $CRI_TOOLS_VERSION"
+  moddir="$(go mod download -json "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  cp -r "$moddir/." "$work/"
+  chmod -R u+w "$work"
+  (cd "$work" && go test -c -o "$TOOLS/bin/critest" ./cmd/critest)
+  rm -rf "$work"
+  trap - EXIT
+  rm -f "$TOOLS"/bin/.cri-tools-*
+  touch "$stamp"
+else
+  log "crictl and critest $CRI_TOOLS_VERSION present"
+fi
+# The upstream CRI definition, for the wire-compatibility test.
+go mod download "k8s.io/cri-api@$CRI_API_VERSION" >/dev/null
+
+# --- Python virtual environment ---------------------------------------------
+venv="$TOOLS/venv"
+pystamp="$venv/.packages"
+if [[ ! -x "$venv/bin/python" || "$(cat "$pystamp" 2>/dev/null)" != "${PY_PACKAGES[*]}" ]]; then
+  log "making Python venv in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
+  echo "${PY_PACKAGES[*]}" >"$pystamp"
+else
+  log "Python venv present"
+fi
+log "done"

@@ -1,0 +1,173 @@
+#include "runtime/files.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace podshim::runtime {
+namespace {
+
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "open", dir);
+  if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync", dir);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status MakeDirs(const std::string& path, mode_t mode) {
+  if (path.empty()) return absl::InvalidArgumentError("mkdir: empty path");
+  std::filesystem::path p(path);
+  if (p.has_parent_path() && p.parent_path() != p) {
+    std::string parent = p.parent_path().string();
+    struct stat st {};
+    if (::stat(parent.c_str(), &st) != 0) {
+      if (errno != ENOENT) return ErrnoError(errno, "stat", parent);
+      if (auto s = MakeDirs(parent, 0755); !s.ok()) return s;
+    }
+  }
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return ErrnoError(errno, "mkdir", path);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
+  if (!S_ISDIR(st.st_mode)) return ErrnoError(ENOTDIR, "mkdir", path);
+  if ((st.st_mode & 07777) != mode && ::chmod(path.c_str(), mode) != 0) {
+    return ErrnoError(errno, "chmod", path);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
+  std::filesystem::path p(path);
+  std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
+  std::string tmp = absl::StrCat(dir, "/.", p.filename().string(), ".tmp-XXXXXX");
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "create temp file", tmp);
+  auto fail = [&](absl::Status s) {
+    ::unlink(tmp.c_str());
+    return s;
+  };
+  if (::fchmod(fd.get(), mode) != 0) return fail(ErrnoError(errno, "chmod", tmp));
+  if (auto s = WriteAll(fd.get(), data, tmp); !s.ok()) return fail(s);
+  if (::fsync(fd.get()) != 0) return fail(ErrnoError(errno, "fsync", tmp));
+  fd.Reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(ErrnoError(errno, "rename", tmp));
+  return FsyncDir(dir);
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "open", path);
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "read", path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+absl::StatusOr<FileLock> FileLock::TryAcquire(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return ErrnoError(errno, "open lock file", path);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return ErrnoError(errno, "lock", path);
+    std::string holder = "another process";
+    if (auto text = ReadFile(path); text.ok()) {
+      int pid = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &pid) && pid > 0) {
+        holder = absl::StrCat("process ", pid);
+      }
+    }
+    return absl::FailedPreconditionError(absl::StrCat("lock `", path, "` is held by ", holder));
+  }
+  std::string pid = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(fd.get(), 0) != 0) return ErrnoError(errno, "truncate", path);
+  if (::pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    return ErrnoError(errno, "write", path);
+  }
+  return FileLock(path, std::move(fd));
+}
+
+FileLock::~FileLock() {
+  // Unlink while still holding the lock, so no other process can lock a file
+  // that is about to disappear and think it owns the path.
+  if (fd_.valid()) ::unlink(path_.c_str());
+}
+
+absl::StatusOr<SocketState> ProbeUnixSocket(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return SocketState::kAbsent;
+    return ErrnoError(errno, "stat", path);
+  }
+  if (!S_ISSOCK(st.st_mode)) return SocketState::kNotSocket;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path `", path, "` is longer than ",
+                                                   sizeof addr.sun_path - 1, " bytes"));
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoError(errno, "socket", path);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    return SocketState::kListening;
+  }
+  if (errno == ECONNREFUSED) return SocketState::kStale;
+  return ErrnoError(errno, "connect", path);
+}
+
+absl::Status SetMode(const std::string& path, mode_t mode) {
+  if (::chmod(path.c_str(), mode) != 0) return ErrnoError(errno, "chmod", path);
+  return absl::OkStatus();
+}
+
+absl::Status RemoveStaleSocket(const std::string& path) {
+  auto state = ProbeUnixSocket(path);
+  if (!state.ok()) return state.status();
+  switch (*state) {
+    case SocketState::kAbsent:
+      return absl::OkStatus();
+    case SocketState::kListening:
+      return absl::FailedPreconditionError(
+          absl::StrCat("another process is serving on socket `", path, "`"));
+    case SocketState::kNotSocket:
+      return absl::FailedPreconditionError(
+          absl::StrCat("`", path, "` exists and is not a socket; refusing to remove it"));
+    case SocketState::kStale:
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "unlink", path);
+      return absl::OkStatus();
+  }
+  return absl::InternalError("unreachable");
+}
+
+}  // namespace podshim::runtime

@@ -1,0 +1,65 @@
+// Small filesystem helpers for the agent's own state: directories with a
+// fixed mode, atomic file replacement, an exclusive lock file, and probing
+// a unix socket left behind by an earlier process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "runtime/unique_fd.h"
+
+namespace podshim::runtime {
+
+// Creates `path` and missing parents. The last component gets `mode` (also
+// when it already exists, so a pre-existing state dir is tightened);
+// parents that must be created get 0755.
+absl::Status MakeDirs(const std::string& path, mode_t mode);
+
+// Replaces `path` with `data` atomically: write a temp file beside it,
+// fsync, rename over `path`, fsync the directory.
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0600);
+
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// An exclusive advisory lock (flock) on a file, held while this object lives.
+class FileLock {
+ public:
+  // Takes the lock without waiting. FAILED_PRECONDITION when another process
+  // holds it; the message then carries the holder's pid as written in the file.
+  static absl::StatusOr<FileLock> TryAcquire(const std::string& path);
+
+  FileLock(FileLock&&) = default;
+  FileLock& operator=(FileLock&&) = default;
+  // Unlinks the file before the lock is released.
+  ~FileLock();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  FileLock(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  std::string path_;
+  UniqueFd fd_;
+};
+
+enum class SocketState {
+  kAbsent,     // nothing at the path
+  kListening,  // a process accepts connections on it
+  kStale,      // a socket file nobody listens on
+  kNotSocket,  // something else lives at the path
+};
+
+// Looks at what is at `path` without changing it.
+absl::StatusOr<SocketState> ProbeUnixSocket(const std::string& path);
+
+// chmod(2), with the path in the error.
+absl::Status SetMode(const std::string& path, mode_t mode);
+
+// Removes a stale socket at `path`. FAILED_PRECONDITION if a process is
+// listening on it or if it is not a socket.
+absl::Status RemoveStaleSocket(const std::string& path);
+
+}  // namespace podshim::runtime
