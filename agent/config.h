@@ -27,6 +27,10 @@ struct Config {
   friend bool operator==(const Config&, const Config&) = default;
 };
 
+// Where things live under root_dir (see docs/state-layout.md).
+inline std::string SnapshotsDir(const Config& c) { return c.root_dir + "/snapshots"; }
+inline std::string ContainersDir(const Config& c) { return c.root_dir + "/containers"; }
+
 // Parses TOML text on top of `base`: keys present replace base's values.
 // `origin` (a file name) is used in error messages.
 absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view origin,

@@ -1,6 +1,7 @@
 // ImageService: the image half of the CRI.
 #pragma once
 
+#include "agent/config.h"
 #include "agent/rpc.h"
 #include "runtime/v1/api.grpc.pb.h"
 
@@ -10,6 +11,14 @@ namespace cri = ::runtime::v1;
 
 class ImageServiceImpl final : public cri::ImageService::CallbackService {
  public:
+  explicit ImageServiceImpl(Config config) : config_(std::move(config)) {}
+
+  // Disk usage of the image filesystem (unpacked layers) and of the
+  // containers' writable layers, measured on every call.
+  grpc::ServerUnaryReactor* ImageFsInfo(grpc::CallbackServerContext* ctx,
+                                        const cri::ImageFsInfoRequest* req,
+                                        cri::ImageFsInfoResponse* resp) override;
+
   // Not implemented until the image service issue lands; each answers
   // UNIMPLEMENTED naming itself.
   grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* ctx,
@@ -36,11 +45,9 @@ class ImageServiceImpl final : public cri::ImageService::CallbackService {
                                         cri::RemoveImageResponse* /*resp*/) override {
     return UnaryNotImplemented(ctx, "ImageService/RemoveImage");
   }
-  grpc::ServerUnaryReactor* ImageFsInfo(grpc::CallbackServerContext* ctx,
-                                        const cri::ImageFsInfoRequest* /*req*/,
-                                        cri::ImageFsInfoResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "ImageService/ImageFsInfo");
-  }
+
+ private:
+  const Config config_;
 };
 
 }  // namespace podshim::agent

@@ -18,16 +18,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   auto log = Log("agent");
   if (auto s = ValidateConfig(config); !s.ok()) return s;
   const std::string socket_dir = std::filesystem::path(config.socket).parent_path().string();
-  for (const auto& [dir, mode] : {std::pair{socket_dir, 0700}, std::pair{config.state_dir, 0700},
-                                  std::pair{config.root_dir, 0700}}) {
-    if (auto s = runtime::MakeDirs(dir, static_cast<mode_t>(mode)); !s.ok()) return s;
-  }
-
+  if (auto s = runtime::MakeDirs(socket_dir, 0700); !s.ok()) return s;
+  // The lock comes first: a second podshimd must change nothing.
   auto lock = runtime::FileLock::TryAcquire(config.socket + ".lock");
   if (!lock.ok()) {
     return absl::Status(lock.status().code(),
                         absl::StrCat("socket unix://", config.socket,
                                      " is in use by another podshimd: ", lock.status().message()));
+  }
+  for (const auto& dir :
+       {config.state_dir, config.root_dir, SnapshotsDir(config), ContainersDir(config)}) {
+    if (auto s = runtime::MakeDirs(dir, 0700); !s.ok()) return s;
   }
   if (auto s = runtime::RemoveStaleSocket(config.socket); !s.ok()) return s;
 

@@ -31,8 +31,8 @@ class Server {
   const Config& config() const { return config_; }
 
  private:
-  Server(Config config, runtime::FileLock lock)
-      : config_(config), lock_(std::move(lock)), runtime_service_(config) {}
+  Server(const Config& config, runtime::FileLock lock)
+      : config_(config), lock_(std::move(lock)), runtime_service_(config), image_service_(config) {}
 
   const Config config_;
   runtime::FileLock lock_;

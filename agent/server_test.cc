@@ -78,6 +78,32 @@ TEST_F(ServerTest, UnimplementedRpcNamesItself) {
   EXPECT_THAT(s.error_message(), HasSubstr("RunPodSandbox"));
 }
 
+TEST_F(ServerTest, ImageFsInfoMeasuresSnapshotsAndContainers) {
+  auto server = Server::Start(config_);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = cri::ImageService::NewStub(
+      grpc::CreateChannel("unix:" + config_.socket, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext c1;
+  cri::ImageFsInfoResponse before;
+  ASSERT_TRUE(stub->ImageFsInfo(&c1, cri::ImageFsInfoRequest(), &before).ok());
+  ASSERT_EQ(before.image_filesystems_size(), 1);
+  ASSERT_EQ(before.container_filesystems_size(), 1);
+  EXPECT_EQ(before.image_filesystems(0).fs_id().mountpoint(), SnapshotsDir(config_));
+  EXPECT_EQ(before.container_filesystems(0).fs_id().mountpoint(), ContainersDir(config_));
+  EXPECT_EQ(before.image_filesystems(0).inodes_used().value(), 1u);
+  EXPECT_GT(before.image_filesystems(0).timestamp(), 0);
+
+  ASSERT_TRUE(
+      runtime::WriteFileAtomic(SnapshotsDir(config_) + "/layer", std::string(1 << 20, 'x')).ok());
+  grpc::ClientContext c2;
+  cri::ImageFsInfoResponse after;
+  ASSERT_TRUE(stub->ImageFsInfo(&c2, cri::ImageFsInfoRequest(), &after).ok());
+  EXPECT_EQ(after.image_filesystems(0).inodes_used().value(), 2u);
+  EXPECT_GE(after.image_filesystems(0).used_bytes().value() -
+                before.image_filesystems(0).used_bytes().value(),
+            1u << 20);
+}
+
 TEST_F(ServerTest, SocketAndDirectoryModes) {
   auto server = Server::Start(config_);
   ASSERT_TRUE(server.ok()) << server.status();

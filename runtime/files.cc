@@ -1,5 +1,6 @@
 #include "runtime/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -10,6 +11,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
+#include <string_view>
+#include <unordered_set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -144,6 +148,73 @@ absl::StatusOr<SocketState> ProbeUnixSocket(const std::string& path) {
   }
   if (errno == ECONNREFUSED) return SocketState::kStale;
   return ErrnoError(errno, "connect", path);
+}
+
+namespace {
+
+struct InodeKey {
+  dev_t dev;
+  ino_t ino;
+  bool operator==(const InodeKey&) const = default;
+};
+
+struct InodeKeyHash {
+  size_t operator()(const InodeKey& k) const { return std::hash<uint64_t>()(k.ino ^ (k.dev << 1)); }
+};
+
+// Walks with *at() calls on directory fds so that a path swapped for a
+// symlink during the walk is never followed.
+absl::Status MeasureDir(int dir_fd, const std::string& path, dev_t dev, TreeUsage& usage,
+                        std::unordered_set<InodeKey, InodeKeyHash>& seen) {
+  int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0) return ErrnoError(errno, "dup", path);
+  DIR* dir = ::fdopendir(dup_fd);
+  if (dir == nullptr) {
+    int err = errno;
+    ::close(dup_fd);
+    return ErrnoError(err, "opendir", path);
+  }
+  std::unique_ptr<DIR, int (*)(DIR*)> closer(dir, ::closedir);
+  // readdir is safe here: this walk owns its DIR stream (glibc only shares
+  // state within one stream).
+  while (struct dirent* e = ::readdir(dir)) {  // NOLINT(concurrency-mt-unsafe)
+    std::string_view name(e->d_name);
+    if (name == "." || name == "..") continue;
+    struct stat st {};
+    if (::fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return ErrnoError(errno, "stat", path + "/" + e->d_name);
+    }
+    if (st.st_dev != dev) continue;
+    if (!seen.insert({st.st_dev, st.st_ino}).second) continue;
+    usage.inodes++;
+    usage.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (S_ISDIR(st.st_mode)) {
+      std::string child = path + "/" + e->d_name;
+      UniqueFd fd(::openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd.valid()) {
+        if (errno == ENOENT) continue;
+        return ErrnoError(errno, "open", child);
+      }
+      if (auto s = MeasureDir(fd.get(), child, dev, usage, seen); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<TreeUsage> MeasureTree(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "open", path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat", path);
+  TreeUsage usage;
+  usage.inodes = 1;
+  usage.bytes = static_cast<uint64_t>(st.st_blocks) * 512;
+  std::unordered_set<InodeKey, InodeKeyHash> seen;
+  if (auto s = MeasureDir(fd.get(), path, st.st_dev, usage, seen); !s.ok()) return s;
+  return usage;
 }
 
 absl::Status SetMode(const std::string& path, mode_t mode) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -54,6 +55,16 @@ enum class SocketState {
 
 // Looks at what is at `path` without changing it.
 absl::StatusOr<SocketState> ProbeUnixSocket(const std::string& path);
+
+struct TreeUsage {
+  uint64_t bytes = 0;   // allocated bytes (st_blocks * 512), hard links counted once
+  uint64_t inodes = 0;  // distinct inodes, the root directory included
+};
+
+// Measures the disk usage of the tree at `path` without following symlinks
+// or crossing into other filesystems. Entries that vanish while walking are
+// skipped.
+absl::StatusOr<TreeUsage> MeasureTree(const std::string& path);
 
 // chmod(2), with the path in the error.
 absl::Status SetMode(const std::string& path, mode_t mode);

@@ -138,5 +138,26 @@ TEST_F(FilesTest, ProbeTellsAbsentStaleListeningAndNotSocket) {
   EXPECT_TRUE(std::filesystem::exists(file));
 }
 
+TEST_F(FilesTest, MeasureTreeCountsBytesAndInodesOnceForHardLinks) {
+  auto empty = MeasureTree(dir_);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->inodes, 1u);
+
+  ASSERT_TRUE(MakeDirs(dir_ + "/sub", 0755).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/sub/big", std::string(size_t{64} * 1024, 'x')).ok());
+  ASSERT_EQ(::link((dir_ + "/sub/big").c_str(), (dir_ + "/hard").c_str()), 0);
+  ASSERT_EQ(::symlink("/", (dir_ + "/escape").c_str()), 0);  // must not be followed
+  auto full = MeasureTree(dir_);
+  ASSERT_TRUE(full.ok()) << full.status();
+  // root, sub, big (== hard), escape
+  EXPECT_EQ(full->inodes, 4u);
+  EXPECT_GE(full->bytes - empty->bytes, 64u * 1024);
+  EXPECT_LT(full->bytes - empty->bytes, 2u * 64 * 1024);
+}
+
+TEST_F(FilesTest, MeasureMissingTreeIsNotFound) {
+  EXPECT_EQ(MeasureTree(dir_ + "/missing").status().code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace podshim::runtime
