@@ -1,0 +1,73 @@
+"""A thin, friendly layer over the generated CRI stubs."""
+
+import json
+
+import grpc
+
+from podshim.stubs import cri, cri_grpc
+
+DEFAULT_ENDPOINT = "unix:///run/podshim/podshim.sock"
+
+
+class Client:
+    """A CRI client for one endpoint.
+
+    `runtime` and `image` are the raw generated stubs, for any RPC; the
+    methods below cover the common calls and return the response messages.
+    Every call uses `timeout` seconds unless given one.
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0):
+        if endpoint.startswith("/"):
+            endpoint = "unix://" + endpoint
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(endpoint)
+        self.runtime = cri_grpc().RuntimeServiceStub(self.channel)
+        self.image = cri_grpc().ImageServiceStub(self.channel)
+        self.pb = cri()
+
+    def close(self):
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Blocks until the channel connects, or raises grpc.FutureTimeoutError."""
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    # RuntimeService --------------------------------------------------------
+    def version(self, timeout=None):
+        return self.runtime.Version(self.pb.VersionRequest(version="v1"),
+                                    timeout=timeout or self.timeout)
+
+    def status(self, verbose: bool = False, timeout=None):
+        return self.runtime.Status(self.pb.StatusRequest(verbose=verbose),
+                                   timeout=timeout or self.timeout)
+
+    def conditions(self) -> dict:
+        """{condition type: RuntimeCondition} from Status."""
+        return {c.type: c for c in self.status().status.conditions}
+
+    def info(self) -> dict:
+        """Status(verbose=True).info with JSON values decoded where they are JSON."""
+        out = {}
+        for key, value in self.status(verbose=True).info.items():
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                out[key] = value
+        return out
+
+    def runtime_config(self, timeout=None):
+        return self.runtime.RuntimeConfig(self.pb.RuntimeConfigRequest(),
+                                          timeout=timeout or self.timeout)
+
+    def cgroup_driver(self) -> str:
+        """"SYSTEMD" or "CGROUPFS"."""
+        resp = self.runtime_config()
+        return self.pb.CgroupDriver.Name(resp.linux.cgroup_driver)
