@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every tests/crictl/test_*.sh scenario against a private podshimd with
+# the crictl built by deploy/setup.sh. Each scenario runs in its own shell;
+# the daemon is stopped and its directory removed even when one fails.
+#   tests/crictl/run.sh [--podshimd PATH] [--crictl PATH] [scenario names...]
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+PODSHIMD="${PODSHIMD:-$REPO/build/debug/agent/podshimd}"
+CRICTL_BIN="${CRICTL_BIN:-$REPO/.tools/bin/crictl}"
+only=()
+while (($#)); do
+  case "$1" in
+    --podshimd) PODSHIMD="$2"; shift 2 ;;
+    --crictl) CRICTL_BIN="$2"; shift 2 ;;
+    *) only+=("$1"); shift ;;
+  esac
+done
+[[ -x "$PODSHIMD" ]] || { echo "crictl: podshimd not found at $PODSHIMD" >&2; exit 2; }
+[[ -x "$CRICTL_BIN" ]] || { echo "crictl: crictl not found at $CRICTL_BIN" >&2; exit 2; }
+
+work="$(mktemp -d /tmp/podshim-crictl-XXXXXX)"
+export PODSHIM_SOCKET="$work/run/podshim.sock"
+"$PODSHIMD" --socket="$PODSHIM_SOCKET" --state_dir="$work/run" --root_dir="$work/root" \
+  --log_level=debug >"$work/podshimd.log" 2>&1 &
+pid=$!
+cleanup() {
+  kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for _ in $(seq 200); do
+  [[ -S "$PODSHIM_SOCKET" ]] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/podshimd.log"; echo "crictl: podshimd died" >&2; exit 1; }
+  sleep 0.05
+done
+
+# A crictl config file of our own, so nothing under /etc is read.
+cat >"$work/crictl.yaml" <<YAML
+runtime-endpoint: unix://$PODSHIM_SOCKET
+image-endpoint: unix://$PODSHIM_SOCKET
+timeout: 10
+YAML
+export CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
+
+passed=0 failed=0
+for t in "$HERE"/test_*.sh; do
+  name="$(basename "$t" .sh)"
+  if ((${#only[@]})) && [[ " ${only[*]} " != *" $name "* ]]; then continue; fi
+  if out="$(bash -c "set -euo pipefail; source '$HERE/lib.sh'; source '$t'" 2>&1)"; then
+    echo "PASS $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    sed 's/^/    /' <<<"$out"
+    failed=$((failed + 1))
+  fi
+done
+if ((failed)); then
+  echo "--- podshimd log (tail) ---"
+  tail -n 30 "$work/podshimd.log"
+fi
+echo "crictl: $passed passed, $failed failed"
+((failed == 0))

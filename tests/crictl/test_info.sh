@@ -1,0 +1,9 @@
+# crictl info shows both runtime conditions and the effective config.
+out="$($CRICTL info)" || fail "crictl info exited $?"
+expect_json "$out" '.status.conditions | map(select(.type == "RuntimeReady"))[0].status == true' \
+  "RuntimeReady is true"
+expect_json "$out" '.status.conditions | map(select(.type == "NetworkReady")) | length == 1' \
+  "NetworkReady is reported"
+expect_json "$out" '.status.conditions | map(select(.type == "NetworkReady"))[0].reason != ""' \
+  "NetworkReady has a reason"
+expect_json "$out" ".config.socket == \"$PODSHIM_SOCKET\"" "effective config names the socket"
