@@ -2,8 +2,8 @@
 # Installs everything podshim needs to build, run and test on a fresh Debian
 # (bookworm) machine, as root. Idempotent: a second run only checks.
 #
-#   deploy/setup.sh            Debian packages, crictl, critest, Python venv
-#   deploy/setup.sh --no-test-tools   only what building and running needs
+#   deploy/setup.sh              everything: Debian packages, crictl, critest, Python venv
+#   deploy/setup.sh --run-only   what building and running needs: build packages and crictl
 #
 # Project-local tools go into $PODSHIM_TOOLS (default: <repo>/.tools, git-ignored):
 #   .tools/bin/crictl, .tools/bin/critest   built from the Go module proxy
@@ -21,7 +21,7 @@ PY_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 pytest==9.2.0)
 WANT_TEST_TOOLS=1
 for arg in "$@"; do
   case "$arg" in
-    --no-test-tools) WANT_TEST_TOOLS=0 ;;
+    --run-only) WANT_TEST_TOOLS=0 ;;
     *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -71,8 +71,6 @@ if command -v service >/dev/null 2>&1 && pgrep -x docker-registry >/dev/null 2>&
   fi
 fi
 
-[[ $WANT_TEST_TOOLS == 1 ]] || exit 0
-
 # --- Go tools: crictl and critest ------------------------------------------
 export PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null 2>&1; then
@@ -81,9 +79,17 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 mkdir -p "$TOOLS/bin"
 stamp="$TOOLS/bin/.cri-tools-$CRI_TOOLS_VERSION"
-if [[ ! -x "$TOOLS/bin/crictl" || ! -x "$TOOLS/bin/critest" || ! -e "$stamp" ]]; then
+if [[ ! -x "$TOOLS/bin/crictl" || ! -e "$stamp" ]]; then
   log "building crictl $CRI_TOOLS_VERSION"
   GOBIN="$TOOLS/bin" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION"
+  rm -f "$TOOLS"/bin/.cri-tools-* "$TOOLS/bin/critest"
+  touch "$stamp"
+else
+  log "crictl $CRI_TOOLS_VERSION present"
+fi
+[[ $WANT_TEST_TOOLS == 1 ]] || { log "done (run-only)"; exit 0; }
+
+if [[ ! -x "$TOOLS/bin/critest" ]]; then
   log "building critest $CRI_TOOLS_VERSION"
   moddir="$(go mod download -json "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
@@ -91,13 +97,12 @@ if [[ ! -x "$TOOLS/bin/crictl" || ! -x "$TOOLS/bin/critest" || ! -e "$stamp" ]];
   trap 'rm -rf "$work"' EXIT
   cp -r "$moddir/." "$work/"
   chmod -R u+w "$work"
-  (cd "$work" && go test -c -o "$TOOLS/bin/critest" ./cmd/critest)
+  (cd "$work" && go test -c -o "$TOOLS/bin/critest.tmp" ./cmd/critest)
+  mv "$TOOLS/bin/critest.tmp" "$TOOLS/bin/critest"
   rm -rf "$work"
   trap - EXIT
-  rm -f "$TOOLS"/bin/.cri-tools-*
-  touch "$stamp"
 else
-  log "crictl and critest $CRI_TOOLS_VERSION present"
+  log "critest $CRI_TOOLS_VERSION present"
 fi
 # The upstream CRI definition, for the wire-compatibility test.
 go mod download "k8s.io/cri-api@$CRI_API_VERSION" >/dev/null
