@@ -39,6 +39,7 @@ BUILD_PKGS=(
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev libspdlog-dev libfmt-dev libtoml11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  libcurl4-openssl-dev libssl-dev libarchive-dev libzstd-dev zlib1g-dev
 )
 TEST_PKGS=(
   clang-format clang-tidy

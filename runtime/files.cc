@@ -20,7 +20,6 @@
 #include "absl/strings/strip.h"
 
 namespace podshim::runtime {
-namespace {
 
 absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   while (!data.empty()) {
@@ -40,8 +39,6 @@ absl::Status FsyncDir(const std::string& dir) {
   if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync", dir);
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::Status MakeDirs(const std::string& path, mode_t mode) {
   if (path.empty()) return absl::InvalidArgumentError("mkdir: empty path");

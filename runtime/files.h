@@ -20,6 +20,13 @@ namespace podshim::runtime {
 // parents that must be created get 0755.
 absl::Status MakeDirs(const std::string& path, mode_t mode);
 
+// write(2) until all of `data` is written (EINTR retried); `path` names the
+// file in errors.
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);
+
+// fsync(2) of a directory, so that renames and creations in it are durable.
+absl::Status FsyncDir(const std::string& dir);
+
 // Replaces `path` with `data` atomically: write a temp file beside it,
 // fsync, rename over `path`, fsync the directory.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0600);

@@ -1,0 +1,91 @@
+// The image side of podshim in one place: pulls images from registries into
+// the content store, unpacks their layers into shared snapshots (one per
+// diffID, used as overlayfs lower dirs) and keeps the image records that the
+// CRI ImageService reports.
+//
+// Under its root dir:
+//   content/    blobs by digest (content_store.h)
+//   images/     one record per image (image_store.h)
+//   snapshots/  snapshots/<alg>/<hex>: the unpacked layer with that diffID
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "image/content_store.h"
+#include "image/image_store.h"
+#include "image/registry_client.h"
+
+namespace podshim::image {
+
+struct ImageManagerOptions {
+  std::string root_dir;  // e.g. /var/lib/podshim
+  RegistryClientOptions registry;
+  // Credentials per registry host, used when a pull brings none.
+  std::map<std::string, RegistryAuth> auths;
+  int max_concurrent_downloads = 3;
+};
+
+class ImageManager {
+ public:
+  // Opens (and creates) the stores under options.root_dir; leftovers of an
+  // interrupted pull (partial downloads, half-unpacked snapshots) are
+  // removed.
+  static absl::StatusOr<std::unique_ptr<ImageManager>> Open(ImageManagerOptions options);
+
+  // Pulls `ref` ("busybox", "host:5000/app:v1", "repo@sha256:...") and
+  // returns the stored image. Two pulls of the same image or layer at once
+  // download it once. INVALID_ARGUMENT for a bad reference; NOT_FOUND when
+  // the registry has no such image; DEADLINE_EXCEEDED / CANCELLED when the
+  // call's deadline passes or it is cancelled; nothing half-written is kept.
+  absl::StatusOr<ImageRecord> Pull(absl::string_view ref, const RegistryAuth& auth,
+                                   const CallOptions& call);
+
+  // The image named by an ID, ID prefix, tag or digest reference.
+  absl::StatusOr<ImageRecord> Get(absl::string_view id_or_ref) const;
+
+  std::vector<ImageRecord> List() const;
+
+  // Removes the image named by `id_or_ref` with all its tags and digests,
+  // then the blobs and snapshots no other image uses. OK if there is none.
+  absl::Status Remove(absl::string_view id_or_ref);
+
+  // The image's snapshots as an overlayfs lowerdir list, top layer first.
+  absl::StatusOr<std::vector<std::string>> LowerDirs(const ImageRecord& image) const;
+
+  std::string SnapshotPath(absl::string_view diff_id) const;
+  const std::string& snapshots_dir() const { return snapshots_dir_; }
+  ContentStore& content() { return *content_; }
+
+ private:
+  ImageManager(ImageManagerOptions options, std::unique_ptr<ContentStore> content,
+               std::unique_ptr<ImageStore> images);
+
+  absl::StatusOr<ImageRecord> PullLocked(const Reference& ref, const RegistryAuth& auth,
+                                         const CallOptions& call);
+  absl::Status FetchLayers(const Reference& ref, const std::vector<Descriptor>& layers,
+                           const RegistryAuth& auth, const CallOptions& call);
+  absl::Status UnpackLayers(const std::vector<Descriptor>& layers,
+                            const std::vector<std::string>& diff_ids);
+  // Deletes blobs and snapshots that no image record references. Runs only
+  // while no pull is in flight (a pull's blobs have no record yet).
+  void CollectGarbage();
+
+  const ImageManagerOptions options_;
+  const std::string snapshots_dir_;
+  std::unique_ptr<ContentStore> content_;
+  std::unique_ptr<ImageStore> images_;
+  RegistryClient registry_;
+
+  // Pulls hold this shared; garbage collection exclusive.
+  absl::Mutex gc_mu_;
+  absl::Mutex pending_mu_;
+  bool gc_pending_ ABSL_GUARDED_BY(pending_mu_) = false;
+};
+
+}  // namespace podshim::image
