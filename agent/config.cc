@@ -38,6 +38,98 @@ absl::Status CheckAbsolute(absl::string_view key, const std::string& value) {
   return absl::OkStatus();
 }
 
+absl::Status Invalid(absl::string_view origin, absl::string_view key, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("config ", origin, ": ", key, ": ", what));
+}
+
+absl::StatusOr<std::vector<std::string>> StringList(absl::string_view origin, absl::string_view key,
+                                                    const toml::value& v) {
+  if (!v.is_array()) return Invalid(origin, key, "must be an array of strings");
+  std::vector<std::string> out;
+  for (const auto& item : v.as_array()) {
+    if (!item.is_string()) return Invalid(origin, key, "must be an array of strings");
+    out.push_back(item.as_string().str);
+  }
+  return out;
+}
+
+absl::Status ParseCredentials(absl::string_view origin, const std::string& key,
+                              const toml::value& v, RegistryCredentials& out) {
+  if (!v.is_table()) return Invalid(origin, key, "must be a table");
+  const std::pair<const char*, std::string RegistryCredentials::*> fields[] = {
+      {"username", &RegistryCredentials::username},
+      {"password", &RegistryCredentials::password},
+      {"auth", &RegistryCredentials::auth},
+      {"identity_token", &RegistryCredentials::identity_token},
+      {"registry_token", &RegistryCredentials::registry_token},
+  };
+  for (const auto& [name, value] : v.as_table()) {
+    const std::string full = absl::StrCat(key, ".", name);
+    bool known = false;
+    for (const auto& [field, member] : fields) {
+      if (name != field) continue;
+      known = true;
+      if (!value.is_string()) return Invalid(origin, full, "must be a string");
+      out.*member = value.as_string().str;
+    }
+    if (!known) {
+      return Invalid(origin, full,
+                     "unknown key (known: username, password, auth, identity_token, "
+                     "registry_token)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseRegistry(absl::string_view origin, const toml::value& v, RegistryConfig& out) {
+  if (!v.is_table()) return Invalid(origin, "registry", "must be a table");
+  for (const auto& [name, value] : v.as_table()) {
+    const std::string key = absl::StrCat("registry.", name);
+    if (name == "mirrors") {
+      if (!value.is_table()) return Invalid(origin, key, "must be a table of host = [urls]");
+      for (const auto& [host, urls] : value.as_table()) {
+        const std::string hkey = absl::StrCat(key, ".\"", host, "\"");
+        auto list = StringList(origin, hkey, urls);
+        if (!list.ok()) return list.status();
+        for (const auto& url : *list) {
+          if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+            return Invalid(
+                origin, hkey,
+                absl::StrCat("mirror \"", url, "\" must start with http:// or https://"));
+          }
+        }
+        out.mirrors[host] = *list;
+      }
+    } else if (name == "plain_http") {
+      auto list = StringList(origin, key, value);
+      if (!list.ok()) return list.status();
+      out.plain_http = *list;
+    } else if (name == "auths") {
+      if (!value.is_table()) return Invalid(origin, key, "must be a table of host = {...}");
+      for (const auto& [host, creds] : value.as_table()) {
+        if (auto s = ParseCredentials(origin, absl::StrCat(key, ".\"", host, "\""), creds,
+                                      out.auths[host]);
+            !s.ok()) {
+          return s;
+        }
+      }
+    } else if (name == "upstream_fallback") {
+      if (!value.is_boolean()) return Invalid(origin, key, "must be true or false");
+      out.upstream_fallback = value.as_boolean();
+    } else if (name == "max_concurrent_downloads") {
+      if (!value.is_integer() || value.as_integer() < 1 || value.as_integer() > 64) {
+        return Invalid(origin, key, "must be an integer from 1 to 64");
+      }
+      out.max_concurrent_downloads = static_cast<int>(value.as_integer());
+    } else {
+      return Invalid(origin, key,
+                     "unknown key (known: mirrors, plain_http, auths, upstream_fallback, "
+                     "max_concurrent_downloads)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view origin,
@@ -53,13 +145,18 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
     return absl::InvalidArgumentError(absl::StrCat("config ", origin, ": not a TOML table"));
   }
   for (const auto& [key, value] : root.as_table()) {
+    if (key == "registry") {
+      if (auto s = ParseRegistry(origin, value, base.registry); !s.ok()) return s;
+      continue;
+    }
     const StringKey* match = nullptr;
     for (const auto& k : kStringKeys) {
       if (key == k.name) match = &k;
     }
     if (match == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("config ", origin, ": unknown key \"", key,
-                                                     "\" (known keys: ", KeyNames(), ")"));
+                                                     "\" (known keys: ", KeyNames(),
+                                                     ", registry)"));
     }
     if (!value.is_string()) {
       return absl::InvalidArgumentError(
@@ -100,6 +197,16 @@ absl::Status ValidateConfig(const Config& config) {
 nlohmann::json ConfigToJson(const Config& config) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& k : kStringKeys) j[k.name] = config.*(k.field);
+  nlohmann::json registry = nlohmann::json::object();
+  registry["mirrors"] = config.registry.mirrors;
+  registry["plain_http"] = config.registry.plain_http;
+  registry["max_concurrent_downloads"] = config.registry.max_concurrent_downloads;
+  registry["upstream_fallback"] = config.registry.upstream_fallback;
+  // Credentials are never reported, only which hosts have them.
+  nlohmann::json hosts = nlohmann::json::array();
+  for (const auto& [host, creds] : config.registry.auths) hosts.push_back(host);
+  registry["auths"] = hosts;
+  j["registry"] = registry;
   return j;
 }
 

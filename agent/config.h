@@ -3,7 +3,9 @@
 // name; unknown keys are an error, so a typo is never silently ignored.
 #pragma once
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -11,6 +13,36 @@
 #include "nlohmann/json.hpp"
 
 namespace podshim::agent {
+
+// Credentials for one registry host, as a kubelet would pass them in a
+// CRI AuthConfig (username/password, or auth = base64 "user:pass", or tokens).
+struct RegistryCredentials {
+  std::string username;
+  std::string password;
+  std::string auth;
+  std::string identity_token;
+  std::string registry_token;
+
+  friend bool operator==(const RegistryCredentials&, const RegistryCredentials&) = default;
+};
+
+// The [registry] section.
+struct RegistryConfig {
+  // Per registry host ("docker.io", "registry.k8s.io"), base URLs tried
+  // before the host itself, e.g. "http://127.0.0.1:5000".
+  std::map<std::string, std::vector<std::string>> mirrors;
+  // Hosts spoken to over plain HTTP. Loopback hosts need no entry.
+  std::vector<std::string> plain_http;
+  // Credentials per host, used when a PullImage request carries none.
+  std::map<std::string, RegistryCredentials> auths;
+  // When false, a host with mirrors is fetched from its mirrors only, never
+  // from the host itself (for machines without a route to the internet).
+  bool upstream_fallback = true;
+  // Layer downloads in flight at once per pull.
+  int max_concurrent_downloads = 3;
+
+  friend bool operator==(const RegistryConfig&, const RegistryConfig&) = default;
+};
 
 struct Config {
   // The CRI endpoint. Its directory is created 0700, the socket is 0660.
@@ -23,6 +55,7 @@ struct Config {
   std::string log_level = "info";
   // text or json.
   std::string log_format = "text";
+  RegistryConfig registry;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

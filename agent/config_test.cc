@@ -68,7 +68,44 @@ TEST(Config, JsonCarriesEveryKey) {
   auto j = ConfigToJson(c);
   EXPECT_EQ(j["root_dir"], "/x");
   EXPECT_EQ(j["socket"], c.socket);
-  EXPECT_EQ(j.size(), 5u);
+  EXPECT_EQ(j.size(), 6u);
+}
+
+TEST(Config, RegistrySection) {
+  auto c = ParseConfigToml(R"(
+[registry]
+plain_http = ["reg.lan:5000"]
+max_concurrent_downloads = 5
+upstream_fallback = false
+[registry.mirrors]
+"docker.io" = ["http://127.0.0.1:5000", "https://mirror.example"]
+[registry.auths."reg.lan:5000"]
+username = "u"
+password = "secret"
+)",
+                           "r.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->registry.mirrors.at("docker.io").size(), 2u);
+  EXPECT_EQ(c->registry.plain_http, std::vector<std::string>{"reg.lan:5000"});
+  EXPECT_EQ(c->registry.auths.at("reg.lan:5000").password, "secret");
+  EXPECT_EQ(c->registry.max_concurrent_downloads, 5);
+  EXPECT_FALSE(c->registry.upstream_fallback);
+  auto j = ConfigToJson(*c);
+  EXPECT_EQ(j["registry"]["auths"][0], "reg.lan:5000");
+  EXPECT_EQ(j.dump().find("secret"), std::string::npos);
+}
+
+TEST(Config, RegistryErrorsNameTheKey) {
+  EXPECT_THAT(ParseConfigToml("[registry]\nmirors = 1\n", "t").status().message(),
+              HasSubstr("registry.mirors"));
+  EXPECT_THAT(ParseConfigToml("[registry.mirrors]\n\"docker.io\" = [\"ftp://x\"]\n", "t")
+                  .status()
+                  .message(),
+              HasSubstr("http://"));
+  EXPECT_THAT(ParseConfigToml("[registry]\nmax_concurrent_downloads = 0\n", "t").status().message(),
+              HasSubstr("max_concurrent_downloads"));
+  EXPECT_THAT(ParseConfigToml("[registry.auths.\"h\"]\nuser = \"x\"\n", "t").status().message(),
+              HasSubstr("registry.auths.\"h\".user"));
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include "agent/config.h"
 #include "agent/rpc.h"
+#include "agent/work_pool.h"
+#include "image/image_manager.h"
 #include "runtime/v1/api.grpc.pb.h"
 
 namespace podshim::agent {
@@ -11,7 +13,22 @@ namespace cri = ::runtime::v1;
 
 class ImageServiceImpl final : public cri::ImageService::CallbackService {
  public:
-  explicit ImageServiceImpl(Config config) : config_(std::move(config)) {}
+  // `images` and `pool` must outlive the service.
+  ImageServiceImpl(Config config, image::ImageManager& images, WorkPool& pool)
+      : config_(std::move(config)), images_(images), pool_(pool) {}
+
+  grpc::ServerUnaryReactor* PullImage(grpc::CallbackServerContext* ctx,
+                                      const cri::PullImageRequest* req,
+                                      cri::PullImageResponse* resp) override;
+  grpc::ServerUnaryReactor* ImageStatus(grpc::CallbackServerContext* ctx,
+                                        const cri::ImageStatusRequest* req,
+                                        cri::ImageStatusResponse* resp) override;
+  grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* ctx,
+                                       const cri::ListImagesRequest* req,
+                                       cri::ListImagesResponse* resp) override;
+  grpc::ServerUnaryReactor* RemoveImage(grpc::CallbackServerContext* ctx,
+                                        const cri::RemoveImageRequest* req,
+                                        cri::RemoveImageResponse* resp) override;
 
   // Disk usage of the image filesystem (unpacked layers) and of the
   // containers' writable layers, measured on every call.
@@ -19,35 +36,15 @@ class ImageServiceImpl final : public cri::ImageService::CallbackService {
                                         const cri::ImageFsInfoRequest* req,
                                         cri::ImageFsInfoResponse* resp) override;
 
-  // Not implemented until the image service issue lands; each answers
-  // UNIMPLEMENTED naming itself.
-  grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* ctx,
-                                       const cri::ListImagesRequest* /*req*/,
-                                       cri::ListImagesResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "ImageService/ListImages");
-  }
   grpc::ServerWriteReactor<cri::StreamImagesResponse>* StreamImages(
       grpc::CallbackServerContext* /*ctx*/, const cri::StreamImagesRequest* /*req*/) override {
     return StreamNotImplemented<cri::StreamImagesResponse>("ImageService/StreamImages");
   }
-  grpc::ServerUnaryReactor* ImageStatus(grpc::CallbackServerContext* ctx,
-                                        const cri::ImageStatusRequest* /*req*/,
-                                        cri::ImageStatusResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "ImageService/ImageStatus");
-  }
-  grpc::ServerUnaryReactor* PullImage(grpc::CallbackServerContext* ctx,
-                                      const cri::PullImageRequest* /*req*/,
-                                      cri::PullImageResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "ImageService/PullImage");
-  }
-  grpc::ServerUnaryReactor* RemoveImage(grpc::CallbackServerContext* ctx,
-                                        const cri::RemoveImageRequest* /*req*/,
-                                        cri::RemoveImageResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "ImageService/RemoveImage");
-  }
 
  private:
   const Config config_;
+  image::ImageManager& images_;
+  WorkPool& pool_;
 };
 
 }  // namespace podshim::agent

@@ -2,6 +2,7 @@
 // and reactors for RPCs that are answered at once.
 #pragma once
 
+#include <string>
 #include <utility>
 
 #include <grpcpp/grpcpp.h>
@@ -38,6 +39,21 @@ grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* ctx, absl::str
   LogRpc(method, status, absl::Now() - start);
   auto* reactor = ctx->DefaultReactor();
   reactor->Finish(std::move(status));
+  return reactor;
+}
+
+// Like ServeUnary, but `fn` runs on `pool` (for blocking work: pulls, file
+// walks, syscalls) and the call is finished from there. The request and
+// response objects stay valid until the reactor finishes.
+template <typename Pool, typename Fn>
+grpc::ServerUnaryReactor* ServeUnaryOn(Pool& pool, grpc::CallbackServerContext* ctx,
+                                       absl::string_view method, Fn fn) {
+  auto* reactor = ctx->DefaultReactor();
+  pool.Run([reactor, method = std::string(method), fn = std::move(fn), start = absl::Now()] {
+    grpc::Status status = fn();
+    LogRpc(method, status, absl::Now() - start);
+    reactor->Finish(std::move(status));
+  });
   return reactor;
 }
 

@@ -32,7 +32,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   }
   if (auto s = runtime::RemoveStaleSocket(config.socket); !s.ok()) return s;
 
-  std::unique_ptr<Server> server(new Server(config, std::move(*lock)));
+  image::ImageManagerOptions image_options;
+  image_options.root_dir = config.root_dir;
+  image_options.registry.mirrors = config.registry.mirrors;
+  image_options.registry.plain_http = {config.registry.plain_http.begin(),
+                                       config.registry.plain_http.end()};
+  for (const auto& [host, creds] : config.registry.auths) {
+    image_options.auths[host] = {creds.username, creds.password, creds.auth, creds.identity_token,
+                                 creds.registry_token};
+  }
+  image_options.registry.upstream_fallback = config.registry.upstream_fallback;
+  image_options.max_concurrent_downloads = config.registry.max_concurrent_downloads;
+  auto images = image::ImageManager::Open(std::move(image_options));
+  if (!images.ok()) return images.status();
+
+  std::unique_ptr<Server> server(new Server(config, std::move(*lock), std::move(*images)));
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);

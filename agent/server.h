@@ -12,6 +12,8 @@
 #include "agent/config.h"
 #include "agent/image_service.h"
 #include "agent/runtime_service.h"
+#include "agent/work_pool.h"
+#include "image/image_manager.h"
 #include "runtime/files.h"
 
 namespace podshim::agent {
@@ -31,11 +33,18 @@ class Server {
   const Config& config() const { return config_; }
 
  private:
-  Server(const Config& config, runtime::FileLock lock)
-      : config_(config), lock_(std::move(lock)), runtime_service_(config), image_service_(config) {}
+  Server(const Config& config, runtime::FileLock lock, std::unique_ptr<image::ImageManager> images)
+      : config_(config),
+        lock_(std::move(lock)),
+        images_(std::move(images)),
+        runtime_service_(config),
+        image_service_(config, *images_, pool_) {}
 
   const Config config_;
   runtime::FileLock lock_;
+  std::unique_ptr<image::ImageManager> images_;
+  // Blocking RPC work (pulls, removals, disk walks); outlives server_.
+  WorkPool pool_{8};
   RuntimeServiceImpl runtime_service_;
   ImageServiceImpl image_service_;
   std::unique_ptr<grpc::Server> server_;
