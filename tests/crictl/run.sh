@@ -22,14 +22,36 @@ done
 
 work="$(mktemp -d /tmp/podshim-crictl-XXXXXX)"
 export PODSHIM_SOCKET="$work/run/podshim.sock"
-"$PODSHIMD" --socket="$PODSHIM_SOCKET" --state_dir="$work/run" --root_dir="$work/root" \
-  --log_level=debug >"$work/podshimd.log" 2>&1 &
-pid=$!
+pid="" reg_pid=""
 cleanup() {
-  kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  [[ -n "$reg_pid" ]] && kill -TERM "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# A local registry with the test images; registry.k8s.io resolves to it.
+reg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export PODSHIM_REGISTRY="127.0.0.1:$reg_port"
+python3 "$REPO/tests/helpers/registry.py" --port "$reg_port" --dir "$work/registry" \
+  >"$work/registry.log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 200); do
+  curl -fs "http://$PODSHIM_REGISTRY/v2/" >/dev/null && break
+  sleep 0.05
+done
+python3 "$REPO/tests/helpers/images.py" push "$PODSHIM_REGISTRY" >"$work/push.log" 2>&1 ||
+  { cat "$work/push.log"; echo "crictl: pushing test images failed" >&2; exit 1; }
+cat >"$work/podshim.toml" <<TOML
+[registry]
+upstream_fallback = false
+[registry.mirrors]
+"registry.k8s.io" = ["http://$PODSHIM_REGISTRY"]
+TOML
+
+"$PODSHIMD" --socket="$PODSHIM_SOCKET" --state_dir="$work/run" --root_dir="$work/root" \
+  --config="$work/podshim.toml" --log_level=debug >"$work/podshimd.log" 2>&1 &
+pid=$!
 
 for _ in $(seq 200); do
   [[ -S "$PODSHIM_SOCKET" ]] && break

@@ -39,11 +39,11 @@ def test_image_fs_info_reports_measured_usage(daemon, client):
     assert [f.fs_id.mountpoint for f in resp.container_filesystems] == [
         daemon.root_dir + "/containers"]
     before = resp.image_filesystems[0]
-    assert before.inodes_used.value == 1  # the empty directory itself
+    assert before.inodes_used.value >= 1  # the directory itself, and its layout
     with open(daemon.root_dir + "/snapshots/blob", "wb") as f:
         f.write(b"x" * 300_000)
     after = client.image.ImageFsInfo(client.pb.ImageFsInfoRequest(), timeout=5).image_filesystems[0]
-    assert after.inodes_used.value == 2
+    assert after.inodes_used.value == before.inodes_used.value + 1
     assert after.used_bytes.value - before.used_bytes.value >= 300_000
     assert after.timestamp >= before.timestamp > 0
 
@@ -56,8 +56,7 @@ def test_runtime_config_reports_cgroupfs(client):
     ("runtime", "RunPodSandbox", "RunPodSandboxRequest"),
     ("runtime", "ListContainers", "ListContainersRequest"),
     ("runtime", "UpdateRuntimeConfig", "UpdateRuntimeConfigRequest"),
-    ("image", "PullImage", "PullImageRequest"),
-    ("image", "ImageStatus", "ImageStatusRequest"),
+    ("runtime", "CreateContainer", "CreateContainerRequest"),
 ])
 def test_rpcs_not_built_yet_answer_unimplemented_naming_themselves(client, service, method,
                                                                     request_type):

@@ -52,7 +52,7 @@ DEFAULT_CACHE = os.path.join(REPO, "build", "test-images")
 TAG = "image"  # tag inside each cached OCI layout
 
 # Bump when the way images are built changes (invalidates the cache).
-BUILDER_VERSION = "5"
+BUILDER_VERSION = "6"
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -302,30 +302,108 @@ nogroup:x:65534:
 """
 
 
-def _populate(root: str, layer: Layer, cache_dir: str) -> None:
-    # Parents first, so directories listed explicitly get their mode/owner.
-    for path, f in sorted(layer.files.items(), key=lambda kv: kv[0].count("/")):
-        rel = path.lstrip("/")
-        dest = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if f.kind == "dir":
-            os.makedirs(dest, exist_ok=True)
-        elif f.kind == "file":
-            data = f.content.encode() if isinstance(f.content, str) else f.content
-            with open(dest, "wb") as out:
-                out.write(data)
-        elif f.kind == "program":
-            shutil.copyfile(compile_program(f.program, cache_dir), dest)
-        elif f.kind == "symlink":
-            os.symlink(f.target, dest)
-            continue
-        elif f.kind == "hardlink":
-            os.link(os.path.join(root, f.target.lstrip("/")), dest)
-            continue
-        else:
-            raise ImageBuildError(f"unknown file kind {f.kind!r} for {path}")
-        os.chown(dest, f.uid, f.gid)
-        os.chmod(dest, f.mode)  # after chown: chown clears setuid bits
+def _layer_tar(layer: Layer, cache_dir: str) -> bytes:
+    """The layer as an uncompressed tar stream, written here rather than by
+    `umoci insert` (umoci 0.4.7's insert ends the stream without the last
+    entry's padding and the end-of-archive blocks: a truncated layer)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name, kind, mode=0o755, uid=0, gid=0, data=b"", target=""):
+            info = tarfile.TarInfo(name)
+            info.mode, info.uid, info.gid, info.mtime = mode, uid, gid, 0
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+            elif kind == "symlink":
+                info.type, info.linkname = tarfile.SYMTYPE, target
+            elif kind == "hardlink":
+                info.type, info.linkname = tarfile.LNKTYPE, target
+            else:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+
+        listed = {p.strip("/") for p in layer.files}
+        made = set()
+
+        def parents(rel):
+            parts = rel.split("/")[:-1]
+            for n in range(1, len(parts) + 1):
+                d = "/".join(parts[:n])
+                if d not in made and d not in listed:
+                    made.add(d)
+                    add(d, "dir")
+
+        for path, f in sorted(layer.files.items(), key=lambda kv: (kv[0].count("/"), kv[0])):
+            rel = path.strip("/")
+            parents(rel)
+            if f.kind == "dir":
+                add(rel, "dir", f.mode, f.uid, f.gid)
+            elif f.kind == "file":
+                data = f.content.encode() if isinstance(f.content, str) else f.content
+                add(rel, "file", f.mode, f.uid, f.gid, data)
+            elif f.kind == "program":
+                with open(compile_program(f.program, cache_dir), "rb") as prog:
+                    add(rel, "file", f.mode, f.uid, f.gid, prog.read())
+            elif f.kind in ("symlink", "hardlink"):
+                add(rel, f.kind, 0o777, f.uid, f.gid, target=f.target.lstrip("/")
+                    if f.kind == "hardlink" else f.target)
+            else:
+                raise ImageBuildError(f"unknown file kind {f.kind!r} for {path}")
+            made.add(rel)
+        for d in layer.opaque:
+            rel = d.strip("/")
+            parents(rel + "/x")
+            add(f"{rel}/.wh..wh..opq", "file", 0o644)
+        for w in layer.whiteouts:
+            rel = w.strip("/")
+            parents(rel)
+            head, _, name = rel.rpartition("/")
+            add(f"{head}/.wh.{name}" if head else f".wh.{name}", "file", 0o644)
+    return buf.getvalue()
+
+
+def _append_layer(layout: str, tag: str, layer: Layer, cache_dir: str, created_by: str) -> None:
+    """Appends `layer` (gzip) to the image `tag` of the OCI layout: new layer
+    blob, config (diff_ids, history) and manifest, index entry updated."""
+    import gzip
+
+    def blob_path(digest):
+        return os.path.join(layout, "blobs", *digest.split(":"))
+
+    def write_blob(data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        with open(blob_path(digest), "wb") as out:
+            out.write(data)
+        return digest
+
+    def read_json(digest):
+        with open(blob_path(digest)) as f:
+            return json.load(f)
+
+    tar = _layer_tar(layer, cache_dir)
+    compressed = gzip.compress(tar, mtime=0)
+    with open(os.path.join(layout, "index.json")) as f:
+        index = json.load(f)
+    entry = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+    manifest = read_json(entry["digest"])
+    config = read_json(manifest["config"]["digest"])
+    config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+    config["rootfs"].setdefault("diff_ids", []).append(
+        "sha256:" + hashlib.sha256(tar).hexdigest())
+    config.setdefault("history", []).append({"created_by": created_by})
+    config_bytes = json.dumps(config).encode()
+    manifest["config"] = {**manifest["config"], "digest": write_blob(config_bytes),
+                          "size": len(config_bytes)}
+    manifest.setdefault("layers", []).append({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": write_blob(compressed), "size": len(compressed)})
+    manifest_bytes = json.dumps(manifest).encode()
+    entry["digest"], entry["size"] = write_blob(manifest_bytes), len(manifest_bytes)
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump(index, f)
 
 
 def _base_layout(cache_dir: str) -> str:
@@ -386,19 +464,8 @@ def build_image(spec: ImageSpec, cache_dir: str = DEFAULT_CACHE) -> str:
             raise ImageBuildError(f"unknown base {spec.base!r}")
         ref = f"{layout}:{TAG}"
         for i, layer in enumerate(spec.layers):
-            if layer.files:
-                root = os.path.join(tmp, f"layer{i}")
-                os.makedirs(root)
-                _populate(root, layer, cache_dir)
-                _run(["umoci", "insert", "--image", ref,
-                      "--history.created_by", f"podshim test images: {spec.name} layer {i}",
-                      root, "/"])
-            for d in layer.opaque:
-                empty = os.path.join(tmp, f"opaque{i}")
-                os.makedirs(empty, exist_ok=True)
-                _run(["umoci", "insert", "--image", ref, "--opaque", empty, d])
-            for w in layer.whiteouts:
-                _run(["umoci", "insert", "--image", ref, "--whiteout", w])
+            _append_layer(layout, TAG, layer, cache_dir,
+                          f"podshim test images: {spec.name} layer {i}")
         cfg = ["umoci", "config", "--image", ref, "--clear=config.cmd",
                "--clear=config.entrypoint", "--clear=config.env"]
         for a in spec.cmd or ():

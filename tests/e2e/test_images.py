@@ -1,0 +1,227 @@
+"""ImageService end to end: pulls from a real docker-registry on 127.0.0.1 into a real
+podshimd, then status, list, remove, and what lands on disk."""
+
+import os
+import stat
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+
+import images  # noqa: E402
+from registry import Registry  # noqa: E402
+
+from podshim.daemon import Podshimd  # noqa: E402
+
+BUSYBOX = images.ImageSpec(name="e2e-busybox", cmd=("sh",))
+LAYERED = images.ImageSpec(
+    name="e2e-layered",
+    layers=(
+        images.Layer(files={"/data/keep": images.text("keep\n"),
+                            "/data/gone": images.text("gone\n"),
+                            "/opq/old": images.text("old\n")}),
+        images.Layer(whiteouts=("/data/gone",), opaque=("/opq",)),
+    ),
+    user="1000",
+    cmd=("sh",),
+)
+NAMED_USER = images.ImageSpec(name="e2e-www", user="www-data:1004", cmd=("sh",))
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """A registry with the test images: busybox under two names, one layered, one named user."""
+    with Registry() as reg:
+        refs = {name: images.build_image(spec) for name, spec in
+                (("busybox", BUSYBOX), ("layered", LAYERED), ("www", NAMED_USER))}
+        images.push(refs["busybox"], f"{reg.addr}/test/busybox:1.0")
+        images.push(refs["busybox"], f"{reg.addr}/library/busybox:latest")
+        images.push(refs["layered"], f"{reg.addr}/test/layered:v1")
+        images.push(refs["www"], f"{reg.addr}/test/www:v1")
+        yield reg
+
+
+@pytest.fixture
+def mirrored(podshimd_path, registry, tmp_path):
+    """podshimd whose docker.io mirror is the local registry."""
+    conf = tmp_path / "podshim.toml"
+    conf.write_text('[registry]\nupstream_fallback = false\n[registry.mirrors]\n'
+                    f'"docker.io" = ["http://{registry.addr}"]\n')
+    d = Podshimd(podshimd_path, extra_args=[f"--config={conf}"])
+    try:
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
+
+
+def pull(client, ref, timeout=60):
+    return client.image.PullImage(
+        client.pb.PullImageRequest(image=client.pb.ImageSpec(image=ref)), timeout=timeout).image_ref
+
+
+def status(client, ref):
+    return client.image.ImageStatus(
+        client.pb.ImageStatusRequest(image=client.pb.ImageSpec(image=ref)), timeout=10).image
+
+
+def test_pull_by_tag_then_status_by_tag_id_and_digest(client, registry):
+    ref = f"{registry.addr}/test/busybox:1.0"
+    image_id = pull(client, ref)
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+    img = status(client, ref)
+    assert img.id == image_id
+    assert list(img.repo_tags) == [ref]
+    assert len(img.repo_digests) == 1
+    assert img.repo_digests[0].startswith(f"{registry.addr}/test/busybox@sha256:")
+    assert img.size > 500_000  # busybox is about a megabyte
+    assert status(client, image_id).id == image_id
+    assert status(client, img.repo_digests[0]).id == image_id
+    assert status(client, image_id[len("sha256:"):][:12]).id == image_id
+    # Pulling again is idempotent.
+    assert pull(client, ref) == image_id
+
+
+def test_image_status_of_missing_image_is_empty_not_an_error(client):
+    resp = client.image.ImageStatus(
+        client.pb.ImageStatusRequest(image=client.pb.ImageSpec(image="nothing/here:1")), timeout=10)
+    assert not resp.HasField("image")
+
+
+def test_list_images_with_and_without_filter(client, registry):
+    a = pull(client, f"{registry.addr}/test/busybox:1.0")
+    b = pull(client, f"{registry.addr}/test/layered:v1")
+    ids = {i.id for i in client.image.ListImages(client.pb.ListImagesRequest(), timeout=10).images}
+    assert ids == {a, b}
+    flt = client.pb.ImageFilter(image=client.pb.ImageSpec(image=f"{registry.addr}/test/layered:v1"))
+    only = client.image.ListImages(client.pb.ListImagesRequest(filter=flt), timeout=10).images
+    assert [i.id for i in only] == [b]
+
+
+def test_user_of_image_is_reported_as_uid_or_username(client, registry):
+    pull(client, f"{registry.addr}/test/layered:v1")
+    pull(client, f"{registry.addr}/test/www:v1")
+    layered = status(client, f"{registry.addr}/test/layered:v1")
+    assert layered.HasField("uid") and layered.uid.value == 1000 and layered.username == ""
+    www = status(client, f"{registry.addr}/test/www:v1")
+    assert not www.HasField("uid") and www.username == "www-data"
+
+
+def test_layers_land_as_overlay_snapshots_with_whiteouts(daemon, client, registry):
+    image_id = pull(client, f"{registry.addr}/test/layered:v1")
+    info = client.image.ImageStatus(client.pb.ImageStatusRequest(
+        image=client.pb.ImageSpec(image=image_id), verbose=True), timeout=10).info
+    import json
+    diff_ids = json.loads(info["info"])["diffIDs"]
+    snaps = [Path(daemon.root_dir, "snapshots", *d.split(":")) for d in diff_ids]
+    assert all(s.is_dir() for s in snaps)
+    # The second-to-last layer holds the files, the last one the whiteout and opaque dir.
+    files, top = snaps[-2], snaps[-1]
+    assert (files / "data" / "keep").read_text() == "keep\n"
+    gone = os.lstat(top / "data" / "gone")
+    assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == 0
+    assert os.getxattr(top / "opq", "trusted.overlay.opaque") == b"y"
+    # busybox itself is in the base layer.
+    assert (snaps[0] / "bin" / "busybox").is_file()
+
+
+def test_remove_by_tag_removes_image_blobs_and_snapshots(daemon, client, registry):
+    ref = f"{registry.addr}/test/layered:v1"
+    image_id = pull(client, ref)
+    content = Path(daemon.root_dir, "content", "blobs", "sha256")
+    assert any(content.iterdir())
+    client.image.RemoveImage(client.pb.RemoveImageRequest(image=client.pb.ImageSpec(image=ref)),
+                             timeout=30)
+    assert not status(client, image_id).id
+    assert not any(content.iterdir())
+    assert not any(Path(daemon.root_dir, "snapshots", "sha256").iterdir())
+    # Removing again is fine.
+    client.image.RemoveImage(client.pb.RemoveImageRequest(image=client.pb.ImageSpec(image=ref)),
+                             timeout=30)
+
+
+def test_remove_keeps_layers_another_image_shares(daemon, client, registry):
+    pull(client, f"{registry.addr}/test/busybox:1.0")
+    layered = pull(client, f"{registry.addr}/test/layered:v1")
+    client.image.RemoveImage(client.pb.RemoveImageRequest(
+        image=client.pb.ImageSpec(image=layered)), timeout=30)
+    busybox = status(client, f"{registry.addr}/test/busybox:1.0")
+    assert busybox.id
+    # The shared busybox layer is still unpacked.
+    snaps = list(Path(daemon.root_dir, "snapshots", "sha256").iterdir())
+    assert len(snaps) == 1 and (snaps[0] / "bin" / "busybox").is_file()
+
+
+def test_short_name_resolves_through_docker_io_mirror(mirrored, registry):
+    with mirrored.client() as c:
+        image_id = pull(c, "busybox")
+        img = status(c, "busybox")
+        assert img.id == image_id
+        assert list(img.repo_tags) == ["docker.io/library/busybox:latest"]
+        assert img.repo_digests[0].startswith("docker.io/library/busybox@sha256:")
+        assert status(c, "docker.io/library/busybox:latest").id == image_id
+
+
+def test_missing_image_is_not_found_naming_it(client, registry):
+    ref = f"{registry.addr}/test/nope:1"
+    with pytest.raises(grpc.RpcError) as err:
+        pull(client, ref)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "test/nope" in err.value.details()
+
+
+@pytest.mark.parametrize("ref", ["Foo/Bar:1", "busybox:bad tag", "a@sha256:12", ""])
+def test_invalid_reference_is_invalid_argument(client, ref):
+    with pytest.raises(grpc.RpcError) as err:
+        pull(client, ref)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    if ref:
+        assert ref in err.value.details()
+    else:
+        assert "image.image" in err.value.details()
+
+
+def test_pull_deadline_is_deadline_exceeded_and_leaves_no_partial_download(daemon, client,
+                                                                         registry):
+    with pytest.raises(grpc.RpcError) as err:
+        pull(client, f"{registry.addr}/test/busybox:1.0", timeout=0.001)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The server side stops too; give it a moment, then nothing half-written remains.
+    import time
+    deadline = time.monotonic() + 10
+    ingest = Path(daemon.root_dir, "content", "ingest")
+    while any(ingest.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(ingest.iterdir())
+
+
+def test_concurrent_pulls_of_one_image_agree(client, registry):
+    ref = f"{registry.addr}/test/layered:v1"
+    results, errors = [], []
+
+    def go():
+        try:
+            results.append(pull(client, ref))
+        except grpc.RpcError as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(results)) == 1
+
+
+def test_image_fs_info_grows_after_a_pull(client, registry):
+    before = client.image.ImageFsInfo(client.pb.ImageFsInfoRequest(), timeout=10)
+    pull(client, f"{registry.addr}/test/busybox:1.0")
+    after = client.image.ImageFsInfo(client.pb.ImageFsInfoRequest(), timeout=10)
+    assert (after.image_filesystems[0].used_bytes.value
+            > before.image_filesystems[0].used_bytes.value + 500_000)
