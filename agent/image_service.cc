@@ -125,6 +125,61 @@ grpc::ServerUnaryReactor* ImageServiceImpl::ListImages(grpc::CallbackServerConte
   });
 }
 
+namespace {
+
+// Writes prepared messages one after the other, then finishes.
+class ChunkWriter final : public grpc::ServerWriteReactor<cri::StreamImagesResponse> {
+ public:
+  explicit ChunkWriter(std::vector<cri::StreamImagesResponse> chunks)
+      : chunks_(std::move(chunks)), start_(absl::Now()) {
+    Next();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Done(grpc::Status(grpc::StatusCode::CANCELLED, "ImageService/StreamImages: write failed"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (next_ == chunks_.size()) {
+      Done(grpc::Status::OK);
+      return;
+    }
+    StartWrite(&chunks_[next_++]);
+  }
+  void Done(grpc::Status status) {
+    LogRpc("ImageService/StreamImages", status, absl::Now() - start_);
+    Finish(std::move(status));
+  }
+
+  std::vector<cri::StreamImagesResponse> chunks_;
+  size_t next_ = 0;
+  absl::Time start_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<cri::StreamImagesResponse>* ImageServiceImpl::StreamImages(
+    grpc::CallbackServerContext* /*ctx*/, const cri::StreamImagesRequest* req) {
+  std::vector<image::ImageRecord> records;
+  const std::string& filter = req->filter().image().image();
+  if (!filter.empty()) {
+    if (auto record = images_.Get(filter); record.ok()) records.push_back(*std::move(record));
+  } else {
+    records = images_.List();
+  }
+  std::vector<cri::StreamImagesResponse> chunks;
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (i % kStreamChunk == 0) chunks.emplace_back();
+    ToCri(records[i], chunks.back().add_images());
+  }
+  return new ChunkWriter(std::move(chunks));
+}
+
 grpc::ServerUnaryReactor* ImageServiceImpl::RemoveImage(grpc::CallbackServerContext* ctx,
                                                         const cri::RemoveImageRequest* req,
                                                         cri::RemoveImageResponse* /*resp*/) {

@@ -30,16 +30,17 @@ class ImageServiceImpl final : public cri::ImageService::CallbackService {
                                         const cri::RemoveImageRequest* req,
                                         cri::RemoveImageResponse* resp) override;
 
+  static constexpr int kStreamChunk = 100;
+
   // Disk usage of the image filesystem (unpacked layers) and of the
   // containers' writable layers, measured on every call.
   grpc::ServerUnaryReactor* ImageFsInfo(grpc::CallbackServerContext* ctx,
                                         const cri::ImageFsInfoRequest* req,
                                         cri::ImageFsInfoResponse* resp) override;
 
+  // ListImages over a server stream, in chunks of kStreamChunk images.
   grpc::ServerWriteReactor<cri::StreamImagesResponse>* StreamImages(
-      grpc::CallbackServerContext* /*ctx*/, const cri::StreamImagesRequest* /*req*/) override {
-    return StreamNotImplemented<cri::StreamImagesResponse>("ImageService/StreamImages");
-  }
+      grpc::CallbackServerContext* ctx, const cri::StreamImagesRequest* req) override;
 
  private:
   const Config config_;

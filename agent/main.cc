@@ -2,16 +2,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/config.h"
 #include "agent/logging.h"
 #include "agent/server.h"
 #include "agent/version.h"
+#include "image/image_manager.h"
 #include "runtime/files.h"
 #include "runtime/signals.h"
 
@@ -26,6 +29,9 @@ ABSL_FLAG(absl::optional<std::string>, root_dir, absl::nullopt,
 ABSL_FLAG(absl::optional<std::string>, log_level, absl::nullopt,
           "trace, debug, info, warn or error (default info)");
 ABSL_FLAG(absl::optional<std::string>, log_format, absl::nullopt, "text or json (default text)");
+ABSL_FLAG(std::string, name, "",
+          "import only: the reference to give the imported image (e.g. "
+          "docker.io/library/busybox:latest); needed when the source does not name it");
 ABSL_FLAG(int, shutdown_grace_seconds, 10,
           "on SIGTERM/SIGINT, how long in-flight RPCs may take before they are cancelled");
 
@@ -58,6 +64,32 @@ absl::StatusOr<Config> EffectiveConfig() {
   return config;
 }
 
+// `podshimd import PATH`: imports an OCI layout, OCI archive or Docker
+// archive into the image store of root_dir while no podshimd serves it.
+int Import(const Config& config, const std::string& path) {
+  auto lock = podshim::agent::LockSocket(config);
+  if (!lock.ok()) {
+    std::fprintf(stderr, "podshimd import: %s (stop it first: the store has one owner)\n",
+                 std::string(lock.status().message()).c_str());
+    return 1;
+  }
+  auto images = podshim::image::ImageManager::Open(podshim::agent::ImageManagerOptionsFor(config));
+  if (!images.ok()) {
+    std::fprintf(stderr, "podshimd import: %s\n", std::string(images.status().message()).c_str());
+    return 1;
+  }
+  auto records = (*images)->Import(path, absl::GetFlag(FLAGS_name));
+  if (!records.ok()) {
+    std::fprintf(stderr, "podshimd import: %s\n", std::string(records.status().message()).c_str());
+    return 1;
+  }
+  for (const auto& r : *records) {
+    std::printf("imported %s %s\n", r.id.c_str(),
+                r.repo_tags.empty() ? "<none>" : absl::StrJoin(r.repo_tags, ",").c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,11 +98,19 @@ int main(int argc, char** argv) {
   absl::FlagsUsageConfig usage;
   usage.version_string = [] { return absl::StrCat("podshimd ", podshim::kVersion, "\n"); };
   absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
 
   auto config = EffectiveConfig();
   if (!config.ok()) {
     std::fprintf(stderr, "podshimd: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  if (args.size() == 3 && std::string(args[1]) == "import") return Import(*config, args[2]);
+  if (args.size() > 1) {
+    std::fprintf(stderr,
+                 "podshimd: unexpected argument \"%s\" (usage: podshimd [flags] | "
+                 "podshimd [flags] import PATH [--name=REF])\n",
+                 args[1]);
     return 2;
   }
   if (auto s = podshim::agent::SetupLogging(config->log_level, config->log_format); !s.ok()) {

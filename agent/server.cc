@@ -14,36 +14,46 @@ constexpr int kMaxMessageBytes = 16 * 1024 * 1024;
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
-  auto log = Log("agent");
-  if (auto s = ValidateConfig(config); !s.ok()) return s;
+image::ImageManagerOptions ImageManagerOptionsFor(const Config& config) {
+  image::ImageManagerOptions options;
+  options.root_dir = config.root_dir;
+  options.registry.mirrors = config.registry.mirrors;
+  options.registry.plain_http = {config.registry.plain_http.begin(),
+                                 config.registry.plain_http.end()};
+  options.registry.upstream_fallback = config.registry.upstream_fallback;
+  for (const auto& [host, creds] : config.registry.auths) {
+    options.auths[host] = {creds.username, creds.password, creds.auth, creds.identity_token,
+                           creds.registry_token};
+  }
+  options.max_concurrent_downloads = config.registry.max_concurrent_downloads;
+  return options;
+}
+
+absl::StatusOr<runtime::FileLock> LockSocket(const Config& config) {
   const std::string socket_dir = std::filesystem::path(config.socket).parent_path().string();
   if (auto s = runtime::MakeDirs(socket_dir, 0700); !s.ok()) return s;
-  // The lock comes first: a second podshimd must change nothing.
   auto lock = runtime::FileLock::TryAcquire(config.socket + ".lock");
   if (!lock.ok()) {
     return absl::Status(lock.status().code(),
                         absl::StrCat("socket unix://", config.socket,
                                      " is in use by another podshimd: ", lock.status().message()));
   }
+  return lock;
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
+  auto log = Log("agent");
+  if (auto s = ValidateConfig(config); !s.ok()) return s;
+  // The lock comes first: a second podshimd must change nothing.
+  auto lock = LockSocket(config);
+  if (!lock.ok()) return lock.status();
   for (const auto& dir :
        {config.state_dir, config.root_dir, SnapshotsDir(config), ContainersDir(config)}) {
     if (auto s = runtime::MakeDirs(dir, 0700); !s.ok()) return s;
   }
   if (auto s = runtime::RemoveStaleSocket(config.socket); !s.ok()) return s;
 
-  image::ImageManagerOptions image_options;
-  image_options.root_dir = config.root_dir;
-  image_options.registry.mirrors = config.registry.mirrors;
-  image_options.registry.plain_http = {config.registry.plain_http.begin(),
-                                       config.registry.plain_http.end()};
-  for (const auto& [host, creds] : config.registry.auths) {
-    image_options.auths[host] = {creds.username, creds.password, creds.auth, creds.identity_token,
-                                 creds.registry_token};
-  }
-  image_options.registry.upstream_fallback = config.registry.upstream_fallback;
-  image_options.max_concurrent_downloads = config.registry.max_concurrent_downloads;
-  auto images = image::ImageManager::Open(std::move(image_options));
+  auto images = image::ImageManager::Open(ImageManagerOptionsFor(config));
   if (!images.ok()) return images.status();
 
   std::unique_ptr<Server> server(new Server(config, std::move(*lock), std::move(*images)));

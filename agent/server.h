@@ -18,6 +18,14 @@
 
 namespace podshim::agent {
 
+// The image manager's options from podshimd's configuration.
+image::ImageManagerOptions ImageManagerOptionsFor(const Config& config);
+
+// Takes the lock that marks `config.socket` as served (creating the socket's
+// directory). FAILED_PRECONDITION naming the socket while another podshimd
+// holds it.
+absl::StatusOr<runtime::FileLock> LockSocket(const Config& config);
+
 class Server {
  public:
   // Validates `config`, prepares the directories and starts serving.

@@ -15,11 +15,6 @@ namespace {
 
 constexpr uint64_t kMaxConfigBytes = 8 << 20;
 
-absl::Status WithContext(const absl::Status& s, absl::string_view context) {
-  if (s.ok()) return s;
-  return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
-}
-
 // Removes half-made snapshot temp dirs ("<dir>/.tmp-*" and the like) that a
 // crash left behind: complete snapshots are the entries named by a hex
 // digest.
@@ -37,6 +32,11 @@ void RemoveSnapshotLeftovers(const std::string& dir) {
 }
 
 }  // namespace
+
+absl::Status WithContext(const absl::Status& s, absl::string_view context) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
+}
 
 ImageManager::ImageManager(ImageManagerOptions options, std::unique_ptr<ContentStore> content,
                            std::unique_ptr<ImageStore> images)
@@ -107,40 +107,51 @@ absl::StatusOr<ImageRecord> ImageManager::PullLocked(const Reference& ref, const
     if (auto s = content_->WriteBlob(*d, body); !s.ok()) return s;
   }
 
-  // The image config, whose digest is the image ID.
-  auto config_digest = ParseDigest(resolved->config.digest);
-  if (!config_digest.ok()) return config_digest.status();
+  // The image config (whose digest is the image ID), then the layers.
   if (auto s = FetchLayers(ref, {resolved->config}, auth, call); !s.ok()) return s;
+  if (auto s = FetchLayers(ref, resolved->layers, auth, call); !s.ok()) return s;
+  return Commit(&ref, resolved->repo_digest, resolved->manifest_digest,
+                resolved->manifest_media_type, resolved->config, resolved->layers);
+}
+
+absl::StatusOr<ImageRecord> ImageManager::Commit(const Reference* name,
+                                                 const std::string& repo_digest,
+                                                 const std::string& manifest_digest,
+                                                 const std::string& manifest_media_type,
+                                                 const Descriptor& config_desc,
+                                                 const std::vector<Descriptor>& layers) {
+  auto config_digest = ParseDigest(config_desc.digest);
+  if (!config_digest.ok()) return config_digest.status();
   auto config_json = content_->ReadBlob(*config_digest, kMaxConfigBytes);
   if (!config_json.ok()) return config_json.status();
   auto config = ParseImageConfig(*config_json);
   if (!config.ok()) return WithContext(config.status(), "image config");
-  if (config->diff_ids.size() != resolved->layers.size()) {
+  if (config->diff_ids.size() != layers.size()) {
     return absl::FailedPreconditionError(
         absl::StrCat("image config lists ", config->diff_ids.size(), " diff_ids but the manifest ",
-                     resolved->layers.size(), " layers"));
+                     layers.size(), " layers"));
   }
-
-  if (auto s = FetchLayers(ref, resolved->layers, auth, call); !s.ok()) return s;
-  if (auto s = UnpackLayers(resolved->layers, config->diff_ids); !s.ok()) return s;
+  if (auto s = UnpackLayers(layers, config->diff_ids); !s.ok()) return s;
 
   ImageRecord record;
   record.id = config_digest->String();
-  if (!ref.tag.empty()) {
-    Reference tagged = ref;
+  if (name != nullptr && !name->tag.empty()) {
+    Reference tagged = *name;
     tagged.digest.clear();
     record.repo_tags.push_back(tagged.String());
   }
-  record.repo_digests.push_back(absl::StrCat(ref.Name(), "@", resolved->repo_digest));
-  record.size = static_cast<uint64_t>(resolved->config.size);
-  for (const auto& layer : resolved->layers) {
+  if (name != nullptr && !repo_digest.empty()) {
+    record.repo_digests.push_back(absl::StrCat(name->Name(), "@", repo_digest));
+  }
+  record.size = static_cast<uint64_t>(config_desc.size);
+  for (const auto& layer : layers) {
     record.size += static_cast<uint64_t>(layer.size);
     record.layer_digests.push_back(layer.digest);
   }
-  record.manifest_digest = resolved->manifest_digest;
+  record.manifest_digest = manifest_digest;
   record.config_digest = record.id;
   record.diff_ids = config->diff_ids;
-  record.media_type = resolved->manifest_media_type;
+  record.media_type = manifest_media_type;
   try {
     record.config = nlohmann::json::parse(*config_json);
   } catch (const std::exception& e) {

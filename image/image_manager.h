@@ -23,6 +23,9 @@
 
 namespace podshim::image {
 
+// `s` with "context: " before its message (OK stays OK).
+absl::Status WithContext(const absl::Status& s, absl::string_view context);
+
 struct ImageManagerOptions {
   std::string root_dir;  // e.g. /var/lib/podshim
   RegistryClientOptions registry;
@@ -46,6 +49,16 @@ class ImageManager {
   absl::StatusOr<ImageRecord> Pull(absl::string_view ref, const RegistryAuth& auth,
                                    const CallOptions& call);
 
+  // Imports the images of an OCI image layout directory, an OCI archive (a
+  // tar of such a layout) or a Docker archive (`docker save`), with no
+  // registry. An image is named by its ref.name annotation when that is a
+  // full reference ("docker.io/library/busybox:latest"), by the Docker
+  // archive's RepoTags, or by `name` (which wins; it needs exactly one image
+  // in the source). INVALID_ARGUMENT when an image has no usable name;
+  // DATA_LOSS when a blob does not match its digest. Blobs are verified and
+  // layers unpacked exactly as for a pull.
+  absl::StatusOr<std::vector<ImageRecord>> Import(const std::string& path, absl::string_view name);
+
   // The image named by an ID, ID prefix, tag or digest reference.
   absl::StatusOr<ImageRecord> Get(absl::string_view id_or_ref) const;
 
@@ -68,6 +81,19 @@ class ImageManager {
 
   absl::StatusOr<ImageRecord> PullLocked(const Reference& ref, const RegistryAuth& auth,
                                          const CallOptions& call);
+  // Everything after the blobs are in the content store: parse the config,
+  // check it against the manifest, unpack the layers, write the record.
+  absl::StatusOr<ImageRecord> Commit(const Reference* name, const std::string& repo_digest,
+                                     const std::string& manifest_digest,
+                                     const std::string& manifest_media_type,
+                                     const Descriptor& config,
+                                     const std::vector<Descriptor>& layers);
+  absl::StatusOr<std::vector<ImageRecord>> ImportLayout(const std::string& dir,
+                                                        absl::string_view name);
+  absl::StatusOr<std::vector<ImageRecord>> ImportDockerArchive(const std::string& dir,
+                                                               absl::string_view name);
+  // Copies the file `path` into the content store as `digest` (verified).
+  absl::Status CopyBlob(const std::string& path, const Digest& digest, int64_t size);
   absl::Status FetchLayers(const Reference& ref, const std::vector<Descriptor>& layers,
                            const RegistryAuth& auth, const CallOptions& call);
   absl::Status UnpackLayers(const std::vector<Descriptor>& layers,
