@@ -1,6 +1,7 @@
 """ImageService end to end: pulls from a real docker-registry on 127.0.0.1 into a real
 podshimd, then status, list, remove, and what lands on disk."""
 
+import json
 import os
 import stat
 import sys
@@ -103,6 +104,19 @@ def test_list_images_with_and_without_filter(client, registry):
     assert [i.id for i in only] == [b]
 
 
+def test_stream_images_matches_list_images(client, registry):
+    assert list(client.image.StreamImages(client.pb.StreamImagesRequest(), timeout=10)) == []
+    a = pull(client, f"{registry.addr}/test/busybox:1.0")
+    b = pull(client, f"{registry.addr}/test/layered:v1")
+    chunks = list(client.image.StreamImages(client.pb.StreamImagesRequest(), timeout=10))
+    streamed = [i for c in chunks for i in c.images]
+    listed = client.image.ListImages(client.pb.ListImagesRequest(), timeout=10).images
+    assert sorted(i.id for i in streamed) == sorted(i.id for i in listed) == sorted([a, b])
+    flt = client.pb.ImageFilter(image=client.pb.ImageSpec(image=b))
+    only = list(client.image.StreamImages(client.pb.StreamImagesRequest(filter=flt), timeout=10))
+    assert [i.id for c in only for i in c.images] == [b]
+
+
 def test_user_of_image_is_reported_as_uid_or_username(client, registry):
     pull(client, f"{registry.addr}/test/layered:v1")
     pull(client, f"{registry.addr}/test/www:v1")
@@ -116,7 +130,6 @@ def test_layers_land_as_overlay_snapshots_with_whiteouts(daemon, client, registr
     image_id = pull(client, f"{registry.addr}/test/layered:v1")
     info = client.image.ImageStatus(client.pb.ImageStatusRequest(
         image=client.pb.ImageSpec(image=image_id), verbose=True), timeout=10).info
-    import json
     diff_ids = json.loads(info["info"])["diffIDs"]
     snaps = [Path(daemon.root_dir, "snapshots", *d.split(":")) for d in diff_ids]
     assert all(s.is_dir() for s in snaps)
@@ -225,3 +238,58 @@ def test_image_fs_info_grows_after_a_pull(client, registry):
     after = client.image.ImageFsInfo(client.pb.ImageFsInfoRequest(), timeout=10)
     assert (after.image_filesystems[0].used_bytes.value
             > before.image_filesystems[0].used_bytes.value + 500_000)
+
+
+@pytest.fixture(scope="module")
+def auth_registry():
+    """A registry that wants Basic auth (htpasswd, bcrypt) for alice / s3cret."""
+    import subprocess
+    entry = subprocess.run(["htpasswd", "-Bbn", "alice", "s3cret"], check=True,
+                           capture_output=True, text=True).stdout
+    with Registry(htpasswd=entry) as reg:
+        images.push(images.build_image(BUSYBOX), f"{reg.addr}/private/busybox:1",
+                    creds="alice:s3cret")
+        yield reg
+
+
+def pull_with(client, ref, **auth):
+    return client.image.PullImage(client.pb.PullImageRequest(
+        image=client.pb.ImageSpec(image=ref), auth=client.pb.AuthConfig(**auth)), timeout=60)
+
+
+def test_basic_auth_registry_with_the_right_password(client, auth_registry):
+    ref = f"{auth_registry.addr}/private/busybox:1"
+    assert pull_with(client, ref, username="alice", password="s3cret").image_ref
+    import base64
+    client.image.RemoveImage(client.pb.RemoveImageRequest(image=client.pb.ImageSpec(image=ref)),
+                             timeout=30)
+    token = base64.b64encode(b"alice:s3cret").decode()
+    assert pull_with(client, ref, auth=token).image_ref
+
+
+@pytest.mark.parametrize("auth", [{"username": "alice", "password": "wrong"}, {}])
+def test_basic_auth_registry_refuses_wrong_or_missing_password(daemon, client, auth_registry,
+                                                             auth):
+    ref = f"{auth_registry.addr}/private/busybox:1"
+    with pytest.raises(grpc.RpcError) as err:
+        pull_with(client, ref, **auth)
+    assert err.value.code() in (grpc.StatusCode.UNAUTHENTICATED,
+                                grpc.StatusCode.PERMISSION_DENIED)
+    assert "private/busybox" in err.value.details()
+    assert "wrong" not in err.value.details()  # no credentials in messages
+    assert not status(client, ref).id
+    assert not any(Path(daemon.root_dir, "content", "ingest").iterdir())
+
+
+def test_credentials_from_config(podshimd_path, auth_registry, tmp_path):
+    conf = tmp_path / "podshim.toml"
+    conf.write_text(f'[registry.auths."{auth_registry.addr}"]\n'
+                    'username = "alice"\npassword = "s3cret"\n')
+    d = Podshimd(podshimd_path, extra_args=[f"--config={conf}"])
+    try:
+        d.start()
+        with d.client() as c:
+            assert pull(c, f"{auth_registry.addr}/private/busybox:1")
+            assert "s3cret" not in json.dumps(c.info())
+    finally:
+        d.cleanup()

@@ -493,9 +493,10 @@ def build_image(spec: ImageSpec, cache_dir: str = DEFAULT_CACHE) -> str:
     return f"{path}:{TAG}"
 
 
-def push(oci_ref: str, dest: str) -> None:
-    """skopeo copy oci:LAYOUT:TAG docker://DEST (plain HTTP registry)."""
-    _run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
+def push(oci_ref: str, dest: str, creds: str | None = None) -> None:
+    """skopeo copy oci:LAYOUT:TAG docker://DEST (plain HTTP registry); creds "user:pass"."""
+    auth = ["--dest-creds", creds] if creds else []
+    _run(["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false", *auth,
           f"oci:{oci_ref}", f"docker://{dest}"])
 
 

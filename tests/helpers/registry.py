@@ -65,7 +65,11 @@ class Registry:
     """
 
     def __init__(self, port: int | None = None, storage_dir: str | None = None,
-                 binary: str = DEFAULT_BINARY, start_timeout: float = 30.0):
+                 binary: str = DEFAULT_BINARY, start_timeout: float = 30.0,
+                 htpasswd: str | None = None):
+        """htpasswd: the content of an htpasswd file (bcrypt entries, e.g. from
+        `htpasswd -Bbn USER PASS`); when given, the registry wants Basic auth."""
+        self.htpasswd = htpasswd
         self.requested_port = port
         self.binary = binary
         self.start_timeout = start_timeout
@@ -145,6 +149,14 @@ class Registry:
                 "http:\n"
                 f"  addr: {HOST}:{port}\n"
             )
+            if self.htpasswd is not None:
+                users = os.path.join(self.dir, "htpasswd")
+                with open(users, "w") as u:
+                    u.write(self.htpasswd)
+                f.write("auth:\n"
+                        "  htpasswd:\n"
+                        "    realm: podshim-test\n"
+                        f"    path: {users}\n")
         self.log_path = os.path.join(self.dir, "registry.log")
         self._log_file = open(self.log_path, "ab")
         self.port = port
