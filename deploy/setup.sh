@@ -45,6 +45,7 @@ TEST_PKGS=(
   clang-format clang-tidy
   docker-registry skopeo umoci busybox-static
   iproute2 jq curl procps psmisc apache2-utils
+  containerd runc
 )
 PKGS=("${BUILD_PKGS[@]}")
 if [[ $WANT_TEST_TOOLS == 1 ]]; then PKGS+=("${TEST_PKGS[@]}"); fi
