@@ -6,6 +6,8 @@ import os
 import stat
 import sys
 import threading
+import time
+import urllib.error
 from pathlib import Path
 
 import grpc
@@ -293,3 +295,73 @@ def test_credentials_from_config(podshimd_path, auth_registry, tmp_path):
             assert "s3cret" not in json.dumps(c.info())
     finally:
         d.cleanup()
+
+
+class _SlowProxy:
+    """A registry front on 127.0.0.1 that relays to the real one but trickles blobs out, so a
+    pull can be cancelled while a layer is half downloaded."""
+
+    def __init__(self, upstream: str):
+        import http.server
+        import urllib.request
+
+        self.started_blob = threading.Event()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                req = urllib.request.Request(f"http://{upstream}{self.path}",
+                                             headers={"Accept": self.headers.get("Accept", "")})
+                try:
+                    resp = urllib.request.urlopen(req, timeout=30)
+                except urllib.error.HTTPError as e:
+                    resp = e
+                self.send_response(resp.status if hasattr(resp, "status") else resp.code)
+                for k, v in resp.headers.items():
+                    if k.lower() not in ("transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.end_headers()
+                slow = "/blobs/" in self.path
+                try:
+                    while chunk := resp.read(16 * 1024):
+                        if slow:
+                            proxy.started_blob.set()
+                            time.sleep(0.05)
+                        self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_pull_cancelled_midway_leaves_nothing(daemon, client, registry):
+    proxy = _SlowProxy(registry.addr)
+    try:
+        ref = f"{proxy.addr}/test/busybox:1.0"
+        fut = client.image.PullImage.future(
+            client.pb.PullImageRequest(image=client.pb.ImageSpec(image=ref)), timeout=60)
+        assert proxy.started_blob.wait(20), "no blob transfer started"
+        time.sleep(0.3)  # some bytes of the layer are in the ingest now
+        fut.cancel()
+        with pytest.raises(grpc.FutureCancelledError):
+            fut.result()
+        # The server notices the cancel, stops the transfer and drops the partial blob.
+        root = Path(daemon.root_dir)
+        deadline = time.monotonic() + 15
+        while any((root / "content" / "ingest").iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any((root / "content" / "ingest").iterdir())
+        assert not status(client, ref).id
+        assert not any((root / "snapshots" / "sha256").iterdir())
+        assert not list((root / "images").glob("*.json"))
+        assert "CANCELLED" in daemon.log() or "cancel" in daemon.log().lower()
+    finally:
+        proxy.close()
