@@ -90,6 +90,20 @@ def test_pull_by_tag_then_status_by_tag_id_and_digest(client, registry):
     assert pull(client, ref) == image_id
 
 
+def test_pull_by_digest(client, registry):
+    image_id = pull(client, f"{registry.addr}/test/busybox:1.0")
+    digest_ref = status(client, image_id).repo_digests[0]
+    client.image.RemoveImage(client.pb.RemoveImageRequest(
+        image=client.pb.ImageSpec(image=image_id)), timeout=30)
+    assert pull(client, digest_ref) == image_id
+    img = status(client, digest_ref)
+    assert list(img.repo_digests) == [digest_ref]
+    assert list(img.repo_tags) == []  # a digest names no tag
+    # tag@digest: the digest decides.
+    assert pull(client, f"{registry.addr}/test/busybox:whatever@{digest_ref.split('@')[1]}") \
+        == image_id
+
+
 def test_image_status_of_missing_image_is_empty_not_an_error(client):
     resp = client.image.ImageStatus(
         client.pb.ImageStatusRequest(image=client.pb.ImageSpec(image="nothing/here:1")), timeout=10)
