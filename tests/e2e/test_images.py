@@ -379,3 +379,33 @@ def test_pull_cancelled_midway_leaves_nothing(daemon, client, registry):
         assert "CANCELLED" in daemon.log() or "cancel" in daemon.log().lower()
     finally:
         proxy.close()
+
+
+def test_agent_killed_mid_pull_restarts_clean_and_pulls_again(podshimd_path, registry):
+    """SIGKILL of podshimd while a layer is half downloaded: after a restart no partial blob,
+    temp snapshot or record is left, and the same pull then succeeds."""
+    import signal
+    proxy = _SlowProxy(registry.addr)
+    d = Podshimd(podshimd_path)
+    try:
+        d.start()
+        ref = f"{proxy.addr}/test/busybox:1.0"
+        with d.client() as c:
+            fut = c.image.PullImage.future(
+                c.pb.PullImageRequest(image=c.pb.ImageSpec(image=ref)), timeout=60)
+            assert proxy.started_blob.wait(20), "no blob transfer started"
+            time.sleep(0.3)
+            root = Path(d.root_dir)
+            assert any((root / "content" / "ingest").iterdir()), "expected a partial download"
+            d.stop(signal.SIGKILL)
+            with pytest.raises(grpc.RpcError):
+                fut.result()
+        d.start()
+        assert not any((root / "content" / "ingest").iterdir())
+        assert not [p for p in (root / "snapshots" / "sha256").iterdir() if p.name.startswith(".")]
+        with d.client() as c:
+            assert not status(c, ref).id
+            assert pull(c, f"{registry.addr}/test/busybox:1.0")
+    finally:
+        d.cleanup()
+        proxy.close()
