@@ -196,7 +196,7 @@ grpc::ServerUnaryReactor* ImageServiceImpl::ImageFsInfo(grpc::CallbackServerCont
                                                         cri::ImageFsInfoResponse* resp) {
   return ServeUnaryOn(pool_, ctx, "ImageService/ImageFsInfo", [this, resp] {
     const int64_t now = absl::GetCurrentTimeNanos();
-    if (auto s = FillUsage(SnapshotsDir(config_), now, resp->add_image_filesystems()); !s.ok()) {
+    if (auto s = FillUsage(images_.snapshots_dir(), now, resp->add_image_filesystems()); !s.ok()) {
       return ToGrpcStatus(s);
     }
     return ToGrpcStatus(FillUsage(ContainersDir(config_), now, resp->add_container_filesystems()));

@@ -47,8 +47,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   // The lock comes first: a second podshimd must change nothing.
   auto lock = LockSocket(config);
   if (!lock.ok()) return lock.status();
-  for (const auto& dir :
-       {config.state_dir, config.root_dir, SnapshotsDir(config), ContainersDir(config)}) {
+  for (const auto& dir : {config.state_dir, config.root_dir, ContainersDir(config)}) {
     if (auto s = runtime::MakeDirs(dir, 0700); !s.ok()) return s;
   }
   if (auto s = runtime::RemoveStaleSocket(config.socket); !s.ok()) return s;

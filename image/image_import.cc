@@ -199,7 +199,18 @@ absl::Status ImageManager::CopyBlob(const std::string& path, const Digest& diges
 
 absl::StatusOr<std::vector<ImageRecord>> ImageManager::Import(const std::string& path,
                                                               absl::string_view name) {
-  absl::ReaderMutexLock importing(&gc_mu_);
+  absl::StatusOr<std::vector<ImageRecord>> result;
+  {
+    absl::ReaderMutexLock importing(&gc_mu_);
+    result = ImportLocked(path, name);
+  }
+  // A failed import may have committed some blobs: collect them.
+  FinishWork(/*collect=*/!result.ok());
+  return result;
+}
+
+absl::StatusOr<std::vector<ImageRecord>> ImageManager::ImportLocked(const std::string& path,
+                                                                    absl::string_view name) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     if (std::filesystem::exists(path + "/oci-layout", ec)) return ImportLayout(path, name);

@@ -56,8 +56,11 @@ absl::StatusOr<std::unique_ptr<ImageManager>> ImageManager::Open(ImageManagerOpt
     if (auto s = runtime::MakeDirs(dir, 0700); !s.ok()) return s;
   }
   RemoveSnapshotLeftovers(snapshots);
-  return std::unique_ptr<ImageManager>(
+  std::unique_ptr<ImageManager> manager(
       new ImageManager(std::move(options), std::move(*content), std::move(*images)));
+  // Blobs a pull committed before the process died have no record: drop them.
+  manager->CollectGarbage();
+  return manager;
 }
 
 std::string ImageManager::SnapshotPath(absl::string_view diff_id) const {
@@ -83,12 +86,9 @@ absl::StatusOr<ImageRecord> ImageManager::Pull(absl::string_view text, const Reg
     absl::ReaderMutexLock pulling(&gc_mu_);
     result = PullLocked(*ref, effective, call);
   }
-  bool gc_now = false;
-  {
-    absl::MutexLock lock(&pending_mu_);
-    gc_now = std::exchange(gc_pending_, false);
-  }
-  if (gc_now) CollectGarbage();
+  // A failed pull may have committed some blobs (config, early layers):
+  // collect them, as a Remove would.
+  FinishWork(/*collect=*/!result.ok());
   if (!result.ok()) return WithContext(result.status(), absl::StrCat("pull ", ref->String()));
   return result;
 }
@@ -236,14 +236,26 @@ absl::Status ImageManager::Remove(absl::string_view id_or_ref) {
     return image.status();
   }
   if (auto s = images_->Remove(image->id); !s.ok()) return s;
+  CollectSoon();
+  return absl::OkStatus();
+}
+
+void ImageManager::CollectSoon() {
   if (gc_mu_.WriterTryLock()) {
     gc_mu_.WriterUnlock();
     CollectGarbage();
   } else {
     absl::MutexLock lock(&pending_mu_);
-    gc_pending_ = true;  // the pull that finishes last collects
+    gc_pending_ = true;  // the pull or import that finishes last collects
   }
-  return absl::OkStatus();
+}
+
+void ImageManager::FinishWork(bool collect) {
+  {
+    absl::MutexLock lock(&pending_mu_);
+    collect = std::exchange(gc_pending_, false) || collect;
+  }
+  if (collect) CollectSoon();
 }
 
 void ImageManager::CollectGarbage() {

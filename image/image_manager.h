@@ -37,8 +37,8 @@ struct ImageManagerOptions {
 class ImageManager {
  public:
   // Opens (and creates) the stores under options.root_dir; leftovers of an
-  // interrupted pull (partial downloads, half-unpacked snapshots) are
-  // removed.
+  // interrupted pull (partial downloads, half-unpacked snapshots, blobs no
+  // image record references) are removed.
   static absl::StatusOr<std::unique_ptr<ImageManager>> Open(ImageManagerOptions options);
 
   // Pulls `ref` ("busybox", "host:5000/app:v1", "repo@sha256:...") and
@@ -88,6 +88,8 @@ class ImageManager {
                                      const std::string& manifest_media_type,
                                      const Descriptor& config,
                                      const std::vector<Descriptor>& layers);
+  absl::StatusOr<std::vector<ImageRecord>> ImportLocked(const std::string& path,
+                                                        absl::string_view name);
   absl::StatusOr<std::vector<ImageRecord>> ImportLayout(const std::string& dir,
                                                         absl::string_view name);
   absl::StatusOr<std::vector<ImageRecord>> ImportDockerArchive(const std::string& dir,
@@ -101,6 +103,12 @@ class ImageManager {
   // Deletes blobs and snapshots that no image record references. Runs only
   // while no pull is in flight (a pull's blobs have no record yet).
   void CollectGarbage();
+  // CollectGarbage now if no pull or import is in flight, else when the last
+  // one finishes.
+  void CollectSoon();
+  // Called by a pull or import after it let go of gc_mu_: collects what a
+  // Remove deferred, and, when `collect`, what a failed pull left.
+  void FinishWork(bool collect);
 
   const ImageManagerOptions options_;
   const std::string snapshots_dir_;

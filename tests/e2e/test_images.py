@@ -376,6 +376,10 @@ def test_pull_cancelled_midway_leaves_nothing(daemon, client, registry):
         assert not status(client, ref).id
         assert not any((root / "snapshots" / "sha256").iterdir())
         assert not list((root / "images").glob("*.json"))
+        # Blobs the pull had committed (its config) are collected too.
+        while any((root / "content" / "blobs" / "sha256").iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any((root / "content" / "blobs" / "sha256").iterdir())
         assert "CANCELLED" in daemon.log() or "cancel" in daemon.log().lower()
     finally:
         proxy.close()
@@ -402,6 +406,7 @@ def test_agent_killed_mid_pull_restarts_clean_and_pulls_again(podshimd_path, reg
                 fut.result()
         d.start()
         assert not any((root / "content" / "ingest").iterdir())
+        assert not any((root / "content" / "blobs" / "sha256").iterdir())
         assert not [p for p in (root / "snapshots" / "sha256").iterdir() if p.name.startswith(".")]
         with d.client() as c:
             assert not status(c, ref).id
