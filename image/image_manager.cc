@@ -1,6 +1,10 @@
 #include "image/image_manager.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <thread>
 
@@ -9,6 +13,7 @@
 #include "image/reference.h"
 #include "image/unpack.h"
 #include "runtime/files.h"
+#include "runtime/unique_fd.h"
 
 namespace podshim::image {
 namespace {
@@ -42,6 +47,7 @@ ImageManager::ImageManager(ImageManagerOptions options, std::unique_ptr<ContentS
                            std::unique_ptr<ImageStore> images)
     : options_(std::move(options)),
       snapshots_dir_(options_.root_dir + "/snapshots"),
+      leases_dir_(options_.root_dir + "/leases"),
       content_(std::move(content)),
       images_(std::move(images)),
       registry_(options_.registry) {}
@@ -52,7 +58,8 @@ absl::StatusOr<std::unique_ptr<ImageManager>> ImageManager::Open(ImageManagerOpt
   auto images = ImageStore::Open(options.root_dir + "/images");
   if (!images.ok()) return images.status();
   const std::string snapshots = options.root_dir + "/snapshots";
-  for (const auto& dir : {snapshots, snapshots + "/sha256", snapshots + "/sha512"}) {
+  for (const auto& dir :
+       {snapshots, snapshots + "/sha256", snapshots + "/sha512", options.root_dir + "/leases"}) {
     if (auto s = runtime::MakeDirs(dir, 0700); !s.ok()) return s;
   }
   RemoveSnapshotLeftovers(snapshots);
@@ -268,6 +275,16 @@ void ImageManager::CollectGarbage() {
     for (const auto& d : image.layer_digests) blobs.insert(d);
     for (const auto& d : image.diff_ids) snapshots.insert(SnapshotPath(d));
   }
+  std::error_code lease_ec;
+  for (const auto& entry : std::filesystem::directory_iterator(leases_dir_, lease_ec)) {
+    auto text = runtime::ReadFile(entry.path().string());
+    if (!text.ok()) continue;
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_array()) continue;
+    for (const auto& d : j) {
+      if (d.is_string()) snapshots.insert(SnapshotPath(d.get<std::string>()));
+    }
+  }
   for (const auto& digest : content_->List()) {
     if (!blobs.contains(digest.String())) (void)content_->Delete(digest);
   }
@@ -277,6 +294,57 @@ void ImageManager::CollectGarbage() {
       if (!snapshots.contains(entry.path().string())) std::filesystem::remove_all(entry.path(), ec);
     }
   }
+}
+
+namespace {
+
+// A lease holder is a container ID: one plain file name.
+absl::Status CheckHolder(absl::string_view holder) {
+  if (holder.empty() || holder.size() > 128 || holder == "." || holder == ".." ||
+      holder.find_first_of("/\0") != absl::string_view::npos || holder[0] == '.') {
+    return absl::InvalidArgumentError(absl::StrCat("lease holder `", holder, "` is not valid"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ImageManager::AcquireLease(absl::string_view holder,
+                                                                    const ImageRecord& image) {
+  if (auto s = CheckHolder(holder); !s.ok()) return s;
+  // Shared with pulls, exclusive with garbage collection: the snapshots
+  // checked here cannot go away before the lease names them.
+  absl::ReaderMutexLock lock(&gc_mu_);
+  auto dirs = LowerDirs(image);
+  if (!dirs.ok()) return dirs.status();
+  nlohmann::json ids = image.diff_ids;
+  if (auto s = runtime::WriteFileAtomic(absl::StrCat(leases_dir_, "/", holder), ids.dump());
+      !s.ok()) {
+    return WithContext(s, "write lease");
+  }
+  return dirs;
+}
+
+absl::Status ImageManager::ReleaseLease(absl::string_view holder) {
+  if (auto s = CheckHolder(holder); !s.ok()) return s;
+  const std::string path = absl::StrCat(leases_dir_, "/", holder);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return runtime::ErrnoError(errno, "remove lease", path);
+  }
+  CollectSoon();
+  return absl::OkStatus();
+}
+
+std::vector<std::string> ImageManager::ListLeases() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(leases_dir_, ec)) {
+    std::string name = entry.path().filename().string();
+    if (!name.empty() && name[0] != '.') out.push_back(std::move(name));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 absl::StatusOr<std::vector<std::string>> ImageManager::LowerDirs(const ImageRecord& image) const {

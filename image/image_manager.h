@@ -7,6 +7,7 @@
 //   content/    blobs by digest (content_store.h)
 //   images/     one record per image (image_store.h)
 //   snapshots/  snapshots/<alg>/<hex>: the unpacked layer with that diffID
+//   leases/     one file per container: the diffIDs it keeps alive
 #pragma once
 
 #include <memory>
@@ -72,6 +73,19 @@ class ImageManager {
   absl::StatusOr<std::vector<std::string>> LowerDirs(const ImageRecord& image) const;
 
   std::string SnapshotPath(absl::string_view diff_id) const;
+
+  // Leases keep snapshots alive while a container uses them, whatever
+  // happens to the image: garbage collection never removes a snapshot named
+  // by a lease. AcquireLease records (atomically, under leases/) that
+  // `holder` (a container ID) uses `image`'s layers and returns its lower
+  // dirs as LowerDirs does; acquiring again for the same holder replaces the
+  // lease. ReleaseLease drops it and collects what only it kept; releasing a
+  // lease that does not exist is OK.
+  absl::StatusOr<std::vector<std::string>> AcquireLease(absl::string_view holder,
+                                                        const ImageRecord& image);
+  absl::Status ReleaseLease(absl::string_view holder);
+  // Holders of the leases on disk, for the agent's start-up reconciliation.
+  std::vector<std::string> ListLeases() const;
   const std::string& snapshots_dir() const { return snapshots_dir_; }
   ContentStore& content() { return *content_; }
 
@@ -112,6 +126,7 @@ class ImageManager {
 
   const ImageManagerOptions options_;
   const std::string snapshots_dir_;
+  const std::string leases_dir_;
   std::unique_ptr<ContentStore> content_;
   std::unique_ptr<ImageStore> images_;
   RegistryClient registry_;

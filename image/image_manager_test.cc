@@ -136,6 +136,41 @@ TEST_F(ImageManagerTest, RemoveCollectsOnlyWhatNoOtherImageUses) {
   EXPECT_TRUE(manager_->Remove("example.com/one:v1").ok());  // idempotent
 }
 
+TEST_F(ImageManagerTest, LeaseKeepsSnapshotsOfARemovedImageUntilReleased) {
+  ASSERT_TRUE(manager_->Import(Layout("example.com/leased", TarWith("f", "kept\n")), "").ok());
+  auto image = manager_->Get("example.com/leased:v1");
+  ASSERT_TRUE(image.ok());
+  auto lower = manager_->AcquireLease("c1", *image);
+  ASSERT_TRUE(lower.ok()) << lower.status();
+  EXPECT_EQ(manager_->ListLeases(), std::vector<std::string>{"c1"});
+  ASSERT_TRUE(manager_->Remove("example.com/leased:v1").ok());
+  // The image is gone, its layer stays while the container holds it, also
+  // across a restart (garbage collection at Open).
+  EXPECT_TRUE(std::filesystem::is_directory((*lower)[0]));
+  ImageManagerOptions options;
+  options.root_dir = dir_ + "/root";
+  manager_.reset();
+  auto reopened = ImageManager::Open(options);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  manager_ = std::move(*reopened);
+  EXPECT_TRUE(std::filesystem::is_directory((*lower)[0]));
+  ASSERT_TRUE(manager_->ReleaseLease("c1").ok());
+  EXPECT_FALSE(std::filesystem::exists((*lower)[0]));
+  EXPECT_TRUE(manager_->ReleaseLease("c1").ok());  // idempotent
+  EXPECT_TRUE(manager_->ListLeases().empty());
+}
+
+TEST_F(ImageManagerTest, LeaseHolderMustBeAPlainName) {
+  ASSERT_TRUE(manager_->Import(Layout("example.com/h", TarWith("f", "x")), "").ok());
+  auto image = manager_->Get("example.com/h:v1");
+  ASSERT_TRUE(image.ok());
+  for (const char* bad : {"", "..", "a/b", ".hidden"}) {
+    EXPECT_EQ(manager_->AcquireLease(bad, *image).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
 TEST_F(ImageManagerTest, CorruptLayerIsRefusedAndNothingIsKept) {
   auto imported = manager_->Import(Layout("example.com/bad", TarWith("f", "x"), true), "");
   ASSERT_FALSE(imported.ok());
