@@ -40,6 +40,7 @@ BUILD_PKGS=(
   libabsl-dev libspdlog-dev libfmt-dev libtoml11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev libzstd-dev zlib1g-dev
+  libseccomp-dev libcap-dev libmnl-dev libyaml-cpp-dev
 )
 TEST_PKGS=(
   clang-format clang-tidy

@@ -2,8 +2,11 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 
 #include <cerrno>
+
+#include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
 namespace {
@@ -33,6 +36,13 @@ int WaitForShutdownSignal() {
     if (rc == 0) return sig;
     if (rc != EINTR) return -1;
   }
+}
+
+absl::Status BecomeSubreaper() {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    return ErrnoError(errno, "prctl PR_SET_CHILD_SUBREAPER", "self");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace podshim::runtime

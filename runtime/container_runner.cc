@@ -1,0 +1,220 @@
+#include "runtime/container_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "runtime/files.h"
+#include "runtime/spawn.h"
+
+namespace podshim::runtime {
+namespace {
+
+constexpr size_t kReportLimit = size_t{64} << 10;
+
+int PidfdOpen(int pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+struct Pipe {
+  UniqueFd read, write;
+};
+
+absl::StatusOr<Pipe> MakePipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError(errno, "create", "status pipe");
+  return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+}  // namespace
+
+absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
+                                                  const LaunchSpec& spec, absl::Duration timeout) {
+  if (auto s = WriteFileAtomic(absl::StrCat(spec.bundle, "/", kSpecFile), LaunchSpecToJson(spec));
+      !s.ok()) {
+    return s;
+  }
+  auto pipe = MakePipe();
+  if (!pipe.ok()) return pipe.status();
+  SpawnOptions options;
+  options.argv = {monitor_binary, "start", "--bundle", spec.bundle};
+  options.new_session = true;
+  options.capture_output = false;
+  options.extra_fds = {{3, pipe->write.get()}};
+  auto child = Spawn(options);
+  if (!child.ok()) return child.status();
+  pipe->write.Reset();
+  auto text = ReadUntilEof(pipe->read.get(), timeout, kReportLimit);
+  if (!text.ok()) {
+    // The monitor hangs or floods: kill its session (destructor) and say so.
+    return absl::DeadlineExceededError(absl::StrCat(
+        "container ", spec.id, ": no start report from the monitor: ", text.status().message()));
+  }
+  auto report = StartReportFromJson(absl::StripAsciiWhitespace(*text));
+  if (!report.ok() || !report->ok) {
+    (void)child->Wait(absl::Seconds(5));
+    if (!report.ok()) {
+      return absl::InternalError(
+          absl::StrCat("container ", spec.id, ": monitor exited without a start report"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("start container ", spec.id, ": ", report->error));
+  }
+  // The monitor runs on; ExitWatcher reaps it when it exits.
+  child->Release();
+  return *report;
+}
+
+bool ProcessAlive(int pid) {
+  if (pid <= 0) return false;
+  auto stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return false;
+  // "pid (comm) S ...": the state letter follows the last ')'.
+  size_t close = stat->rfind(')');
+  return close != std::string::npos && close + 2 < stat->size() && (*stat)[close + 2] != 'Z' &&
+         (*stat)[close + 2] != 'X';
+}
+
+absl::Status SignalProcess(int pid, int sig) {
+  if (pid <= 0) return absl::OkStatus();
+  UniqueFd fd(PidfdOpen(pid));
+  if (!fd.valid()) {
+    if (errno == ESRCH) return absl::OkStatus();
+    return ErrnoError(errno, "pidfd_open", absl::StrCat("pid ", pid));
+  }
+  if (::syscall(SYS_pidfd_send_signal, fd.get(), sig, nullptr, 0) != 0 && errno != ESRCH) {
+    return ErrnoError(errno, absl::StrCat("send signal ", sig, " to"), absl::StrCat("pid ", pid));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
+                                           const std::string& bundle, int pid,
+                                           const std::vector<std::string>& argv,
+                                           absl::Duration timeout) {
+  auto pipe = MakePipe();
+  if (!pipe.ok()) return pipe.status();
+  SpawnOptions options;
+  options.argv = {monitor_binary, "exec", "--bundle", bundle, "--pid", absl::StrCat(pid)};
+  if (timeout > absl::ZeroDuration()) {
+    options.argv.push_back(absl::StrCat("--timeout-ms=", absl::ToInt64Milliseconds(timeout)));
+    // The helper enforces the timeout itself; this one only guards against
+    // a helper that hangs.
+    options.timeout = timeout + absl::Seconds(10);
+  }
+  options.argv.push_back("--");
+  options.argv.insert(options.argv.end(), argv.begin(), argv.end());
+  options.new_session = true;
+  options.extra_fds = {{3, pipe->write.get()}};
+  auto run = RunProcess(options);
+  if (!run.ok()) return run.status();
+  pipe->write.Reset();
+  auto text = ReadUntilEof(pipe->read.get(), absl::Seconds(1), kReportLimit);
+  ExecResult result;
+  result.out = std::move(run->out);
+  result.err = std::move(run->err);
+  if (run->timed_out) {
+    result.timed_out = true;
+    result.exit_code = -1;
+    return result;
+  }
+  if (!text.ok() || text->empty()) {
+    return absl::InternalError(absl::StrCat(
+        "exec in ", bundle, ": the helper ended (", run->term_signal ? "signal " : "code ",
+        run->term_signal ? run->term_signal : run->exit_code, ") without a report: ", result.err));
+  }
+  // {"exit_code":N,"timed_out":bool} or {"error":"..."}
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) {
+    return absl::InternalError(absl::StrCat("exec in ", bundle, ": bad report `", *text, "`"));
+  }
+  if (j.contains("error") && j["error"].is_string()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("exec in container: ", j["error"].get<std::string>()));
+  }
+  result.exit_code = j.value("exit_code", -1);
+  result.timed_out = j.value("timed_out", false);
+  return result;
+}
+
+absl::StatusOr<ExitStatus> ReadExitFile(const std::string& bundle) {
+  auto text = ReadFile(absl::StrCat(bundle, "/", kExitFile));
+  if (!text.ok()) return text.status();
+  return ExitStatusFromJson(*text);
+}
+
+ExitWatcher::ExitWatcher()
+    : epoll_(::epoll_create1(EPOLL_CLOEXEC)), wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = wake_.get();
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, wake_.get(), &ev);
+  thread_ = std::thread([this] { Loop(); });
+}
+
+ExitWatcher::~ExitWatcher() {
+  uint64_t one = 1;
+  (void)!::write(wake_.get(), &one, sizeof one);
+  thread_.join();
+}
+
+absl::Status ExitWatcher::Watch(int pid, Callback on_exit) {
+  UniqueFd fd(PidfdOpen(pid));
+  if (!fd.valid()) {
+    if (errno == ESRCH) {
+      on_exit(pid);
+      return absl::OkStatus();
+    }
+    return ErrnoError(errno, "pidfd_open", absl::StrCat("pid ", pid));
+  }
+  absl::MutexLock lock(&mu_);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd.get();
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+    return ErrnoError(errno, "watch", absl::StrCat("pid ", pid));
+  }
+  const int key = fd.get();
+  entries_[key] = Entry{std::move(fd), pid, std::move(on_exit)};
+  return absl::OkStatus();
+}
+
+void ExitWatcher::Loop() {
+  epoll_event events[16];
+  for (;;) {
+    int n = ::epoll_wait(epoll_.get(), events, 16, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_.get()) return;
+      Entry entry;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = entries_.find(fd);
+        if (it == entries_.end()) continue;
+        entry = std::move(it->second);
+        entries_.erase(it);
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+      }
+      // Reap it if it is our child (a monitor this agent started).
+      siginfo_t info{};
+      (void)::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(entry.pidfd.get()), &info,
+                     WEXITED | WNOHANG);
+      entry.cb(entry.pid);
+    }
+  }
+}
+
+}  // namespace podshim::runtime

@@ -1,0 +1,168 @@
+#include "runtime/cri_log.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace podshim::runtime {
+namespace {
+
+using ::testing::ElementsAre;
+
+// Collects records; the clock ticks by one nanosecond per call.
+struct Capture {
+  std::string text;
+  int64_t now = 1'700'000'000'000'000'000;
+  CriLogWriter Writer(size_t max_line = kCriMaxLineBytes) {
+    return CriLogWriter(
+        [this](absl::string_view r) {
+          text.append(r.data(), r.size());
+          return absl::OkStatus();
+        },
+        [this] { return now++; }, max_line);
+  }
+  // "<stream> <tag> <message>" per record, the timestamp dropped.
+  std::vector<std::string> Records() const {
+    std::vector<std::string> out;
+    for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+      out.emplace_back(line.substr(line.find(' ') + 1));
+    }
+    return out;
+  }
+};
+
+TEST(CriTimestampTest, Rfc3339NanoUtc) {
+  EXPECT_EQ(FormatCriTimestamp(0), "1970-01-01T00:00:00.000000000Z");
+  EXPECT_EQ(FormatCriTimestamp(1'475'713'029'669'794'202), "2016-10-06T00:17:09.669794202Z");
+  EXPECT_EQ(FormatCriTimestamp(-1), "1969-12-31T23:59:59.999999999Z");
+}
+
+TEST(CriRecordTest, Format) {
+  EXPECT_EQ(FormatCriRecord(1'000'000'001, LogStream::kStderr, true, "x y"),
+            "1970-01-01T00:00:01.000000001Z stderr P x y\n");
+  EXPECT_EQ(FormatCriRecord(0, LogStream::kStdout, false, ""),
+            "1970-01-01T00:00:00.000000000Z stdout F \n");
+}
+
+TEST(CriLogWriterTest, CompleteLinesAreFull) {
+  Capture c;
+  CriLogWriter w = c.Writer();
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "hello\nworld\n\n").ok());
+  ASSERT_TRUE(w.Append(LogStream::kStderr, "err\n").ok());
+  EXPECT_THAT(c.Records(),
+              ElementsAre("stdout F hello", "stdout F world", "stdout F ", "stderr F err"));
+  EXPECT_FALSE(w.HasPending(LogStream::kStdout));
+}
+
+TEST(CriLogWriterTest, LinesAcrossReadsAreJoined) {
+  Capture c;
+  CriLogWriter w = c.Writer();
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "hel").ok());
+  EXPECT_TRUE(c.text.empty());
+  EXPECT_TRUE(w.HasPending(LogStream::kStdout));
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "lo\nwo").ok());
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "rld\n").ok());
+  EXPECT_THAT(c.Records(), ElementsAre("stdout F hello", "stdout F world"));
+}
+
+TEST(CriLogWriterTest, StreamsAreBufferedApart) {
+  Capture c;
+  CriLogWriter w = c.Writer();
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "out-").ok());
+  ASSERT_TRUE(w.Append(LogStream::kStderr, "err\n").ok());
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "line\n").ok());
+  EXPECT_THAT(c.Records(), ElementsAre("stderr F err", "stdout F out-line"));
+}
+
+TEST(CriLogWriterTest, LongLineSplitsIntoPartialsThenFull) {
+  Capture c;
+  CriLogWriter w = c.Writer(4);
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "abcdefghij\n").ok());
+  EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd", "stdout P efgh", "stdout F ij"));
+}
+
+TEST(CriLogWriterTest, ExactMultipleEndsWithFullChunk) {
+  Capture c;
+  CriLogWriter w = c.Writer(4);
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "abcdefgh\n").ok());
+  EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd", "stdout F efgh"));
+}
+
+TEST(CriLogWriterTest, FullBufferIsWrittenAsPartial) {
+  Capture c;
+  CriLogWriter w = c.Writer(4);
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "abc").ok());
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "def").ok());  // 6 > 4: one chunk out
+  EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd"));
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "\n").ok());
+  EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd", "stdout F ef"));
+}
+
+TEST(CriLogWriterTest, SixteenKiBChunksByDefault) {
+  Capture c;
+  CriLogWriter w = c.Writer();
+  std::string line(size_t{40} * 1024, 'a');
+  ASSERT_TRUE(w.Append(LogStream::kStdout, line + "\n").ok());
+  std::vector<std::string> r = c.Records();
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0], "stdout P " + std::string(size_t{16} * 1024, 'a'));
+  EXPECT_EQ(r[1], "stdout P " + std::string(size_t{16} * 1024, 'a'));
+  EXPECT_EQ(r[2], "stdout F " + std::string(size_t{8} * 1024, 'a'));
+}
+
+TEST(CriLogWriterTest, FinishWritesPartialLineAsFull) {
+  Capture c;
+  CriLogWriter w = c.Writer();
+  ASSERT_TRUE(w.Append(LogStream::kStderr, "no newline").ok());
+  ASSERT_TRUE(w.Finish(LogStream::kStderr).ok());
+  ASSERT_TRUE(w.Finish(LogStream::kStdout).ok());  // nothing pending: nothing written
+  EXPECT_THAT(c.Records(), ElementsAre("stderr F no newline"));
+}
+
+TEST(CriLogWriterTest, IdleFlushIsPartialAndTheLineEndsFull) {
+  Capture c;
+  CriLogWriter w = c.Writer();
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "progress 10%").ok());
+  ASSERT_TRUE(w.FlushPartial(LogStream::kStdout).ok());
+  ASSERT_TRUE(w.FlushPartial(LogStream::kStdout).ok());  // nothing new
+  ASSERT_TRUE(w.Append(LogStream::kStdout, " 20%\n").ok());
+  EXPECT_THAT(c.Records(), ElementsAre("stdout P progress 10%", "stdout F  20%"));
+}
+
+TEST(CriLogWriterTest, FinishClosesALineLeftOpenByPartials) {
+  Capture c;
+  CriLogWriter w = c.Writer();
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "tail").ok());
+  ASSERT_TRUE(w.FlushPartial(LogStream::kStdout).ok());
+  ASSERT_TRUE(w.Finish(LogStream::kStdout).ok());
+  EXPECT_THAT(c.Records(), ElementsAre("stdout P tail", "stdout F "));
+}
+
+TEST(CriLogWriterTest, RecordsOfOneReadGoOutInOneSinkCall) {
+  int calls = 0;
+  CriLogWriter w([&](absl::string_view) {
+    ++calls;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "a\nb\nc\n").ok());
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(CriLogWriterTest, SinkErrorsAreReturned) {
+  CriLogWriter w([](absl::string_view) { return absl::ResourceExhaustedError("disk full"); });
+  EXPECT_EQ(w.Append(LogStream::kStdout, "a\n").code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(CriLogWriterTest, TimestampsComeFromTheClock) {
+  Capture c;
+  c.now = 5;
+  CriLogWriter w = c.Writer();
+  ASSERT_TRUE(w.Append(LogStream::kStdout, "x\n").ok());
+  EXPECT_EQ(c.text, "1970-01-01T00:00:00.000000005Z stdout F x\n");
+}
+
+}  // namespace
+}  // namespace podshim::runtime

@@ -1,0 +1,611 @@
+// podshim-monitor: the per-container monitor and the ExecSync helper.
+//
+//   podshim-monitor start --bundle DIR
+//   podshim-monitor exec --bundle DIR --pid PID [--timeout-ms N] -- ARGV...
+//
+// Both write one JSON line to fd 3 (the agent's status pipe). `start` forks
+// the container's init (runtime/container_init.h), reports once the workload
+// has exec'd, then copies its stdout/stderr into the CRI log, reaps, and
+// records the exit status in DIR/exit.json. `exec` joins the running
+// container and runs one command in it. Single-threaded by design.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "nlohmann/json.hpp"
+#include "runtime/container_init.h"
+#include "runtime/cri_log.h"
+#include "runtime/files.h"
+#include "runtime/launch_spec.h"
+#include "runtime/unique_fd.h"
+
+namespace podshim::runtime {
+namespace {
+
+constexpr int kStatusFd = 3;
+constexpr char kStartedFile[] = "started.json";
+constexpr char kReopenErrorFile[] = "reopen.err";
+// A partial line is written as P once its stream was quiet this long.
+constexpr int64_t kIdleFlushNanos = 250'000'000;
+constexpr size_t kReadChunk = size_t{64} * 1024;
+
+int64_t MonotonicNanos() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Fds 0-2 must be taken so no pipe lands on them (the child dup2s onto them).
+void EnsureStdio() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int null = ::open("/dev/null", O_RDWR);
+      if (null >= 0 && null != fd) {
+        ::dup2(null, fd);
+        ::close(null);
+      }
+    }
+  }
+}
+
+// fd 3: one JSON line, then closed. Absent when the caller gave none.
+class StatusPipe {
+ public:
+  StatusPipe() {
+    if (::fcntl(kStatusFd, F_GETFD) >= 0) {
+      ::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);
+      fd_ = UniqueFd(kStatusFd);
+    }
+  }
+  void Send(const std::string& json) {
+    if (!fd_.valid()) return;
+    (void)WriteAll(fd_.get(), absl::StrCat(json, "\n"), "status pipe");
+    fd_.Reset();
+  }
+  // For the forked child, which must not keep the agent waiting.
+  void CloseInChild() { fd_.Reset(); }
+
+ private:
+  UniqueFd fd_;
+};
+
+struct Pipe {
+  UniqueFd read, write;
+};
+absl::StatusOr<Pipe> MakePipe(absl::string_view what) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError(errno, "pipe", what);
+  return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+// Reads `fd` until EOF; `deadline_ns` (monotonic, 0 = none) bounds the wait.
+absl::StatusOr<std::string> ReadUntilEof(int fd, int64_t deadline_ns) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    if (deadline_ns != 0) {
+      int64_t left = deadline_ns - MonotonicNanos();
+      if (left <= 0) return absl::DeadlineExceededError("read sync pipe: timed out");
+      struct pollfd p {
+        fd, POLLIN, 0
+      };
+      int r = ::poll(&p, 1, static_cast<int>(left / 1'000'000 + 1));
+      if (r < 0 && errno != EINTR) return ErrnoError(errno, "poll", "sync pipe");
+      if (r <= 0) continue;
+    }
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "read", "sync pipe");
+    }
+    if (n == 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+int ExitCodeOf(int wait_status, int* signal_out) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) {
+    if (signal_out != nullptr) *signal_out = WTERMSIG(wait_status);
+    return 128 + WTERMSIG(wait_status);
+  }
+  return 255;
+}
+
+// "oom_kill N" with N > 0 in memory.oom_control (v1) or memory.events (v2).
+bool OomKilled(const std::string& counter_file) {
+  if (counter_file.empty()) return false;
+  auto text = ReadFile(counter_file);
+  if (!text.ok()) return false;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    if (!absl::ConsumePrefix(&line, "oom_kill ")) continue;
+    int64_t n = 0;
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &n) && n > 0;
+  }
+  return false;
+}
+
+absl::Status EnterPidNamespace(const NamespaceSpec& ns) {
+  switch (ns.mode) {
+    case NsMode::kHost:
+      return absl::OkStatus();
+    case NsMode::kNew:
+      if (::unshare(CLONE_NEWPID) != 0) return ErrnoError(errno, "unshare", "pid namespace");
+      return absl::OkStatus();
+    case NsMode::kJoin: {
+      UniqueFd fd(::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd.valid()) return ErrnoError(errno, "open pid namespace", ns.path);
+      if (::setns(fd.get(), CLONE_NEWPID) != 0)
+        return ErrnoError(errno, "setns pid namespace", ns.path);
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown namespace mode");
+}
+
+absl::StatusOr<LaunchSpec> ReadSpec(const std::string& bundle) {
+  auto text = ReadFile(absl::StrCat(bundle, "/", kSpecFile));
+  if (!text.ok()) return text.status();
+  auto spec = LaunchSpecFromJson(*text);
+  if (!spec.ok()) {
+    return absl::Status(spec.status().code(), absl::StrCat("parse ", bundle, "/", kSpecFile, ": ",
+                                                           spec.status().message()));
+  }
+  return spec;
+}
+
+// --- start -----------------------------------------------------------------------
+
+// Copies the container's stdout/stderr into the CRI log until its init exits.
+class OutputPump {
+ public:
+  OutputPump(std::optional<CriLogFile>& log, UniqueFd out, UniqueFd err)
+      : log_(log), writer_([this](absl::string_view records) {
+          if (log_.has_value()) (void)log_->Write(records);
+          return absl::OkStatus();
+        }) {
+    streams_[0] = {std::move(out), LogStream::kStdout, 0};
+    streams_[1] = {std::move(err), LogStream::kStderr, 0};
+    for (Stream& s : streams_) ::fcntl(s.fd.get(), F_SETFL, O_NONBLOCK);
+  }
+
+  int fd(int i) const { return streams_[i].fd.get(); }
+
+  // Reads what is there; at EOF finishes the stream and closes its pipe.
+  void Read(int i) {
+    Stream& s = streams_[i];
+    char buf[kReadChunk];
+    while (s.fd.valid()) {
+      ssize_t n = ::read(s.fd.get(), buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;  // EAGAIN, or an error: try again on the next poll
+      if (n == 0) {
+        (void)writer_.Finish(s.stream);
+        s.fd.Reset();
+        return;
+      }
+      (void)writer_.Append(s.stream, absl::string_view(buf, static_cast<size_t>(n)));
+      s.last_data_ns = MonotonicNanos();
+    }
+  }
+
+  // Poll timeout (ms) until the next idle flush is due; -1 when none is.
+  int IdleTimeoutMs() const {
+    int64_t now = MonotonicNanos(), best = -1;
+    for (const Stream& s : streams_) {
+      if (!writer_.HasPending(s.stream)) continue;
+      int64_t left = s.last_data_ns + kIdleFlushNanos - now;
+      if (left < 0) left = 0;
+      if (best < 0 || left < best) best = left;
+    }
+    return best < 0 ? -1 : static_cast<int>(best / 1'000'000 + 1);
+  }
+
+  void FlushIdle() {
+    int64_t now = MonotonicNanos();
+    for (const Stream& s : streams_) {
+      if (writer_.HasPending(s.stream) && now - s.last_data_ns >= kIdleFlushNanos) {
+        (void)writer_.FlushPartial(s.stream);
+      }
+    }
+  }
+
+  // After the init exited: take what is in the pipes now, without waiting
+  // for processes that still hold them open, and end both streams.
+  void Drain() {
+    for (int i = 0; i < 2; ++i) {
+      Read(i);
+      if (streams_[i].fd.valid()) {
+        (void)writer_.Finish(streams_[i].stream);
+        streams_[i].fd.Reset();
+      }
+    }
+  }
+
+ private:
+  struct Stream {
+    UniqueFd fd;
+    LogStream stream = LogStream::kStdout;
+    int64_t last_data_ns = 0;
+  };
+  std::optional<CriLogFile>& log_;
+  CriLogWriter writer_;
+  std::array<Stream, 2> streams_;
+};
+
+void ReopenLog(std::optional<CriLogFile>& log, const std::string& bundle) {
+  if (!log.has_value()) return;
+  std::string err_file = absl::StrCat(bundle, "/", kReopenErrorFile);
+  absl::Status s = log->Reopen();
+  if (s.ok()) {
+    ::unlink(err_file.c_str());
+  } else {
+    (void)WriteFileAtomic(err_file, absl::StrCat(s.message(), "\n"), 0644);
+  }
+}
+
+int RunStart(const std::string& bundle) {
+  StatusPipe status;
+  ::signal(SIGPIPE, SIG_IGN);
+  StartReport report;
+  report.monitor_pid = static_cast<int>(::getpid());
+  auto fail = [&](const absl::Status& s) {
+    report.ok = false;
+    report.error = std::string(s.message());
+    status.Send(StartReportToJson(report));
+    return 1;
+  };
+
+  auto spec = ReadSpec(bundle);
+  if (!spec.ok()) return fail(spec.status());
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    return fail(ErrnoError(errno, "prctl PR_SET_CHILD_SUBREAPER", "monitor"));
+  }
+  if (auto s = WriteFileAtomic(absl::StrCat(bundle, "/", kMonitorPidFile),
+                               absl::StrCat(report.monitor_pid, "\n"), 0644);
+      !s.ok()) {
+    return fail(s);
+  }
+  std::optional<CriLogFile> log;
+  if (!spec->log_path.empty()) {
+    auto opened = CriLogFile::Open(spec->log_path);
+    if (!opened.ok()) return fail(opened.status());
+    log.emplace(*std::move(opened));
+  }
+  auto out = MakePipe("container stdout");
+  if (!out.ok()) return fail(out.status());
+  auto err = MakePipe("container stderr");
+  if (!err.ok()) return fail(err.status());
+  auto sync = MakePipe("sync");
+  if (!sync.ok()) return fail(sync.status());
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull.valid()) return fail(ErrnoError(errno, "open", "/dev/null"));
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);
+  if (int e = ::pthread_sigmask(SIG_BLOCK, &mask, nullptr); e != 0) {
+    return fail(ErrnoError(e, "block signals", "monitor"));
+  }
+  UniqueFd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd.valid()) return fail(ErrnoError(errno, "signalfd", "monitor"));
+
+  if (auto s = EnterPidNamespace(spec->pid); !s.ok()) return fail(s);
+  pid_t child = ::fork();
+  if (child < 0) return fail(ErrnoError(errno, "fork", "container init"));
+  if (child == 0) {
+    status.CloseInChild();
+    RunContainerInit(
+        *spec, ChildFds{devnull.get(), out->write.get(), err->write.get(), sync->write.get()});
+  }
+  out->write.Reset();
+  err->write.Reset();
+  sync->write.Reset();
+  devnull.Reset();
+
+  auto text = ReadUntilEof(sync->read.get(), 0);
+  SyncResult result;
+  if (text.ok()) {
+    result = ParseSyncMessages(*text);
+  } else {
+    result.error = std::string(text.status().message());
+  }
+  sync->read.Reset();
+  if (!result.ok) {
+    ::kill(child, SIGKILL);
+    int st = 0;
+    while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    }
+    return fail(absl::FailedPreconditionError(result.error));
+  }
+  report.ok = true;
+  report.pid = static_cast<int>(child);
+  report.uid = result.user.uid;
+  report.gid = result.user.gid;
+  report.groups = result.user.groups;
+  std::string json = StartReportToJson(report);
+  if (auto s = WriteFileAtomic(absl::StrCat(bundle, "/", kStartedFile), json, 0644); !s.ok()) {
+    // The workload runs: report it anyway; the agent reads the pipe.
+    (void)s;
+  }
+  status.Send(json);
+
+  OutputPump pump(log, std::move(out->read), std::move(err->read));
+  bool exited = false;
+  int wait_status = 0;
+  while (!exited) {
+    std::array<struct pollfd, 3> fds{};
+    fds[0] = {sigfd.get(), POLLIN, 0};
+    fds[1] = {pump.fd(0), POLLIN, 0};
+    fds[2] = {pump.fd(1), POLLIN, 0};
+    int n = ::poll(fds.data(), fds.size(), pump.IdleTimeoutMs());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // cannot happen with valid fds; fall through to reaping
+    }
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(0);
+    if ((fds[2].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(1);
+    pump.FlushIdle();
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    struct signalfd_siginfo si {};
+    while (::read(sigfd.get(), &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+      if (si.ssi_signo == SIGTERM) {
+        ::kill(child, SIGKILL);
+      } else if (si.ssi_signo == SIGUSR1) {
+        ReopenLog(log, bundle);
+      }
+    }
+    // Reap everything: orphans of the container are ours (subreaper).
+    for (;;) {
+      int st = 0;
+      pid_t r = ::waitpid(-1, &st, WNOHANG);
+      if (r <= 0) break;
+      if (r == child) {
+        wait_status = st;
+        exited = true;
+      }
+    }
+  }
+  if (!exited) {
+    while (::waitpid(child, &wait_status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pump.Drain();
+
+  ExitStatus exit;
+  exit.exit_code = ExitCodeOf(wait_status, &exit.signal);
+  exit.oom_killed = exit.signal == SIGKILL && OomKilled(spec->oom_counter_file);
+  exit.reason = exit.oom_killed ? "OOMKilled" : (exit.exit_code == 0 ? "Completed" : "Error");
+  exit.finished_at_ns = WallClockNanos();
+  if (!WriteFileAtomic(absl::StrCat(bundle, "/", kExitFile), ExitStatusToJson(exit), 0644).ok()) {
+    return 1;
+  }
+  return 0;
+}
+
+// --- exec ------------------------------------------------------------------------
+
+struct ExecArgs {
+  std::string bundle;
+  int pid = 0;
+  int64_t timeout_ms = 0;
+  std::vector<std::string> argv;
+};
+
+absl::Status JoinContainer(const LaunchSpec& spec, int pid) {
+  struct Ns {
+    const char* name;
+    int type;
+  };
+  // The mount namespace goes last: after it the host's /proc is gone.
+  const Ns kinds[] = {{"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+                      {"net", CLONE_NEWNET},       {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS}};
+  std::vector<UniqueFd> fds;
+  for (const Ns& ns : kinds) {
+    std::string path = absl::StrCat("/proc/", pid, "/ns/", ns.name);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoError(errno, "open", path);
+    fds.push_back(std::move(fd));
+  }
+  for (const std::string& procs : spec.cgroup_procs) {
+    UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid() || ::write(fd.get(), "0", 1) != 1)
+      return ErrnoError(errno, "join cgroup", procs);
+  }
+  for (size_t i = 0; i < fds.size(); ++i) {
+    std::string own = absl::StrCat("/proc/self/ns/", kinds[i].name);
+    struct stat theirs {
+    }, ours{};
+    if (::fstat(fds[i].get(), &theirs) == 0 && ::stat(own.c_str(), &ours) == 0 &&
+        theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino) {
+      continue;  // already there (a host namespace)
+    }
+    if (::setns(fds[i].get(), kinds[i].type) != 0) {
+      return ErrnoError(errno, absl::StrCat("setns ", kinds[i].name, " namespace of pid"),
+                        absl::StrCat(pid));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Waits for `child` until `deadline_ns` (monotonic, 0 = none) through its
+// pidfd (or by polling its state without one). True, with its wait status,
+// once it is reaped; false when the deadline passed first.
+bool WaitUntil(pid_t child, int pidfd, int64_t deadline_ns, int* wait_status) {
+  while (deadline_ns != 0) {
+    int64_t left = deadline_ns - MonotonicNanos();
+    if (left <= 0) return false;
+    if (pidfd < 0) {
+      pid_t r = ::waitpid(child, wait_status, WNOHANG);
+      if (r == child) return true;
+      struct timespec ts {
+        0, 10'000'000
+      };
+      ::nanosleep(&ts, nullptr);
+      continue;
+    }
+    struct pollfd p {
+      pidfd, POLLIN, 0
+    };
+    int r = ::poll(&p, 1, static_cast<int>(left / 1'000'000 + 1));
+    if (r > 0 || (r < 0 && errno != EINTR)) break;
+  }
+  while (::waitpid(child, wait_status, 0) < 0 && errno == EINTR) {
+  }
+  return true;
+}
+
+int RunExec(const ExecArgs& args) {
+  StatusPipe status;
+  ::signal(SIGPIPE, SIG_IGN);
+  auto fail = [&](const absl::Status& s) {
+    status.Send(nlohmann::json{{"error", std::string(s.message())}}.dump());
+    return 1;
+  };
+  auto spec = ReadSpec(args.bundle);
+  if (!spec.ok()) return fail(spec.status());
+  auto started_text = ReadFile(absl::StrCat(args.bundle, "/", kStartedFile));
+  if (!started_text.ok()) return fail(started_text.status());
+  auto started = StartReportFromJson(*started_text);
+  if (!started.ok()) return fail(started.status());
+  ResolvedUser user;
+  user.uid = started->uid;
+  user.gid = started->gid;
+  user.groups = started->groups;
+
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull.valid()) return fail(ErrnoError(errno, "open", "/dev/null"));
+  if (auto s = JoinContainer(*spec, args.pid); !s.ok()) return fail(s);
+  auto sync = MakePipe("sync");
+  if (!sync.ok()) return fail(sync.status());
+
+  const int64_t start = MonotonicNanos();
+  const int64_t deadline = args.timeout_ms > 0 ? start + args.timeout_ms * 1'000'000 : 0;
+  pid_t child = ::fork();
+  if (child < 0) return fail(ErrnoError(errno, "fork", "exec"));
+  if (child == 0) {
+    status.CloseInChild();
+    RunExecChild(*spec, user, args.argv, ChildFds{devnull.get(), 1, 2, sync->write.get()});
+  }
+  sync->write.Reset();
+  devnull.Reset();
+  // glibc 2.36's <sys/pidfd.h> lacks extern "C": call the syscall directly.
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+
+  bool timed_out = false;
+  auto kill_and_reap = [&]() {
+    ::kill(child, SIGKILL);
+    int st = 0;
+    while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    }
+    return st;
+  };
+  auto text = ReadUntilEof(sync->read.get(), deadline);
+  if (!text.ok()) {
+    if (!absl::IsDeadlineExceeded(text.status())) {
+      kill_and_reap();
+      return fail(text.status());
+    }
+    timed_out = true;
+  } else if (absl::StartsWith(*text, "error ")) {
+    kill_and_reap();
+    return fail(absl::FailedPreconditionError(ParseSyncMessages(*text).error));
+  }
+
+  int wait_status = 0;
+  if (timed_out) {
+    wait_status = kill_and_reap();
+  } else if (!WaitUntil(child, pidfd.get(), deadline, &wait_status)) {
+    timed_out = true;
+    wait_status = kill_and_reap();
+  }
+  int code = ExitCodeOf(wait_status, nullptr);
+  status.Send(nlohmann::json{{"exit_code", code}, {"timed_out", timed_out}}.dump());
+  return 0;
+}
+
+// --- arguments -------------------------------------------------------------------
+
+int Usage(absl::string_view why) {
+  std::string msg = absl::StrCat(
+      "podshim-monitor: ", why,
+      "\nusage: podshim-monitor start --bundle DIR\n"
+      "       podshim-monitor exec --bundle DIR --pid PID [--timeout-ms N] -- ARGV...\n");
+  (void)WriteAll(2, msg, "stderr");
+  return 2;
+}
+
+int Main(int argc, char** argv) {
+  EnsureStdio();
+  if (argc < 2) return Usage("no command");
+  const std::string command = argv[1];
+  ExecArgs args;
+  bool have_pid = false;
+  for (int i = 2; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (a == "--") {
+      for (int j = i + 1; j < argc; ++j) args.argv.emplace_back(argv[j]);
+      break;
+    }
+    std::string value;
+    absl::string_view name = a;
+    if (size_t eq = a.find('='); eq != absl::string_view::npos) {
+      name = a.substr(0, eq);
+      value = std::string(a.substr(eq + 1));
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return Usage(absl::StrCat("missing value for ", a));
+    }
+    if (name == "--bundle") {
+      args.bundle = value;
+    } else if (name == "--pid") {
+      if (!absl::SimpleAtoi(value, &args.pid) || args.pid <= 0) return Usage("bad --pid");
+      have_pid = true;
+    } else if (name == "--timeout-ms") {
+      if (!absl::SimpleAtoi(value, &args.timeout_ms) || args.timeout_ms < 0) {
+        return Usage("bad --timeout-ms");
+      }
+    } else {
+      return Usage(absl::StrCat("unknown flag ", a));
+    }
+  }
+  if (args.bundle.empty()) return Usage("--bundle is required");
+  if (command == "start") return RunStart(args.bundle);
+  if (command == "exec") {
+    if (!have_pid) return Usage("--pid is required");
+    if (args.argv.empty()) return Usage("no command after --");
+    return RunExec(args);
+  }
+  return Usage(absl::StrCat("unknown command ", command));
+}
+
+}  // namespace
+}  // namespace podshim::runtime
+
+int main(int argc, char** argv) { return podshim::runtime::Main(argc, argv); }

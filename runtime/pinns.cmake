@@ -1,0 +1,14 @@
+# The namespace pinner: podshim-pinns (a tiny single-threaded helper binary
+# that links only the C/C++ runtime), the agent-side API that runs it
+# (namespaces.h), and the posix_spawn-based process runner (spawn.h).
+podshim_library(podshim_spawn_ns
+  SOURCES spawn.cc namespaces.cc
+  DEPS podshim_runtime absl::time absl::strings absl::status absl::statusor)
+
+add_executable(podshim-pinns pinns_main.cc)
+podshim_warnings(podshim-pinns)
+
+podshim_test(pinns_test SOURCES spawn_test.cc namespaces_test.cc DEPS podshim_spawn_ns)
+add_dependencies(pinns_test podshim-pinns)
+target_compile_definitions(pinns_test PRIVATE
+  PODSHIM_PINNS_BINARY="$<TARGET_FILE:podshim-pinns>")
