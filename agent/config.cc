@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "toml.hpp"
@@ -19,9 +20,10 @@ struct StringKey {
 };
 
 constexpr StringKey kStringKeys[] = {
-    {"socket", &Config::socket},         {"state_dir", &Config::state_dir},
-    {"root_dir", &Config::root_dir},     {"log_level", &Config::log_level},
-    {"log_format", &Config::log_format},
+    {"socket", &Config::socket},           {"state_dir", &Config::state_dir},
+    {"root_dir", &Config::root_dir},       {"log_level", &Config::log_level},
+    {"log_format", &Config::log_format},   {"cgroup_parent", &Config::cgroup_parent},
+    {"helpers_dir", &Config::helpers_dir},
 };
 
 std::string KeyNames() {
@@ -180,6 +182,14 @@ absl::Status ValidateConfig(const Config& config) {
   }
   if (auto s = CheckAbsolute("state_dir", config.state_dir); !s.ok()) return s;
   if (auto s = CheckAbsolute("root_dir", config.root_dir); !s.ok()) return s;
+  if (auto s = CheckAbsolute("cgroup_parent", config.cgroup_parent); !s.ok()) return s;
+  if (absl::StrContains(config.cgroup_parent, "..")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cgroup_parent: \"", config.cgroup_parent, "\" must not contain \"..\""));
+  }
+  if (!config.helpers_dir.empty()) {
+    if (auto s = CheckAbsolute("helpers_dir", config.helpers_dir); !s.ok()) return s;
+  }
   static constexpr absl::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
   bool level_ok = false;
   for (auto l : kLevels) level_ok = level_ok || config.log_level == l;

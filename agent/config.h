@@ -55,6 +55,12 @@ struct Config {
   std::string log_level = "info";
   // text or json.
   std::string log_format = "text";
+  // The cgroup (cgroupfs driver path) pods go under when their config names
+  // no cgroup_parent.
+  std::string cgroup_parent = "/podshim";
+  // Where podshim-pinns and podshim-monitor are; empty: beside podshimd
+  // (or, in a build tree, in ../runtime/).
+  std::string helpers_dir;
   RegistryConfig registry;
 
   friend bool operator==(const Config&, const Config&) = default;

@@ -68,7 +68,8 @@ TEST(Config, JsonCarriesEveryKey) {
   auto j = ConfigToJson(c);
   EXPECT_EQ(j["root_dir"], "/x");
   EXPECT_EQ(j["socket"], c.socket);
-  EXPECT_EQ(j.size(), 6u);
+  EXPECT_EQ(j["cgroup_parent"], "/podshim");
+  EXPECT_EQ(j.size(), 8u);
 }
 
 TEST(Config, RegistrySection) {

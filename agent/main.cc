@@ -29,6 +29,10 @@ ABSL_FLAG(absl::optional<std::string>, root_dir, absl::nullopt,
 ABSL_FLAG(absl::optional<std::string>, log_level, absl::nullopt,
           "trace, debug, info, warn or error (default info)");
 ABSL_FLAG(absl::optional<std::string>, log_format, absl::nullopt, "text or json (default text)");
+ABSL_FLAG(absl::optional<std::string>, cgroup_parent, absl::nullopt,
+          "cgroup pods go under when they name none (default /podshim)");
+ABSL_FLAG(absl::optional<std::string>, helpers_dir, absl::nullopt,
+          "directory of podshim-pinns and podshim-monitor (default: beside podshimd)");
 ABSL_FLAG(std::string, name, "",
           "import only: the reference to give the imported image (e.g. "
           "docker.io/library/busybox:latest); needed when the source does not name it");
@@ -60,6 +64,8 @@ absl::StatusOr<Config> EffectiveConfig() {
   Override(config.root_dir, absl::GetFlag(FLAGS_root_dir));
   Override(config.log_level, absl::GetFlag(FLAGS_log_level));
   Override(config.log_format, absl::GetFlag(FLAGS_log_format));
+  Override(config.cgroup_parent, absl::GetFlag(FLAGS_cgroup_parent));
+  Override(config.helpers_dir, absl::GetFlag(FLAGS_helpers_dir));
   if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
   return config;
 }

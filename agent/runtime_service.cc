@@ -34,7 +34,8 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::Status(grpc::CallbackServerContext
     network_ready->set_type("NetworkReady");
     network_ready->set_status(false);
     network_ready->set_reason("NetworkPluginNotReady");
-    network_ready->set_message("podshim: pod networking is not implemented yet");
+    network_ready->set_message(
+        "podshim: pod networking (CNI) is not implemented yet; pods have loopback only");
     // The default handler (empty name); no optional features yet.
     resp->add_runtime_handlers()->mutable_features();
     resp->mutable_features();
@@ -53,6 +54,146 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::RuntimeConfig(
     resp->mutable_linux()->set_cgroup_driver(cri::CGROUPFS);
     return grpc::Status::OK;
   });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::RunPodSandbox(grpc::CallbackServerContext* ctx,
+                                                            const cri::RunPodSandboxRequest* req,
+                                                            cri::RunPodSandboxResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/RunPodSandbox",
+                      [this, req, resp] { return ToGrpcStatus(pods_.RunPodSandbox(*req, resp)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::StopPodSandbox(
+    grpc::CallbackServerContext* ctx, const cri::StopPodSandboxRequest* req,
+    cri::StopPodSandboxResponse* /*resp*/) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/StopPodSandbox",
+                      [this, req] { return ToGrpcStatus(pods_.StopPodSandbox(*req)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::RemovePodSandbox(
+    grpc::CallbackServerContext* ctx, const cri::RemovePodSandboxRequest* req,
+    cri::RemovePodSandboxResponse* /*resp*/) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/RemovePodSandbox",
+                      [this, req] { return ToGrpcStatus(pods_.RemovePodSandbox(*req)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::PodSandboxStatus(
+    grpc::CallbackServerContext* ctx, const cri::PodSandboxStatusRequest* req,
+    cri::PodSandboxStatusResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/PodSandboxStatus", [this, req, resp] {
+    return ToGrpcStatus(pods_.PodSandboxStatus(*req, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ListPodSandbox(grpc::CallbackServerContext* ctx,
+                                                             const cri::ListPodSandboxRequest* req,
+                                                             cri::ListPodSandboxResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ListPodSandbox",
+                      [this, req, resp] { return ToGrpcStatus(pods_.ListPodSandbox(*req, resp)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::CreateContainer(
+    grpc::CallbackServerContext* ctx, const cri::CreateContainerRequest* req,
+    cri::CreateContainerResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/CreateContainer", [this, req, resp] {
+    return ToGrpcStatus(pods_.CreateContainer(*req, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::StartContainer(
+    grpc::CallbackServerContext* ctx, const cri::StartContainerRequest* req,
+    cri::StartContainerResponse* /*resp*/) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/StartContainer",
+                      [this, req] { return ToGrpcStatus(pods_.StartContainer(*req)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::StopContainer(grpc::CallbackServerContext* ctx,
+                                                            const cri::StopContainerRequest* req,
+                                                            cri::StopContainerResponse* /*resp*/) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/StopContainer",
+                      [this, req] { return ToGrpcStatus(pods_.StopContainer(*req)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::RemoveContainer(
+    grpc::CallbackServerContext* ctx, const cri::RemoveContainerRequest* req,
+    cri::RemoveContainerResponse* /*resp*/) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/RemoveContainer",
+                      [this, req] { return ToGrpcStatus(pods_.RemoveContainer(*req)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ListContainers(grpc::CallbackServerContext* ctx,
+                                                             const cri::ListContainersRequest* req,
+                                                             cri::ListContainersResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ListContainers",
+                      [this, req, resp] { return ToGrpcStatus(pods_.ListContainers(*req, resp)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ContainerStatus(
+    grpc::CallbackServerContext* ctx, const cri::ContainerStatusRequest* req,
+    cri::ContainerStatusResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ContainerStatus", [this, req, resp] {
+    return ToGrpcStatus(pods_.ContainerStatus(*req, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::UpdateContainerResources(
+    grpc::CallbackServerContext* ctx, const cri::UpdateContainerResourcesRequest* req,
+    cri::UpdateContainerResourcesResponse* /*resp*/) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/UpdateContainerResources",
+                      [this, req] { return ToGrpcStatus(pods_.UpdateContainerResources(*req)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ReopenContainerLog(
+    grpc::CallbackServerContext* ctx, const cri::ReopenContainerLogRequest* req,
+    cri::ReopenContainerLogResponse* /*resp*/) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ReopenContainerLog",
+                      [this, req] { return ToGrpcStatus(pods_.ReopenContainerLog(*req)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ExecSync(grpc::CallbackServerContext* ctx,
+                                                       const cri::ExecSyncRequest* req,
+                                                       cri::ExecSyncResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ExecSync",
+                      [this, req, resp] { return ToGrpcStatus(pods_.ExecSync(*req, resp)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ContainerStats(grpc::CallbackServerContext* ctx,
+                                                             const cri::ContainerStatsRequest* req,
+                                                             cri::ContainerStatsResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ContainerStats",
+                      [this, req, resp] { return ToGrpcStatus(pods_.ContainerStats(*req, resp)); });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ListContainerStats(
+    grpc::CallbackServerContext* ctx, const cri::ListContainerStatsRequest* req,
+    cri::ListContainerStatsResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ListContainerStats", [this, req, resp] {
+    return ToGrpcStatus(pods_.ListContainerStats(*req, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::PodSandboxStats(
+    grpc::CallbackServerContext* ctx, const cri::PodSandboxStatsRequest* req,
+    cri::PodSandboxStatsResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/PodSandboxStats", [this, req, resp] {
+    return ToGrpcStatus(pods_.PodSandboxStats(*req, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::ListPodSandboxStats(
+    grpc::CallbackServerContext* ctx, const cri::ListPodSandboxStatsRequest* req,
+    cri::ListPodSandboxStatsResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ListPodSandboxStats", [this, req, resp] {
+    return ToGrpcStatus(pods_.ListPodSandboxStats(*req, resp));
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::UpdateRuntimeConfig(
+    grpc::CallbackServerContext* ctx, const cri::UpdateRuntimeConfigRequest* /*req*/,
+    cri::UpdateRuntimeConfigResponse* /*resp*/) {
+  // The pod CIDR matters once networking lands; until then there is nothing
+  // to change (containerd also accepts and ignores it without CNI config).
+  return ServeUnary(ctx, "RuntimeService/UpdateRuntimeConfig", [] { return grpc::Status::OK; });
 }
 
 }  // namespace podshim::agent

@@ -4,7 +4,9 @@
 #include <string>
 
 #include "agent/config.h"
+#include "agent/pod_runtime.h"
 #include "agent/rpc.h"
+#include "agent/work_pool.h"
 #include "runtime/v1/api.grpc.pb.h"
 
 namespace podshim::agent {
@@ -13,7 +15,8 @@ namespace cri = ::runtime::v1;
 
 class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
  public:
-  explicit RuntimeServiceImpl(Config config) : config_(std::move(config)) {}
+  RuntimeServiceImpl(Config config, PodRuntime& pods, WorkPool& pool)
+      : config_(std::move(config)), pods_(pods), pool_(pool) {}
 
   grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* ctx,
                                     const cri::VersionRequest* req,
@@ -27,30 +30,20 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
   // Not implemented until their issues land; each answers UNIMPLEMENTED
   // naming itself.
   grpc::ServerUnaryReactor* RunPodSandbox(grpc::CallbackServerContext* ctx,
-                                          const cri::RunPodSandboxRequest* /*req*/,
-                                          cri::RunPodSandboxResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/RunPodSandbox");
-  }
+                                          const cri::RunPodSandboxRequest* req,
+                                          cri::RunPodSandboxResponse* resp) override;
   grpc::ServerUnaryReactor* StopPodSandbox(grpc::CallbackServerContext* ctx,
-                                           const cri::StopPodSandboxRequest* /*req*/,
-                                           cri::StopPodSandboxResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/StopPodSandbox");
-  }
+                                           const cri::StopPodSandboxRequest* req,
+                                           cri::StopPodSandboxResponse* resp) override;
   grpc::ServerUnaryReactor* RemovePodSandbox(grpc::CallbackServerContext* ctx,
-                                             const cri::RemovePodSandboxRequest* /*req*/,
-                                             cri::RemovePodSandboxResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/RemovePodSandbox");
-  }
+                                             const cri::RemovePodSandboxRequest* req,
+                                             cri::RemovePodSandboxResponse* resp) override;
   grpc::ServerUnaryReactor* PodSandboxStatus(grpc::CallbackServerContext* ctx,
-                                             const cri::PodSandboxStatusRequest* /*req*/,
-                                             cri::PodSandboxStatusResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/PodSandboxStatus");
-  }
+                                             const cri::PodSandboxStatusRequest* req,
+                                             cri::PodSandboxStatusResponse* resp) override;
   grpc::ServerUnaryReactor* ListPodSandbox(grpc::CallbackServerContext* ctx,
-                                           const cri::ListPodSandboxRequest* /*req*/,
-                                           cri::ListPodSandboxResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ListPodSandbox");
-  }
+                                           const cri::ListPodSandboxRequest* req,
+                                           cri::ListPodSandboxResponse* resp) override;
   grpc::ServerWriteReactor<cri::StreamPodSandboxesResponse>* StreamPodSandboxes(
       grpc::CallbackServerContext* /*ctx*/,
       const cri::StreamPodSandboxesRequest* /*req*/) override {
@@ -58,54 +51,36 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
         "RuntimeService/StreamPodSandboxes");
   }
   grpc::ServerUnaryReactor* CreateContainer(grpc::CallbackServerContext* ctx,
-                                            const cri::CreateContainerRequest* /*req*/,
-                                            cri::CreateContainerResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/CreateContainer");
-  }
+                                            const cri::CreateContainerRequest* req,
+                                            cri::CreateContainerResponse* resp) override;
   grpc::ServerUnaryReactor* StartContainer(grpc::CallbackServerContext* ctx,
-                                           const cri::StartContainerRequest* /*req*/,
-                                           cri::StartContainerResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/StartContainer");
-  }
+                                           const cri::StartContainerRequest* req,
+                                           cri::StartContainerResponse* resp) override;
   grpc::ServerUnaryReactor* StopContainer(grpc::CallbackServerContext* ctx,
-                                          const cri::StopContainerRequest* /*req*/,
-                                          cri::StopContainerResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/StopContainer");
-  }
+                                          const cri::StopContainerRequest* req,
+                                          cri::StopContainerResponse* resp) override;
   grpc::ServerUnaryReactor* RemoveContainer(grpc::CallbackServerContext* ctx,
-                                            const cri::RemoveContainerRequest* /*req*/,
-                                            cri::RemoveContainerResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/RemoveContainer");
-  }
+                                            const cri::RemoveContainerRequest* req,
+                                            cri::RemoveContainerResponse* resp) override;
   grpc::ServerUnaryReactor* ListContainers(grpc::CallbackServerContext* ctx,
-                                           const cri::ListContainersRequest* /*req*/,
-                                           cri::ListContainersResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ListContainers");
-  }
+                                           const cri::ListContainersRequest* req,
+                                           cri::ListContainersResponse* resp) override;
   grpc::ServerWriteReactor<cri::StreamContainersResponse>* StreamContainers(
       grpc::CallbackServerContext* /*ctx*/, const cri::StreamContainersRequest* /*req*/) override {
     return StreamNotImplemented<cri::StreamContainersResponse>("RuntimeService/StreamContainers");
   }
   grpc::ServerUnaryReactor* ContainerStatus(grpc::CallbackServerContext* ctx,
-                                            const cri::ContainerStatusRequest* /*req*/,
-                                            cri::ContainerStatusResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ContainerStatus");
-  }
+                                            const cri::ContainerStatusRequest* req,
+                                            cri::ContainerStatusResponse* resp) override;
   grpc::ServerUnaryReactor* UpdateContainerResources(
-      grpc::CallbackServerContext* ctx, const cri::UpdateContainerResourcesRequest* /*req*/,
-      cri::UpdateContainerResourcesResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/UpdateContainerResources");
-  }
+      grpc::CallbackServerContext* ctx, const cri::UpdateContainerResourcesRequest* req,
+      cri::UpdateContainerResourcesResponse* resp) override;
   grpc::ServerUnaryReactor* ReopenContainerLog(grpc::CallbackServerContext* ctx,
-                                               const cri::ReopenContainerLogRequest* /*req*/,
-                                               cri::ReopenContainerLogResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ReopenContainerLog");
-  }
+                                               const cri::ReopenContainerLogRequest* req,
+                                               cri::ReopenContainerLogResponse* resp) override;
   grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* ctx,
-                                     const cri::ExecSyncRequest* /*req*/,
-                                     cri::ExecSyncResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ExecSync");
-  }
+                                     const cri::ExecSyncRequest* req,
+                                     cri::ExecSyncResponse* resp) override;
   grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* ctx, const cri::ExecRequest* /*req*/,
                                  cri::ExecResponse* /*resp*/) override {
     return UnaryNotImplemented(ctx, "RuntimeService/Exec");
@@ -121,15 +96,11 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
     return UnaryNotImplemented(ctx, "RuntimeService/PortForward");
   }
   grpc::ServerUnaryReactor* ContainerStats(grpc::CallbackServerContext* ctx,
-                                           const cri::ContainerStatsRequest* /*req*/,
-                                           cri::ContainerStatsResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ContainerStats");
-  }
+                                           const cri::ContainerStatsRequest* req,
+                                           cri::ContainerStatsResponse* resp) override;
   grpc::ServerUnaryReactor* ListContainerStats(grpc::CallbackServerContext* ctx,
-                                               const cri::ListContainerStatsRequest* /*req*/,
-                                               cri::ListContainerStatsResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ListContainerStats");
-  }
+                                               const cri::ListContainerStatsRequest* req,
+                                               cri::ListContainerStatsResponse* resp) override;
   grpc::ServerWriteReactor<cri::StreamContainerStatsResponse>* StreamContainerStats(
       grpc::CallbackServerContext* /*ctx*/,
       const cri::StreamContainerStatsRequest* /*req*/) override {
@@ -137,26 +108,20 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
         "RuntimeService/StreamContainerStats");
   }
   grpc::ServerUnaryReactor* PodSandboxStats(grpc::CallbackServerContext* ctx,
-                                            const cri::PodSandboxStatsRequest* /*req*/,
-                                            cri::PodSandboxStatsResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/PodSandboxStats");
-  }
-  grpc::ServerUnaryReactor* ListPodSandboxStats(
-      grpc::CallbackServerContext* ctx, const cri::ListPodSandboxStatsRequest* /*req*/,
-      cri::ListPodSandboxStatsResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/ListPodSandboxStats");
-  }
+                                            const cri::PodSandboxStatsRequest* req,
+                                            cri::PodSandboxStatsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListPodSandboxStats(grpc::CallbackServerContext* ctx,
+                                                const cri::ListPodSandboxStatsRequest* req,
+                                                cri::ListPodSandboxStatsResponse* resp) override;
   grpc::ServerWriteReactor<cri::StreamPodSandboxStatsResponse>* StreamPodSandboxStats(
       grpc::CallbackServerContext* /*ctx*/,
       const cri::StreamPodSandboxStatsRequest* /*req*/) override {
     return StreamNotImplemented<cri::StreamPodSandboxStatsResponse>(
         "RuntimeService/StreamPodSandboxStats");
   }
-  grpc::ServerUnaryReactor* UpdateRuntimeConfig(
-      grpc::CallbackServerContext* ctx, const cri::UpdateRuntimeConfigRequest* /*req*/,
-      cri::UpdateRuntimeConfigResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/UpdateRuntimeConfig");
-  }
+  grpc::ServerUnaryReactor* UpdateRuntimeConfig(grpc::CallbackServerContext* ctx,
+                                                const cri::UpdateRuntimeConfigRequest* req,
+                                                cri::UpdateRuntimeConfigResponse* resp) override;
   grpc::ServerUnaryReactor* CheckpointContainer(
       grpc::CallbackServerContext* ctx, const cri::CheckpointContainerRequest* /*req*/,
       cri::CheckpointContainerResponse* /*resp*/) override {
@@ -200,6 +165,8 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
 
  private:
   const Config config_;
+  PodRuntime& pods_;
+  WorkPool& pool_;
 };
 
 }  // namespace podshim::agent

@@ -1,9 +1,12 @@
 #include "agent/server.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "agent/logging.h"
+#include "runtime/signals.h"
 
 namespace podshim::agent {
 namespace {
@@ -41,6 +44,16 @@ absl::StatusOr<runtime::FileLock> LockSocket(const Config& config) {
   return lock;
 }
 
+std::string HelperPath(const Config& config, const std::string& name) {
+  if (!config.helpers_dir.empty()) return absl::StrCat(config.helpers_dir, "/", name);
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return name;
+  const auto dir = exe.parent_path();
+  if (std::filesystem::exists(dir / name, ec)) return (dir / name).string();
+  return (dir.parent_path() / "runtime" / name).string();
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   auto log = Log("agent");
   if (auto s = ValidateConfig(config); !s.ok()) return s;
@@ -55,7 +68,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   auto images = image::ImageManager::Open(ImageManagerOptionsFor(config));
   if (!images.ok()) return images.status();
 
-  std::unique_ptr<Server> server(new Server(config, std::move(*lock), std::move(*images)));
+  PodRuntimeOptions pod_options;
+  pod_options.state_dir = config.state_dir;
+  pod_options.root_dir = config.root_dir;
+  pod_options.cgroup_parent = config.cgroup_parent;
+  pod_options.pinns_binary = HelperPath(config, "podshim-pinns");
+  pod_options.monitor_binary = HelperPath(config, "podshim-monitor");
+  for (const auto& helper : {pod_options.pinns_binary, pod_options.monitor_binary}) {
+    if (::access(helper.c_str(), X_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "helper `", helper, "` is not executable (set helpers_dir to where it is installed)"));
+    }
+  }
+  // Orphaned infra processes come to us (and are reaped by StopPod).
+  if (auto s = runtime::BecomeSubreaper(); !s.ok()) return s;
+  auto pods = PodRuntime::Open(pod_options, images->get());
+  if (!pods.ok()) return pods.status();
+  log->info("pods: cgroup v{} under {}, helpers {} and {}", (*pods)->cgroup_version(),
+            config.cgroup_parent, pod_options.pinns_binary, pod_options.monitor_binary);
+
+  std::unique_ptr<Server> server(
+      new Server(config, std::move(*lock), std::move(*images), std::move(*pods)));
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "agent/config.h"
 #include "agent/image_service.h"
+#include "agent/pod_runtime.h"
 #include "agent/runtime_service.h"
 #include "agent/work_pool.h"
 #include "image/image_manager.h"
@@ -20,6 +21,11 @@ namespace podshim::agent {
 
 // The image manager's options from podshimd's configuration.
 image::ImageManagerOptions ImageManagerOptionsFor(const Config& config);
+
+// Where the helper binary `name` (podshim-pinns, podshim-monitor) is: in
+// helpers_dir when set, else beside podshimd, else (a build tree) in
+// ../runtime/ from podshimd.
+std::string HelperPath(const Config& config, const std::string& name);
 
 // Takes the lock that marks `config.socket` as served (creating the socket's
 // directory). FAILED_PRECONDITION naming the socket while another podshimd
@@ -41,18 +47,24 @@ class Server {
   const Config& config() const { return config_; }
 
  private:
-  Server(const Config& config, runtime::FileLock lock, std::unique_ptr<image::ImageManager> images)
+  Server(const Config& config, runtime::FileLock lock, std::unique_ptr<image::ImageManager> images,
+         std::unique_ptr<PodRuntime> pods)
       : config_(config),
         lock_(std::move(lock)),
         images_(std::move(images)),
-        runtime_service_(config),
+        pods_(std::move(pods)),
+        runtime_service_(config, *pods_, runtime_pool_),
         image_service_(config, *images_, pool_) {}
 
   const Config config_;
   runtime::FileLock lock_;
   std::unique_ptr<image::ImageManager> images_;
+  std::unique_ptr<PodRuntime> pods_;
   // Blocking RPC work (pulls, removals, disk walks); outlives server_.
   WorkPool pool_{8};
+  // Pod and container calls, which may wait (StopContainer's grace period):
+  // a pool of their own so they never hold up image calls.
+  WorkPool runtime_pool_{16};
   RuntimeServiceImpl runtime_service_;
   ImageServiceImpl image_service_;
   std::unique_ptr<grpc::Server> server_;

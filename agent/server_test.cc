@@ -72,10 +72,20 @@ TEST_F(ServerTest, UnimplementedRpcNamesItself) {
   auto server = Server::Start(config_);
   ASSERT_TRUE(server.ok()) << server.status();
   grpc::ClientContext ctx;
+  cri::AttachResponse resp;
+  auto s = RuntimeStub()->Attach(&ctx, cri::AttachRequest(), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("Attach"));
+}
+
+TEST_F(ServerTest, RunPodSandboxWithoutConfigIsInvalidArgumentNamingTheField) {
+  auto server = Server::Start(config_);
+  ASSERT_TRUE(server.ok()) << server.status();
+  grpc::ClientContext ctx;
   cri::RunPodSandboxResponse resp;
   auto s = RuntimeStub()->RunPodSandbox(&ctx, cri::RunPodSandboxRequest(), &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("RunPodSandbox"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("config"));
 }
 
 TEST_F(ServerTest, ImageFsInfoMeasuresSnapshotsAndContainers) {

@@ -1,0 +1,335 @@
+#include "agent/cri_convert.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace podshim::agent {
+namespace {
+
+constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+// A name that is usable as part of a file name and a name key.
+absl::Status ValidateName(absl::string_view name, absl::string_view field, bool required) {
+  if (name.empty()) {
+    return required ? Invalid(field, "must not be empty") : absl::OkStatus();
+  }
+  if (name.size() > 253) return Invalid(field, "longer than 253 characters");
+  for (char c : name) {
+    if (c == '/' || c == '\0' || c == '\n') {
+      return Invalid(field, absl::StrCat("`", name, "` contains a forbidden character"));
+    }
+  }
+  if (name == "." || name == "..") return Invalid(field, absl::StrCat("`", name, "` is not valid"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string NewId() {
+  unsigned char raw[32];
+  size_t got = 0;
+  while (got < sizeof raw) {
+    ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (unsigned char b : raw) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> MergeArgs(const std::vector<std::string>& command,
+                                                   const std::vector<std::string>& args,
+                                                   const std::vector<std::string>& entrypoint,
+                                                   const std::vector<std::string>& cmd) {
+  std::vector<std::string> out;
+  if (!command.empty()) {
+    out = command;
+    out.insert(out.end(), args.begin(), args.end());
+  } else {
+    out = entrypoint;
+    const auto& tail = args.empty() ? cmd : args;
+    out.insert(out.end(), tail.begin(), tail.end());
+  }
+  if (out.empty()) {
+    return Invalid("config.command",
+                   "no command: the request gives none and the image has no Entrypoint or Cmd");
+  }
+  return out;
+}
+
+std::vector<std::string> MergeEnv(const std::vector<std::string>& image_env,
+                                  const std::vector<std::pair<std::string, std::string>>& request,
+                                  const std::string& hostname) {
+  std::vector<std::string> out;
+  std::map<std::string, size_t> index;
+  auto set = [&](const std::string& key, const std::string& value) {
+    std::string entry = absl::StrCat(key, "=", value);
+    if (auto it = index.find(key); it != index.end()) {
+      out[it->second] = std::move(entry);
+    } else {
+      index[key] = out.size();
+      out.push_back(std::move(entry));
+    }
+  };
+  if (!hostname.empty()) set("HOSTNAME", hostname);
+  for (const auto& e : image_env) {
+    size_t eq = e.find('=');
+    if (eq == std::string::npos) continue;
+    set(e.substr(0, eq), e.substr(eq + 1));
+  }
+  for (const auto& [k, v] : request) set(k, v);
+  if (!index.contains("PATH")) set("PATH", kDefaultPath);
+  return out;
+}
+
+std::string PodNameKey(const cri::PodSandboxMetadata& m) {
+  return absl::StrCat(m.name(), "_", m.namespace_(), "_", m.uid(), "_", m.attempt());
+}
+
+std::string ContainerNameKey(const cri::ContainerMetadata& m, const cri::PodSandboxMetadata& pod) {
+  return absl::StrCat(m.name(), "_", pod.name(), "_", pod.namespace_(), "_", pod.uid(), "_",
+                      m.attempt());
+}
+
+bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
+                 const google::protobuf::Map<std::string, std::string>& selector) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+absl::Status ValidateAbsolutePath(absl::string_view path, absl::string_view field) {
+  if (path.empty() || path[0] != '/')
+    return Invalid(field, absl::StrCat("`", path, "` is not absolute"));
+  if (path.find('\0') != absl::string_view::npos) return Invalid(field, "contains NUL");
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") return Invalid(field, absl::StrCat("`", path, "` contains `..`"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRelativePath(absl::string_view path, absl::string_view field) {
+  if (path.empty()) return absl::OkStatus();
+  if (path[0] == '/') return Invalid(field, absl::StrCat("`", path, "` must be relative"));
+  if (path.find('\0') != absl::string_view::npos) return Invalid(field, "contains NUL");
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") return Invalid(field, absl::StrCat("`", path, "` contains `..`"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config) {
+  if (!config.has_metadata()) return Invalid("config.metadata", "missing");
+  const auto& m = config.metadata();
+  if (auto s = ValidateName(m.name(), "config.metadata.name", true); !s.ok()) return s;
+  if (auto s = ValidateName(m.namespace_(), "config.metadata.namespace", false); !s.ok()) return s;
+  if (auto s = ValidateName(m.uid(), "config.metadata.uid", false); !s.ok()) return s;
+  if (!config.log_directory().empty()) {
+    if (auto s = ValidateAbsolutePath(config.log_directory(), "config.log_directory"); !s.ok()) {
+      return s;
+    }
+  }
+  if (config.hostname().size() > 64) return Invalid("config.hostname", "longer than 64 bytes");
+  if (config.hostname().find_first_of("/\n\0 ", 0, 4) != std::string::npos) {
+    return Invalid("config.hostname", absl::StrCat("`", config.hostname(), "` is not valid"));
+  }
+  const auto& lx = config.linux();
+  if (!lx.cgroup_parent().empty()) {
+    if (auto s = ValidateAbsolutePath(lx.cgroup_parent(), "config.linux.cgroup_parent"); !s.ok()) {
+      return s;
+    }
+  }
+  const auto& ns = lx.security_context().namespace_options();
+  if (ns.network() == cri::TARGET || ns.network() == cri::CONTAINER) {
+    return Invalid("config.linux.security_context.namespace_options.network",
+                   "must be POD or NODE");
+  }
+  if (ns.ipc() == cri::TARGET || ns.ipc() == cri::CONTAINER) {
+    return Invalid("config.linux.security_context.namespace_options.ipc", "must be POD or NODE");
+  }
+  for (const auto& d : config.dns_config().servers()) {
+    if (d.empty() || d.find_first_of(" \n\t") != std::string::npos) {
+      return Invalid("config.dns_config.servers", absl::StrCat("`", d, "` is not an address"));
+    }
+  }
+  for (const auto& pm : config.port_mappings()) {
+    if (pm.container_port() < 0 || pm.container_port() > 65535 || pm.host_port() < 0 ||
+        pm.host_port() > 65535) {
+      return Invalid("config.port_mappings", "port out of range");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateContainerConfig(const cri::ContainerConfig& config) {
+  if (!config.has_metadata()) return Invalid("config.metadata", "missing");
+  if (auto s = ValidateName(config.metadata().name(), "config.metadata.name", true); !s.ok()) {
+    return s;
+  }
+  if (config.image().image().empty()) return Invalid("config.image.image", "must not be empty");
+  if (auto s = ValidateRelativePath(config.log_path(), "config.log_path"); !s.ok()) return s;
+  if (!config.working_dir().empty()) {
+    if (auto s = ValidateAbsolutePath(config.working_dir(), "config.working_dir"); !s.ok())
+      return s;
+  }
+  for (int i = 0; i < config.mounts_size(); ++i) {
+    const auto& m = config.mounts(i);
+    const std::string field = absl::StrCat("config.mounts[", i, "]");
+    if (!m.image().image().empty()) {
+      return absl::UnimplementedError(
+          absl::StrCat(field, ".image: image volumes are not supported"));
+    }
+    if (auto s = ValidateAbsolutePath(m.container_path(), field + ".container_path"); !s.ok()) {
+      return s;
+    }
+    if (auto s = ValidateAbsolutePath(m.host_path(), field + ".host_path"); !s.ok()) return s;
+  }
+  for (int i = 0; i < config.devices_size(); ++i) {
+    const auto& d = config.devices(i);
+    const std::string field = absl::StrCat("config.devices[", i, "]");
+    if (auto s = ValidateAbsolutePath(d.host_path(), field + ".host_path"); !s.ok()) return s;
+    if (auto s = ValidateAbsolutePath(d.container_path(), field + ".container_path"); !s.ok()) {
+      return s;
+    }
+  }
+  for (int i = 0; i < config.envs_size(); ++i) {
+    const auto& k = config.envs(i).key();
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos) {
+      return Invalid(absl::StrCat("config.envs[", i, "].key"),
+                     absl::StrCat("`", k, "` is not valid"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SeccompChoice> ChooseSeccomp(const cri::LinuxContainerSecurityContext& sc) {
+  SeccompChoice c;
+  if (sc.has_seccomp()) {
+    switch (sc.seccomp().profile_type()) {
+      case cri::SecurityProfile::Unconfined:
+        return c;
+      case cri::SecurityProfile::RuntimeDefault:
+        c.kind = SeccompChoice::kRuntimeDefault;
+        return c;
+      case cri::SecurityProfile::Localhost:
+        c.kind = SeccompChoice::kLocalhost;
+        c.localhost_path = sc.seccomp().localhost_ref();
+        if (auto s = ValidateAbsolutePath(c.localhost_path,
+                                          "config.linux.security_context.seccomp.localhost_ref");
+            !s.ok()) {
+          return s;
+        }
+        return c;
+      default:
+        return Invalid("config.linux.security_context.seccomp.profile_type", "unknown");
+    }
+  }
+  // The deprecated field is still what older kubelets and crictl send.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const std::string& path = sc.seccomp_profile_path();
+#pragma GCC diagnostic pop
+  if (path.empty() || path == "unconfined") return c;
+  if (path == "runtime/default" || path == "docker/default") {
+    c.kind = SeccompChoice::kRuntimeDefault;
+    return c;
+  }
+  if (absl::StartsWith(path, "localhost/")) {
+    c.kind = SeccompChoice::kLocalhost;
+    c.localhost_path = path.substr(strlen("localhost/"));
+    if (auto s = ValidateAbsolutePath(c.localhost_path,
+                                      "config.linux.security_context.seccomp_profile_path");
+        !s.ok()) {
+      return s;
+    }
+    return c;
+  }
+  return Invalid("config.linux.security_context.seccomp_profile_path",
+                 absl::StrCat("`", path, "` is not unconfined, runtime/default or localhost/PATH"));
+}
+
+runtime::Propagation ToPropagation(cri::MountPropagation p) {
+  switch (p) {
+    case cri::PROPAGATION_HOST_TO_CONTAINER:
+      return runtime::Propagation::kRslave;
+    case cri::PROPAGATION_BIDIRECTIONAL:
+      return runtime::Propagation::kRshared;
+    default:
+      return runtime::Propagation::kPrivate;
+  }
+}
+
+std::vector<std::string> DefaultMaskedPaths() {
+  return {"/proc/acpi",
+          "/proc/asound",
+          "/proc/kcore",
+          "/proc/keys",
+          "/proc/latency_stats",
+          "/proc/timer_list",
+          "/proc/timer_stats",
+          "/proc/sched_debug",
+          "/proc/scsi",
+          "/sys/firmware",
+          "/sys/devices/virtual/powercap"};
+}
+
+std::vector<std::string> DefaultReadonlyPaths() {
+  return {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+}
+
+std::vector<std::string> JsonStrings(const nlohmann::json& config, const char* key) {
+  std::vector<std::string> out;
+  auto it = config.find(key);
+  if (it == config.end() || !it->is_array()) return out;
+  for (const auto& v : *it) {
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+std::string JsonString(const nlohmann::json& config, const char* key) {
+  auto it = config.find(key);
+  if (it == config.end() || !it->is_string()) return "";
+  return it->get<std::string>();
+}
+
+int SignalNumber(absl::string_view name) {
+  int n = 0;
+  if (absl::SimpleAtoi(name, &n)) return n > 0 && n < NSIG ? n : 0;
+  std::string upper = absl::AsciiStrToUpper(name);
+  if (!absl::StartsWith(upper, "SIG")) upper = "SIG" + upper;
+  static const std::pair<const char*, int> kSignals[] = {
+      {"SIGHUP", SIGHUP},   {"SIGINT", SIGINT},     {"SIGQUIT", SIGQUIT}, {"SIGKILL", SIGKILL},
+      {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2},   {"SIGTERM", SIGTERM}, {"SIGSTOP", SIGSTOP},
+      {"SIGCONT", SIGCONT}, {"SIGWINCH", SIGWINCH}, {"SIGPWR", SIGPWR},   {"SIGABRT", SIGABRT}};
+  for (const auto& [n2, v] : kSignals) {
+    if (upper == n2) return v;
+  }
+  if (absl::StartsWith(upper, "SIGRTMIN+") &&
+      absl::SimpleAtoi(absl::string_view(upper).substr(9), &n)) {
+    return SIGRTMIN + n <= SIGRTMAX ? SIGRTMIN + n : 0;
+  }
+  return 0;
+}
+
+}  // namespace podshim::agent

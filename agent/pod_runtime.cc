@@ -1,0 +1,477 @@
+// Pods: RunPodSandbox, Stop, Remove, Status, List, and the store itself.
+// Containers are in container_ops.cc.
+#include "agent/pod_runtime.h"
+
+#include <signal.h>
+
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/cri_convert.h"
+#include "agent/logging.h"
+#include "runtime/files.h"
+#include "runtime/namespaces.h"
+#include "runtime/pod_setup.h"
+
+namespace podshim::agent {
+namespace {
+
+int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+std::string RecordPath(const std::string& records_dir, absl::string_view kind,
+                       absl::string_view id) {
+  return absl::StrCat(records_dir, "/", kind, "/", id, ".json");
+}
+
+// The unique ID in `ids` that `id_or_prefix` names.
+template <typename Map>
+absl::StatusOr<std::string> ResolveIn(const Map& ids, absl::string_view id_or_prefix,
+                                      absl::string_view what, const char* field) {
+  if (id_or_prefix.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not be empty"));
+  }
+  if (ids.contains(std::string(id_or_prefix))) return std::string(id_or_prefix);
+  std::string found;
+  for (auto it = ids.lower_bound(std::string(id_or_prefix));
+       it != ids.end() && absl::StartsWith(it->first, id_or_prefix); ++it) {
+    if (!found.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": `", id_or_prefix, "` names more than one ", what));
+    }
+    found = it->first;
+  }
+  if (found.empty()) {
+    return absl::NotFoundError(absl::StrCat(what, " `", id_or_prefix, "` not found (", field, ")"));
+  }
+  return found;
+}
+
+}  // namespace
+
+PodRuntime::PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
+                       std::unique_ptr<runtime::CgroupManager> cgroups)
+    : options_(std::move(options)),
+      images_(images),
+      cgroups_(std::move(cgroups)),
+      records_dir_(options_.state_dir + "/records") {}
+
+PodRuntime::~PodRuntime() { watcher_.reset(); }
+
+absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::Open(PodRuntimeOptions options,
+                                                             image::ImageManager* images) {
+  auto cgroups = runtime::OpenCgroups(options.cgroup_root);
+  if (!cgroups.ok()) return cgroups.status();
+  std::unique_ptr<PodRuntime> rt(new PodRuntime(std::move(options), images, std::move(*cgroups)));
+  for (const auto& dir : {rt->records_dir_ + "/pods", rt->records_dir_ + "/containers",
+                          rt->options_.state_dir + "/pods", rt->options_.state_dir + "/containers",
+                          rt->options_.root_dir + "/containers"}) {
+    if (auto s = runtime::MakeDirs(dir, 0711); !s.ok()) return s;
+  }
+  rt->watcher_ = std::make_unique<runtime::ExitWatcher>();
+  if (auto s = rt->Load(); !s.ok()) return s;
+  return rt;
+}
+
+absl::Status PodRuntime::Load() {
+  auto log = Log("runtime");
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(records_dir_ + "/pods", ec)) {
+    if (e.path().extension() != ".json") continue;
+    auto text = runtime::ReadFile(e.path().string());
+    auto rec = text.ok() ? SandboxFromJson(*text) : absl::StatusOr<SandboxRecord>(text.status());
+    if (!rec.ok()) {
+      log->error("pod record {} is unreadable, set aside: {}", e.path().string(),
+                 rec.status().ToString());
+      std::filesystem::rename(e.path(), e.path().string() + ".corrupt", ec);
+      continue;
+    }
+    // A pod whose namespaces are gone (reboot, crash mid-stop) is not ready.
+    if (rec->state == cri::SANDBOX_READY && !rec->net_ns.empty() &&
+        !runtime::IsNamespacePinned(rec->net_ns)) {
+      rec->state = cri::SANDBOX_NOTREADY;
+    }
+    absl::MutexLock lock(&mu_);
+    pod_names_[PodNameKey(rec->config.metadata())] = rec->id;
+    pods_[rec->id] = *rec;
+  }
+  std::vector<ContainerRecord> running;
+  for (const auto& e : std::filesystem::directory_iterator(records_dir_ + "/containers", ec)) {
+    if (e.path().extension() != ".json") continue;
+    auto text = runtime::ReadFile(e.path().string());
+    auto rec =
+        text.ok() ? ContainerFromJson(*text) : absl::StatusOr<ContainerRecord>(text.status());
+    if (!rec.ok()) {
+      log->error("container record {} is unreadable, set aside: {}", e.path().string(),
+                 rec.status().ToString());
+      std::filesystem::rename(e.path(), e.path().string() + ".corrupt", ec);
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    auto pod = pods_.find(rec->pod_id);
+    if (pod != pods_.end()) {
+      container_names_[ContainerNameKey(rec->config.metadata(), pod->second.config.metadata())] =
+          rec->id;
+    }
+    if (rec->state == cri::CONTAINER_RUNNING) running.push_back(*rec);
+    containers_[rec->id] = *rec;
+  }
+  for (const auto& c : running) {
+    if (auto s = WatchMonitor(c); !s.ok()) {
+      log->warn("container {}: cannot watch its monitor: {}", c.id, s.ToString());
+      OnMonitorExit(c.id);
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<absl::Mutex> PodRuntime::PodLock(const std::string& pod_id) {
+  absl::MutexLock lock(&mu_);
+  auto& m = pod_locks_[pod_id];
+  if (!m) m = std::make_shared<absl::Mutex>();
+  return m;
+}
+
+absl::StatusOr<std::string> PodRuntime::ResolvePodId(absl::string_view id_or_prefix,
+                                                     const char* field) const {
+  absl::MutexLock lock(&mu_);
+  return ResolveIn(pods_, id_or_prefix, "pod sandbox", field);
+}
+
+absl::StatusOr<std::string> PodRuntime::ResolveContainerId(absl::string_view id_or_prefix,
+                                                           const char* field) const {
+  absl::MutexLock lock(&mu_);
+  return ResolveIn(containers_, id_or_prefix, "container", field);
+}
+
+absl::StatusOr<SandboxRecord> PodRuntime::GetPod(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = pods_.find(id);
+  if (it == pods_.end())
+    return absl::NotFoundError(absl::StrCat("pod sandbox `", id, "` not found"));
+  return it->second;
+}
+
+absl::StatusOr<ContainerRecord> PodRuntime::GetContainer(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = containers_.find(id);
+  if (it == containers_.end()) {
+    return absl::NotFoundError(absl::StrCat("container `", id, "` not found"));
+  }
+  return it->second;
+}
+
+absl::Status PodRuntime::SavePod(const SandboxRecord& r) {
+  if (auto s = runtime::WriteFileAtomic(RecordPath(records_dir_, "pods", r.id), SandboxToJson(r));
+      !s.ok()) {
+    return s;
+  }
+  absl::MutexLock lock(&mu_);
+  pods_[r.id] = r;
+  return absl::OkStatus();
+}
+
+absl::Status PodRuntime::SaveContainer(const ContainerRecord& r) {
+  if (auto s = runtime::WriteFileAtomic(RecordPath(records_dir_, "containers", r.id),
+                                        ContainerToJson(r));
+      !s.ok()) {
+    return s;
+  }
+  absl::MutexLock lock(&mu_);
+  containers_[r.id] = r;
+  exited_.SignalAll();
+  return absl::OkStatus();
+}
+
+std::vector<ContainerRecord> PodRuntime::ContainersOf(const std::string& pod_id) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ContainerRecord> out;
+  for (const auto& [id, c] : containers_) {
+    if (c.pod_id == pod_id) out.push_back(c);
+  }
+  return out;
+}
+
+absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
+                                       cri::RunPodSandboxResponse* resp) {
+  if (!req.has_config()) return absl::InvalidArgumentError("config: missing");
+  const auto& config = req.config();
+  if (auto s = ValidatePodConfig(config); !s.ok()) return s;
+  if (!req.runtime_handler().empty() && req.runtime_handler() != "podshim") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("runtime_handler: `", req.runtime_handler(),
+                     "` is not known (podshim has one handler, \"\" or \"podshim\")"));
+  }
+  const auto& ns = config.linux().security_context().namespace_options();
+  const bool host_net = ns.network() == cri::NODE;
+  const bool host_ipc = ns.ipc() == cri::NODE;
+  std::vector<std::pair<std::string, std::string>> sysctls(config.linux().sysctls().begin(),
+                                                           config.linux().sysctls().end());
+  if (auto s = runtime::ValidateSysctls(sysctls, host_net, host_ipc); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("config.linux.sysctls: ", s.message()));
+  }
+
+  // Reserve the name first.
+  const std::string id = NewId();
+  const std::string key = PodNameKey(config.metadata());
+  {
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = pod_names_.emplace(key, id);
+    if (!inserted) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("pod sandbox name `", key, "` is reserved by ", it->second));
+    }
+  }
+  auto release_name = [&] {
+    absl::MutexLock lock(&mu_);
+    pod_names_.erase(key);
+  };
+  auto op = PodLock(id);
+  absl::MutexLock op_lock(op.get());
+
+  runtime::PodSetupRequest setup;
+  setup.dir = absl::StrCat(options_.state_dir, "/pods/", id);
+  setup.hostname = config.hostname();
+  setup.host_network = host_net;
+  setup.host_ipc = host_ipc;
+  setup.shared_pid = ns.pid() == cri::POD;
+  if (config.has_dns_config()) {
+    setup.has_dns = true;
+    setup.dns.servers.assign(config.dns_config().servers().begin(),
+                             config.dns_config().servers().end());
+    setup.dns.searches.assign(config.dns_config().searches().begin(),
+                              config.dns_config().searches().end());
+    setup.dns.options.assign(config.dns_config().options().begin(),
+                             config.dns_config().options().end());
+  }
+  setup.sysctls = sysctls;
+  const std::string parent = config.linux().cgroup_parent().empty()
+                                 ? options_.cgroup_parent
+                                 : config.linux().cgroup_parent();
+  // With a kubelet's parent ("/kubepods/burstable/pod<uid>") the pod cgroup
+  // is that parent itself, as with containerd's cgroupfs driver; otherwise a
+  // child of podshim's own parent.
+  setup.cgroup =
+      config.linux().cgroup_parent().empty() ? absl::StrCat(parent, "/pod-", id) : parent;
+  setup.pinns_binary = options_.pinns_binary;
+
+  auto res = runtime::SetUpPod(setup, *cgroups_);
+  if (!res.ok()) {
+    release_name();
+    return res.status();
+  }
+  SandboxRecord r;
+  r.id = id;
+  r.config = config;
+  r.runtime_handler = req.runtime_handler();
+  r.created_at_ns = NowNs();
+  r.state = cri::SANDBOX_READY;
+  r.dir = res->dir;
+  r.cgroup = setup.cgroup;
+  r.net_ns = res->net_ns;
+  r.ipc_ns = res->ipc_ns;
+  r.uts_ns = res->uts_ns;
+  r.pid_ns = res->pid_ns;
+  r.infra_pid = res->infra_pid;
+  r.hosts_file = res->hosts_file;
+  r.resolv_file = res->resolv_file;
+  r.hostname_file = res->hostname_file;
+  r.shm_dir = res->shm_dir;
+  r.hostname = res->hostname;
+  if (!config.log_directory().empty()) {
+    if (auto s = runtime::MakeDirs(config.log_directory(), 0755); !s.ok()) {
+      (void)runtime::RemovePod(r.dir, r.infra_pid, r.cgroup, *cgroups_);
+      release_name();
+      return s;
+    }
+  }
+  if (auto s = SavePod(r); !s.ok()) {
+    (void)runtime::RemovePod(r.dir, r.infra_pid, r.cgroup, *cgroups_);
+    release_name();
+    return s;
+  }
+  resp->set_pod_sandbox_id(id);
+  return absl::OkStatus();
+}
+
+absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
+  for (const auto& c : ContainersOf(pod_id)) {
+    if (c.state == cri::CONTAINER_RUNNING) {
+      if (auto s = StopContainerLocked(c.id, 0); !s.ok()) return s;
+    }
+  }
+  auto pod = GetPod(pod_id);
+  if (!pod.ok()) return pod.status();
+  if (auto s = runtime::StopPod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
+    return s;
+  }
+  if (pod->state != cri::SANDBOX_NOTREADY) {
+    pod->state = cri::SANDBOX_NOTREADY;
+    return SavePod(*pod);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PodRuntime::StopPodSandbox(const cri::StopPodSandboxRequest& req) {
+  auto id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
+  if (!id.ok()) return id.status();
+  auto op = PodLock(*id);
+  absl::MutexLock op_lock(op.get());
+  return StopPodLocked(*id);
+}
+
+absl::Status PodRuntime::RemovePodSandbox(const cri::RemovePodSandboxRequest& req) {
+  auto id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
+  if (!id.ok()) {
+    // Removing what is not there is success (CRI: idempotent).
+    return id.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : id.status();
+  }
+  auto op = PodLock(*id);
+  absl::MutexLock op_lock(op.get());
+  auto pod = GetPod(*id);
+  if (!pod.ok()) return absl::OkStatus();  // removed while we waited
+  for (const auto& c : ContainersOf(*id)) {
+    if (auto s = RemoveContainerLocked(c.id); !s.ok()) return s;
+  }
+  if (auto s = runtime::RemovePod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
+    return s;
+  }
+  if (::unlink(RecordPath(records_dir_, "pods", *id).c_str()) != 0 && errno != ENOENT) {
+    return runtime::ErrnoError(errno, "remove", RecordPath(records_dir_, "pods", *id));
+  }
+  absl::MutexLock lock(&mu_);
+  pod_names_.erase(PodNameKey(pod->config.metadata()));
+  pods_.erase(*id);
+  pod_locks_.erase(*id);  // holders keep their shared_ptr
+  return absl::OkStatus();
+}
+
+namespace {
+
+void FillPodStatus(const SandboxRecord& r, cri::PodSandboxStatus* st) {
+  st->set_id(r.id);
+  *st->mutable_metadata() = r.config.metadata();
+  st->set_state(r.state);
+  st->set_created_at(r.created_at_ns);
+  if (!r.ip.empty()) st->mutable_network()->set_ip(r.ip);
+  auto* ns = st->mutable_linux()->mutable_namespaces()->mutable_options();
+  *ns = r.config.linux().security_context().namespace_options();
+  *st->mutable_labels() = r.config.labels();
+  *st->mutable_annotations() = r.config.annotations();
+  st->set_runtime_handler(r.runtime_handler);
+}
+
+}  // namespace
+
+absl::Status PodRuntime::PodSandboxStatus(const cri::PodSandboxStatusRequest& req,
+                                          cri::PodSandboxStatusResponse* resp) {
+  auto id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
+  if (!id.ok()) return id.status();
+  auto pod = GetPod(*id);
+  if (!pod.ok()) return pod.status();
+  FillPodStatus(*pod, resp->mutable_status());
+  resp->set_timestamp(NowNs());
+  for (const auto& c : ContainersOf(*id)) {
+    auto* cs = resp->add_containers_statuses();
+    cs->set_id(c.id);
+    *cs->mutable_metadata() = c.config.metadata();
+    cs->set_state(c.state);
+    cs->set_created_at(c.created_at_ns);
+    cs->set_started_at(c.started_at_ns);
+    cs->set_finished_at(c.finished_at_ns);
+    cs->set_exit_code(c.exit_code);
+    cs->set_image_ref(c.image_ref);
+    cs->set_image_id(c.image_id);
+    *cs->mutable_image() = c.config.image();
+    *cs->mutable_labels() = c.config.labels();
+    *cs->mutable_annotations() = c.config.annotations();
+    cs->set_reason(c.reason);
+    cs->set_message(c.message);
+    cs->set_log_path(c.log_path);
+  }
+  if (req.verbose()) {
+    nlohmann::json info;
+    info["id"] = pod->id;
+    info["dir"] = pod->dir;
+    info["cgroup"] = pod->cgroup;
+    info["namespaces"] = {
+        {"network", pod->net_ns}, {"ipc", pod->ipc_ns}, {"uts", pod->uts_ns}, {"pid", pod->pid_ns}};
+    info["infraPid"] = pod->infra_pid;
+    info["hostname"] = pod->hostname;
+    info["runtimeHandler"] = pod->runtime_handler;
+    info["config"] = nlohmann::json::parse(SandboxToJson(*pod), nullptr, false)["config"];
+    (*resp->mutable_info())["info"] = info.dump();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PodRuntime::ListPodSandbox(const cri::ListPodSandboxRequest& req,
+                                        cri::ListPodSandboxResponse* resp) {
+  const auto& f = req.filter();
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, r] : pods_) {
+    if (!f.id().empty() && !absl::StartsWith(id, f.id())) continue;
+    if (f.has_state() && f.state().state() != r.state) continue;
+    if (!LabelsMatch(r.config.labels(), f.label_selector())) continue;
+    auto* item = resp->add_items();
+    item->set_id(id);
+    *item->mutable_metadata() = r.config.metadata();
+    item->set_state(r.state);
+    item->set_created_at(r.created_at_ns);
+    *item->mutable_labels() = r.config.labels();
+    *item->mutable_annotations() = r.config.annotations();
+    item->set_runtime_handler(r.runtime_handler);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PodRuntime::PodSandboxStats(const cri::PodSandboxStatsRequest& req,
+                                         cri::PodSandboxStatsResponse* resp) {
+  auto id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
+  if (!id.ok()) return id.status();
+  auto pod = GetPod(*id);
+  if (!pod.ok()) return pod.status();
+  auto* st = resp->mutable_stats();
+  st->mutable_attributes()->set_id(pod->id);
+  *st->mutable_attributes()->mutable_metadata() = pod->config.metadata();
+  *st->mutable_attributes()->mutable_labels() = pod->config.labels();
+  *st->mutable_attributes()->mutable_annotations() = pod->config.annotations();
+  const int64_t now = NowNs();
+  auto* lx = st->mutable_linux();
+  if (pod->state == cri::SANDBOX_READY) {
+    auto cg = cgroups_->Stats(pod->cgroup);
+    if (cg.ok()) {
+      FillCpuMemory(*cg, now, lx->mutable_cpu(), lx->mutable_memory());
+      lx->mutable_process()->set_timestamp(now);
+      lx->mutable_process()->mutable_process_count()->set_value(cg->pids_current);
+    }
+  }
+  for (const auto& c : ContainersOf(*id)) {
+    if (c.state != cri::CONTAINER_RUNNING) continue;
+    FillContainerStats(c, lx->add_containers());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PodRuntime::ListPodSandboxStats(const cri::ListPodSandboxStatsRequest& req,
+                                             cri::ListPodSandboxStatsResponse* resp) {
+  std::vector<std::string> ids;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, r] : pods_) {
+      if (!req.filter().id().empty() && !absl::StartsWith(id, req.filter().id())) continue;
+      if (!LabelsMatch(r.config.labels(), req.filter().label_selector())) continue;
+      ids.push_back(id);
+    }
+  }
+  for (const auto& id : ids) {
+    cri::PodSandboxStatsRequest one;
+    one.set_pod_sandbox_id(id);
+    cri::PodSandboxStatsResponse out;
+    if (PodSandboxStats(one, &out).ok()) *resp->add_stats() = out.stats();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace podshim::agent

@@ -1,0 +1,142 @@
+// Pods and containers: the state behind RuntimeService. Each method takes a
+// CRI request, validates it, changes the host through runtime/ and the
+// records here, and fills the CRI response. Records are persisted under
+// state_dir/records/ and reloaded (and reconciled with the monitors) at
+// start.
+//
+// Locking: mu_ guards the maps (short critical sections, never held across
+// syscalls that may block); every operation on one pod (and on its
+// containers) holds that pod's op lock, so calls on one pod are serialised
+// while different pods proceed in parallel.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/config.h"
+#include "agent/records.h"
+#include "image/image_manager.h"
+#include "runtime/cgroups.h"
+#include "runtime/container_runner.h"
+#include "runtime/v1/api.pb.h"
+
+namespace podshim::agent {
+
+struct PodRuntimeOptions {
+  std::string state_dir;
+  std::string root_dir;
+  std::string cgroup_root = "/sys/fs/cgroup";
+  std::string cgroup_parent = "/podshim";  // when a pod names none
+  std::string pinns_binary;
+  std::string monitor_binary;
+};
+
+// CPU and memory figures of a cgroup into CRI stats (shared by container and
+// pod stats).
+void FillCpuMemory(const runtime::CgroupStats& cg, int64_t now, cri::CpuUsage* cpu,
+                   cri::MemoryUsage* m);
+
+class PodRuntime {
+ public:
+  // Loads the records and reconciles them with what runs.
+  static absl::StatusOr<std::unique_ptr<PodRuntime>> Open(PodRuntimeOptions options,
+                                                          image::ImageManager* images);
+  ~PodRuntime();
+
+  absl::Status RunPodSandbox(const cri::RunPodSandboxRequest& req,
+                             cri::RunPodSandboxResponse* resp);
+  absl::Status StopPodSandbox(const cri::StopPodSandboxRequest& req);
+  absl::Status RemovePodSandbox(const cri::RemovePodSandboxRequest& req);
+  absl::Status PodSandboxStatus(const cri::PodSandboxStatusRequest& req,
+                                cri::PodSandboxStatusResponse* resp);
+  absl::Status ListPodSandbox(const cri::ListPodSandboxRequest& req,
+                              cri::ListPodSandboxResponse* resp);
+
+  absl::Status CreateContainer(const cri::CreateContainerRequest& req,
+                               cri::CreateContainerResponse* resp);
+  absl::Status StartContainer(const cri::StartContainerRequest& req);
+  absl::Status StopContainer(const cri::StopContainerRequest& req);
+  absl::Status RemoveContainer(const cri::RemoveContainerRequest& req);
+  absl::Status ListContainers(const cri::ListContainersRequest& req,
+                              cri::ListContainersResponse* resp);
+  absl::Status ContainerStatus(const cri::ContainerStatusRequest& req,
+                               cri::ContainerStatusResponse* resp);
+  absl::Status UpdateContainerResources(const cri::UpdateContainerResourcesRequest& req);
+  absl::Status ReopenContainerLog(const cri::ReopenContainerLogRequest& req);
+  absl::Status ExecSync(const cri::ExecSyncRequest& req, cri::ExecSyncResponse* resp);
+
+  absl::Status ContainerStats(const cri::ContainerStatsRequest& req,
+                              cri::ContainerStatsResponse* resp);
+  absl::Status ListContainerStats(const cri::ListContainerStatsRequest& req,
+                                  cri::ListContainerStatsResponse* resp);
+  absl::Status PodSandboxStats(const cri::PodSandboxStatsRequest& req,
+                               cri::PodSandboxStatsResponse* resp);
+  absl::Status ListPodSandboxStats(const cri::ListPodSandboxStatsRequest& req,
+                                   cri::ListPodSandboxStatsResponse* resp);
+
+  int cgroup_version() const { return cgroups_->Version(); }
+
+ private:
+  PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
+             std::unique_ptr<runtime::CgroupManager> cgroups);
+
+  absl::Status Load();
+  // The pod or container an ID (or unique ID prefix) names.
+  absl::StatusOr<std::string> ResolvePodId(absl::string_view id_or_prefix, const char* field) const;
+  absl::StatusOr<std::string> ResolveContainerId(absl::string_view id_or_prefix,
+                                                 const char* field) const;
+  std::shared_ptr<absl::Mutex> PodLock(const std::string& pod_id);
+  // Holds a pod's op lock until destroyed.
+  struct OpGuard {
+    std::shared_ptr<absl::Mutex> mu;
+    OpGuard() = default;
+    OpGuard(const OpGuard&) = delete;
+    OpGuard& operator=(const OpGuard&) = delete;
+    ~OpGuard() {
+      if (mu) mu->Unlock();
+    }
+  };
+  // Resolves `id_or_prefix` (field container_id), takes its pod's op lock
+  // into `guard` and returns the record as it is under that lock.
+  absl::StatusOr<ContainerRecord> LockContainer(absl::string_view id_or_prefix, OpGuard* guard);
+  absl::StatusOr<SandboxRecord> GetPod(const std::string& id) const;
+  absl::StatusOr<ContainerRecord> GetContainer(const std::string& id) const;
+  absl::Status SavePod(const SandboxRecord& r);
+  absl::Status SaveContainer(const ContainerRecord& r);
+  std::vector<ContainerRecord> ContainersOf(const std::string& pod_id) const;
+
+  // Stops a container (signal, grace, SIGKILL) and waits for its exit to be
+  // recorded. Holds the pod's op lock.
+  absl::Status StopContainerLocked(const std::string& id, int64_t timeout_s);
+  absl::Status RemoveContainerLocked(const std::string& id);
+  absl::Status StopPodLocked(const std::string& pod_id);
+  // Called by the exit watcher when a container's monitor is gone.
+  void OnMonitorExit(const std::string& id);
+  absl::Status WatchMonitor(const ContainerRecord& r);
+  void FillContainerStats(const ContainerRecord& c, cri::ContainerStats* out) const;
+
+  const PodRuntimeOptions options_;
+  image::ImageManager* const images_;
+  std::unique_ptr<runtime::CgroupManager> cgroups_;
+  const std::string records_dir_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar exited_;  // signalled when a container's exit is recorded
+  std::map<std::string, SandboxRecord> pods_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, ContainerRecord> containers_ ABSL_GUARDED_BY(mu_);
+  // Reserved names → the ID holding them.
+  std::map<std::string, std::string> pod_names_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> container_names_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<absl::Mutex>> pod_locks_ ABSL_GUARDED_BY(mu_);
+
+  // Last: its thread calls back into this object, so it goes first.
+  std::unique_ptr<runtime::ExitWatcher> watcher_;
+};
+
+}  // namespace podshim::agent

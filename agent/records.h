@@ -1,0 +1,64 @@
+// What podshimd remembers about each pod sandbox and container, persisted as
+// one JSON file per object (state_dir/pods/<id>/pod.json,
+// state_dir/containers/<id>/container.json) so it survives a restart. The
+// CRI config the object was created from is kept verbatim (as protobuf
+// JSON): statuses and verbose info are answered from it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/v1/api.pb.h"
+
+namespace podshim::agent {
+
+namespace cri = ::runtime::v1;
+
+struct SandboxRecord {
+  std::string id;
+  cri::PodSandboxConfig config;
+  std::string runtime_handler;
+  int64_t created_at_ns = 0;
+  cri::PodSandboxState state = cri::SANDBOX_NOTREADY;
+  // Host side (runtime::PodResources).
+  std::string dir;
+  std::string cgroup;
+  std::string net_ns, ipc_ns, uts_ns, pid_ns;
+  int infra_pid = 0;
+  std::string hosts_file, resolv_file, hostname_file, shm_dir, hostname;
+  std::string ip;  // "" until networking lands
+};
+
+struct ContainerRecord {
+  std::string id;
+  std::string pod_id;
+  cri::ContainerConfig config;
+  std::string image_id;   // "sha256:..." (image_ref in the status)
+  std::string image_ref;  // what the request named, normalised to a tag when possible
+  int64_t created_at_ns = 0;
+  int64_t started_at_ns = 0;
+  int64_t finished_at_ns = 0;
+  cri::ContainerState state = cri::CONTAINER_CREATED;
+  int exit_code = 0;
+  std::string reason;
+  std::string message;
+  std::string bundle;  // state_dir/containers/<id>
+  std::string cgroup;
+  std::string log_path;  // absolute
+  int pid = 0;
+  int monitor_pid = 0;
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;
+  int stop_signal = 15;                    // from the image's StopSignal, else SIGTERM
+  cri::LinuxContainerResources resources;  // as applied (updated by UpdateContainerResources)
+  std::string spec_json;                   // the LaunchSpec used, for verbose status
+};
+
+std::string SandboxToJson(const SandboxRecord& r);
+absl::StatusOr<SandboxRecord> SandboxFromJson(const std::string& text);
+std::string ContainerToJson(const ContainerRecord& r);
+absl::StatusOr<ContainerRecord> ContainerFromJson(const std::string& text);
+
+}  // namespace podshim::agent

@@ -1,0 +1,57 @@
+#include "agent/records.h"
+
+#include <gtest/gtest.h>
+
+namespace podshim::agent {
+namespace {
+
+TEST(Records, SandboxRoundTrip) {
+  SandboxRecord r;
+  r.id = "abc";
+  r.config.mutable_metadata()->set_name("web");
+  (*r.config.mutable_labels())["app"] = "x";
+  r.config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      cri::POD);
+  r.state = cri::SANDBOX_READY;
+  r.net_ns = "/run/podshim/pods/abc/ns/net";
+  r.infra_pid = 42;
+  auto back = SandboxFromJson(SandboxToJson(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->config.metadata().name(), "web");
+  EXPECT_EQ(back->config.labels().at("app"), "x");
+  EXPECT_EQ(back->config.linux().security_context().namespace_options().pid(), cri::POD);
+  EXPECT_EQ(back->state, cri::SANDBOX_READY);
+  EXPECT_EQ(back->net_ns, r.net_ns);
+  EXPECT_EQ(back->infra_pid, 42);
+}
+
+TEST(Records, ContainerRoundTrip) {
+  ContainerRecord r;
+  r.id = "c1";
+  r.pod_id = "p1";
+  r.config.mutable_metadata()->set_name("app");
+  r.config.add_command("sh");
+  r.state = cri::CONTAINER_EXITED;
+  r.exit_code = 137;
+  r.reason = "OOMKilled";
+  r.groups = {1, 2};
+  r.resources.set_memory_limit_in_bytes(1 << 20);
+  auto back = ContainerFromJson(ContainerToJson(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->config.command(0), "sh");
+  EXPECT_EQ(back->state, cri::CONTAINER_EXITED);
+  EXPECT_EQ(back->exit_code, 137);
+  EXPECT_EQ(back->reason, "OOMKilled");
+  EXPECT_EQ(back->groups, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(back->resources.memory_limit_in_bytes(), 1 << 20);
+}
+
+TEST(Records, CorruptTextIsInvalidArgument) {
+  EXPECT_EQ(SandboxFromJson("{").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SandboxFromJson("{}").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ContainerFromJson(R"({"id":"x","pid":"nope"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace podshim::agent
