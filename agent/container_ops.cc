@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/cri_convert.h"
 #include "agent/logging.h"
@@ -111,6 +112,11 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
                          ? JsonString(image_config, "WorkingDir")
                          : "/";
   if (sc.has_run_as_user()) spec.process.user.uid = static_cast<uint32_t>(sc.run_as_user().value());
+  if (sc.has_run_as_group() && !sc.has_run_as_user() && sc.run_as_username().empty()) {
+    return absl::InvalidArgumentError(
+        "config.linux.security_context.run_as_group: set without run_as_user or "
+        "run_as_username");
+  }
   if (sc.has_run_as_group()) {
     spec.process.user.gid = static_cast<uint32_t>(sc.run_as_group().value());
   }
@@ -132,7 +138,9 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   spec.process.no_new_privs = sc.no_new_privs();
   auto seccomp = ChooseSeccomp(sc);
   if (!seccomp.ok()) return seccomp.status();
-  if (!sc.privileged() || seccomp->kind == SeccompChoice::kLocalhost) {
+  // A privileged container runs unconfined whatever profile it names, as in
+  // containerd and CRI-O.
+  if (!sc.privileged()) {
     if (seccomp->kind == SeccompChoice::kRuntimeDefault) {
       spec.process.seccomp_json = runtime::RuntimeDefaultSeccompJson();
     } else if (seccomp->kind == SeccompChoice::kLocalhost) {
@@ -206,8 +214,14 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
         return WithField(s, absl::StrCat("config.mounts[", i, "].host_path"));
       }
     }
-    spec.mounts.push_back(
-        {m.host_path(), m.container_path(), m.readonly(), ToPropagation(m.propagation()), true});
+    if (m.recursive_read_only() && (!m.readonly() || m.propagation() != cri::PROPAGATION_PRIVATE)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.mounts[", i, "].recursive_read_only: needs readonly and PROPAGATION_PRIVATE"));
+    }
+    runtime::MountSpec mount{m.host_path(), m.container_path(), m.readonly(),
+                             ToPropagation(m.propagation()), true};
+    mount.recursive_readonly = m.recursive_read_only();
+    spec.mounts.push_back(std::move(mount));
   }
   for (int i = 0; i < config.devices_size(); ++i) {
     const auto& d = config.devices(i);
@@ -241,9 +255,14 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
     r.log_path = absl::StrCat(pod->config.log_directory(), "/", config.log_path());
   }
   spec.log_path = r.log_path;
-  const std::string stop_signal = JsonString(image_config, "StopSignal");
-  if (!stop_signal.empty() && SignalNumber(stop_signal) > 0)
+  // The request's stop signal, else the image's, else SIGTERM.
+  const std::string stop_signal =
+      config.stop_signal() != cri::SIGNAL_RUNTIME_DEFAULT
+          ? std::string(absl::StripPrefix(cri::Signal_Name(config.stop_signal()), "SIGNAL_"))
+          : JsonString(image_config, "StopSignal");
+  if (!stop_signal.empty() && SignalNumber(stop_signal) > 0) {
     r.stop_signal = SignalNumber(stop_signal);
+  }
   r.resources = config.linux().resources();
   spec.cgroup_procs = cgroups_->ProcsFiles(r.cgroup);
   spec.oom_counter_file = cgroups_->OomCounterFile(r.cgroup);
@@ -324,6 +343,9 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
     const std::string dir = std::filesystem::path(c->log_path).parent_path().string();
     if (auto s = runtime::MakeDirs(dir, 0755); !s.ok()) return s;
   }
+  // Taken before the spawn: a workload that exits at once must never show a
+  // finished_at before its started_at.
+  const int64_t started_at = NowNs();
   auto report = runtime::StartContainerProcess(options_.monitor_binary, *spec, kStartTimeout);
   if (!report.ok()) {
     c->state = cri::CONTAINER_EXITED;
@@ -338,7 +360,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
   c->state = cri::CONTAINER_RUNNING;
   c->pid = report->pid;
   c->monitor_pid = report->monitor_pid;
-  c->started_at_ns = NowNs();
+  c->started_at_ns = started_at;
   c->uid = report->uid;
   c->gid = report->gid;
   c->groups = report->groups;
@@ -413,9 +435,11 @@ absl::Status PodRuntime::StopContainerLocked(const std::string& id, int64_t time
 
 absl::Status PodRuntime::StopContainer(const cri::StopContainerRequest& req) {
   auto id = ResolveContainerId(req.container_id(), "container_id");
-  if (!id.ok()) return id.status();
+  if (!id.ok()) {
+    return id.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : id.status();
+  }
   auto c = GetContainer(*id);
-  if (!c.ok()) return c.status();
+  if (!c.ok()) return absl::OkStatus();
   auto op = PodLock(c->pod_id);
   absl::MutexLock op_lock(op.get());
   if (auto s = StopContainerLocked(*id, req.timeout()); !s.ok()) return s;
@@ -520,7 +544,7 @@ absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
     user->set_gid(c->gid);
     for (uint32_t g : c->groups) user->add_supplemental_groups(g);
   }
-  st->set_stop_signal(static_cast<cri::Signal>(c->stop_signal));
+  st->set_stop_signal(CriSignal(c->stop_signal));
   if (req.verbose()) {
     nlohmann::json info;
     info["sandboxID"] = c->pod_id;

@@ -332,4 +332,13 @@ int SignalNumber(absl::string_view name) {
   return 0;
 }
 
+cri::Signal CriSignal(int signo) {
+  const char* abbrev = signo > 0 ? ::sigabbrev_np(signo) : nullptr;
+  cri::Signal out = cri::SIGNAL_RUNTIME_DEFAULT;
+  if (abbrev == nullptr || !cri::Signal_Parse(absl::StrCat("SIGNAL_SIG", abbrev), &out)) {
+    return cri::SIGNAL_RUNTIME_DEFAULT;
+  }
+  return out;
+}
+
 }  // namespace podshim::agent

@@ -78,5 +78,7 @@ std::string JsonString(const nlohmann::json& config, const char* key);
 
 // Signal number of "SIGTERM", "TERM", "15"; 0 when unknown.
 int SignalNumber(absl::string_view name);
+// The CRI enum value for a signal number (SIGNAL_RUNTIME_DEFAULT when none).
+cri::Signal CriSignal(int signo);
 
 }  // namespace podshim::agent

@@ -134,6 +134,13 @@ TEST(SignalNumber, NamesAndNumbers) {
   EXPECT_EQ(SignalNumber("NOPE"), 0);
 }
 
+TEST(CriSignal, MapsNumbersToTheCriEnumByName) {
+  EXPECT_EQ(CriSignal(SIGTERM), cri::SIGNAL_SIGTERM);
+  EXPECT_EQ(CriSignal(SIGKILL), cri::SIGNAL_SIGKILL);
+  EXPECT_EQ(CriSignal(SIGQUIT), cri::SIGNAL_SIGQUIT);
+  EXPECT_EQ(CriSignal(0), cri::SIGNAL_RUNTIME_DEFAULT);
+}
+
 TEST(NewId, Is64HexAndDiffers) {
   std::string a = NewId(), b = NewId();
   EXPECT_EQ(a.size(), 64u);

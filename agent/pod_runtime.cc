@@ -315,7 +315,10 @@ absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
 
 absl::Status PodRuntime::StopPodSandbox(const cri::StopPodSandboxRequest& req) {
   auto id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
-  if (!id.ok()) return id.status();
+  if (!id.ok()) {
+    // Stopping what is gone is success (CRI: idempotent, as containerd 1.7+).
+    return id.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : id.status();
+  }
   auto op = PodLock(*id);
   absl::MutexLock op_lock(op.get());
   return StopPodLocked(*id);

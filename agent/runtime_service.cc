@@ -36,8 +36,9 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::Status(grpc::CallbackServerContext
     network_ready->set_reason("NetworkPluginNotReady");
     network_ready->set_message(
         "podshim: pod networking (CNI) is not implemented yet; pods have loopback only");
-    // The default handler (empty name); no optional features yet.
-    resp->add_runtime_handlers()->mutable_features();
+    // The default handler (empty name).
+    auto* features = resp->add_runtime_handlers()->mutable_features();
+    features->set_recursive_read_only_mounts(true);
     resp->mutable_features();
     if (req->verbose()) {
       (*resp->mutable_info())["config"] = ConfigToJson(config_).dump();

@@ -93,6 +93,20 @@ std::vector<std::string> DefaultCapabilities() {
   return caps;
 }
 
+namespace {
+
+std::set<cap_value_t> HeldSet() {
+  std::set<cap_value_t> held;
+  for (cap_value_t c = 0; c <= LastCap(); ++c) {
+    if (::prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) held.insert(c);
+  }
+  return held;
+}
+
+}  // namespace
+
+std::vector<std::string> HeldCapabilities() { return SortedNames(HeldSet()); }
+
 std::vector<std::string> AllCapabilities() {
   std::vector<std::string> caps;
   for (cap_value_t c = 0; c <= LastCap(); ++c) caps.push_back(CapName(c));
@@ -100,8 +114,10 @@ std::vector<std::string> AllCapabilities() {
 }
 
 absl::StatusOr<std::vector<std::string>> ResolveCapabilities(const CapabilityRequest& req) {
-  std::set<cap_value_t> all;
-  for (cap_value_t c = 0; c <= LastCap(); ++c) all.insert(c);
+  // "Everything" is what this process can still give: the capabilities in
+  // its bounding set (as containerd grants a privileged container the
+  // current capabilities). A sandboxed host may lack some.
+  std::set<cap_value_t> all = HeldSet();
   if (req.privileged) return SortedNames(all);
 
   std::set<cap_value_t> caps;

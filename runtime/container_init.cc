@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "runtime/files.h"
 
 namespace podshim::runtime {
 
@@ -285,7 +287,9 @@ absl::StatusOr<std::vector<MountStep>> PlanMounts(const LaunchSpec& spec) {
     const std::string& dest = destinations[i];
     unsigned long rec = m.recursive ? MS_REC : 0;  // NOLINT(google-runtime-int)
     plan.push_back(Step(MountKind::kBind, m.source, dest, MS_BIND | rec));
-    if (m.readonly) plan.push_back(Step(MountKind::kReadonly, "", dest, rec));
+    if (m.readonly) {
+      plan.push_back(Step(MountKind::kReadonly, "", dest, m.recursive_readonly ? MS_REC : 0));
+    }
     unsigned long prop = MS_PRIVATE;  // NOLINT(google-runtime-int)
     if (m.propagation == Propagation::kRslave) prop = MS_SLAVE;
     if (m.propagation == Propagation::kRshared) prop = MS_SHARED;
@@ -669,10 +673,46 @@ absl::Status MountOverlay(const RootfsSpec& rootfs) {
   return absl::OkStatus();
 }
 
+// The mount point of the mount that holds `path` (the longest mount point
+// in /proc/self/mountinfo that is `path` or one of its parents).
+absl::StatusOr<std::string> MountPointOf(const std::string& path) {
+  auto text = ReadFile("/proc/self/mountinfo");
+  if (!text.ok()) return text.status();
+  std::string best = "/";
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+    if (fields.size() < 5) continue;
+    std::string mp;  // undo mountinfo's octal escapes (\040 for a space)
+    for (size_t i = 0; i < fields[4].size(); ++i) {
+      if (fields[4][i] == '\\' && i + 3 < fields[4].size()) {
+        mp.push_back(
+            static_cast<char>(std::stoi(std::string(fields[4].substr(i + 1, 3)), nullptr, 8)));
+        i += 3;
+      } else {
+        mp.push_back(fields[4][i]);
+      }
+    }
+    const bool under =
+        path == mp || (absl::StartsWith(path, mp) && (mp == "/" || path[mp.size()] == '/'));
+    if (under && mp.size() > best.size()) best = mp;
+  }
+  return best;
+}
+
 absl::Status PivotInto(int root_fd, const std::string& target) {
+  UniqueFd old_root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!old_root.valid()) return ErrnoError(errno, "open", "old root");
   if (::fchdir(root_fd) != 0) return ErrnoError(errno, "chdir", target);
   // Stack the old root under the new one and detach it: no put_old dir needed.
   if (::syscall(SYS_pivot_root, ".", ".") != 0) return ErrnoError(errno, "pivot_root", target);
+  // The old root now sits on top of the new one. mount(2) would resolve "."
+  // to the new root below it, so step into the old root through its fd; then
+  // make its tree slave so that detaching it cannot unmount anything in the
+  // host's peer groups.
+  if (::fchdir(old_root.get()) != 0) return ErrnoError(errno, "chdir", "old root");
+  if (::mount(nullptr, ".", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    return ErrnoError(errno, "make rslave", "old root");
+  }
   if (::umount2(".", MNT_DETACH) != 0) return ErrnoError(errno, "detach old root of", target);
   if (::chdir("/") != 0) return ErrnoError(errno, "chdir", "/");
   return absl::OkStatus();
@@ -701,8 +741,26 @@ absl::Status InitContainer(const LaunchSpec& spec, const ChildFds& fds) {
   }
 
   if (::unshare(CLONE_NEWNS) != 0) return ErrnoError(errno, "unshare", "mount namespace");
-  if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
-    return ErrnoError(errno, "make rslave", "/");
+  const bool bidirectional =
+      std::any_of(spec.mounts.begin(), spec.mounts.end(),
+                  [](const MountSpec& m) { return m.propagation == Propagation::kRshared; });
+  if (!bidirectional) {
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+      return ErrnoError(errno, "make rslave", "/");
+    }
+  } else {
+    // A bidirectional volume must stay in its host mount's peer group, so
+    // the copied mounts keep their propagation; only the root mount and the
+    // mount holding the rootfs become private, so that the container's own
+    // mounts (the overlay, /proc, ...) never reach the host.
+    if (::mount(nullptr, "/", nullptr, MS_PRIVATE, nullptr) != 0) {
+      return ErrnoError(errno, "make private", "/");
+    }
+    auto parent = MountPointOf(spec.rootfs.target);
+    if (!parent.ok()) return parent.status();
+    if (::mount(nullptr, parent->c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
+      return ErrnoError(errno, "make private", *parent);
+    }
   }
   auto plan = PlanMounts(spec);
   if (!plan.ok()) return plan.status();

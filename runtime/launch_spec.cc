@@ -36,7 +36,7 @@ NLOHMANN_JSON_SERIALIZE_ENUM(Propagation, {{Propagation::kPrivate, "private"},
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NamespaceSpec, mode, path)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MountSpec, source, destination, readonly,
-                                                propagation, recursive)
+                                                propagation, recursive, recursive_readonly)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DeviceSpec, host_path, container_path, permissions)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RootfsSpec, lower, upper, work, target, readonly)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UserSpec, uid, gid, username, image_user,

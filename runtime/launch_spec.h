@@ -44,6 +44,9 @@ struct MountSpec {
   Propagation propagation = Propagation::kPrivate;
   // Recursive bind (rbind) is the default, as in CRI runtimes.
   bool recursive = true;
+  // With readonly: the mounts below the destination are made read-only too
+  // (CRI recursive_read_only); otherwise only the bind mount itself.
+  bool recursive_readonly = false;
 };
 
 struct DeviceSpec {

@@ -86,6 +86,20 @@ TEST(MountPlanTest, PrivilegedSysIsWritable) {
   EXPECT_EQ(sys->flags & MS_RDONLY, 0u);
 }
 
+TEST(MountPlanTest, RecursiveReadonlyCoversSubmounts) {
+  LaunchSpec spec;
+  MountSpec m{"/host/data", "/data", /*readonly=*/true, Propagation::kPrivate, true};
+  m.recursive_readonly = true;
+  spec.mounts.push_back(m);
+  auto plan = PlanMounts(spec);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  auto it = std::find_if(plan->begin(), plan->end(), [](const MountStep& s) {
+    return s.kind == MountKind::kReadonly && s.target == "/data";
+  });
+  ASSERT_NE(it, plan->end());
+  EXPECT_EQ(it->flags, static_cast<unsigned long>(MS_REC));  // NOLINT(google-runtime-int)
+}
+
 TEST(MountPlanTest, SpecMountsBindWithReadonlyAndPropagation) {
   LaunchSpec spec = BaseSpec();
   spec.mounts.push_back({"/host/data", "/data", /*readonly=*/true, Propagation::kRslave, true});
@@ -99,7 +113,9 @@ TEST(MountPlanTest, SpecMountsBindWithReadonlyAndPropagation) {
   EXPECT_GT(first, IndexOf(p, MountKind::kSymlink, "/dev/stderr"));
   EXPECT_EQ(p[first],
             (MountStep{MountKind::kBind, "/host/data", "/data", "", MS_BIND | MS_REC, ""}));
-  EXPECT_EQ(p[first + 1], (MountStep{MountKind::kReadonly, "", "/data", "", MS_REC, ""}));
+  // Plain readonly covers the bind mount only; recursive_readonly (below)
+  // covers the mounts under it too.
+  EXPECT_EQ(p[first + 1], (MountStep{MountKind::kReadonly, "", "/data", "", 0, ""}));
   EXPECT_EQ(p[first + 2],
             (MountStep{MountKind::kPropagation, "", "/data", "", MS_SLAVE | MS_REC, ""}));
   EXPECT_EQ(p[first + 3],

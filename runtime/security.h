@@ -24,6 +24,9 @@ std::vector<std::string> DefaultCapabilities();
 // /proc/sys/kernel/cap_last_cap says, probed with PR_CAPBSET_READ), names with
 // the CAP_ prefix, in number order.
 std::vector<std::string> AllCapabilities();
+// The capabilities in this process's bounding set: what it can still give a
+// container ("ALL" and privileged resolve to these).
+std::vector<std::string> HeldCapabilities();
 
 struct CapabilityRequest {
   bool privileged = false;
