@@ -1,53 +1,130 @@
 #!/usr/bin/env bash
-# The run command: installs what is missing, builds podshimd (release
-# preset), starts it with its embedded defaults (no config file) on
-# unix:///run/podshim/podshim.sock and shows what crictl sees. Ctrl-C stops
-# it cleanly.
+# The run command: installs what is missing, builds podshimd and the toy
+# kubelet (release preset), imports a busybox image from a local OCI layout
+# (no registry), starts podshimd with its embedded defaults (no config file)
+# and podshim-kubelet with the pod manifests in deploy/examples/, then shows
+# the pods as the kubelet reports them. Ctrl-C stops everything: the kubelet
+# removes its pods (grace periods honoured), then podshimd stops.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 SOCKET=/run/podshim/podshim.sock
-# crictl reads the endpoints from deploy/crictl.yaml (the socket above).
+STATUS_URL=http://127.0.0.1:10255
+IMAGE=localhost/podshim/busybox:demo
 CRICTL=("$REPO/.tools/bin/crictl" --config "$REPO/deploy/crictl.yaml")
 
 deploy/setup.sh --run-only
 cmake --preset release >/dev/null
-cmake --build --preset release --target podshimd
+cmake --build --preset release --target podshimd podshim-kubelet
 PODSHIMD="$REPO/build/release/agent/podshimd"
+KUBELET="$REPO/build/release/kubelet/podshim-kubelet"
+
+# The demo image: Debian's busybox-static in an OCI layout, imported while
+# podshimd is not running (the image store has one owner).
+layout="$(python3 -c 'import sys; sys.path.insert(0, "tests/helpers"); import images
+print(images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0])')"
+"$PODSHIMD" import "$layout" --name="$IMAGE"
 
 echo "run: starting $PODSHIMD with its embedded defaults"
 "$PODSHIMD" &
-pid=$!
+podshimd_pid=$!
+kubelet_pid=
+manifests="$(mktemp -d /tmp/podshim-demo.XXXXXX)"
 stop() {
   trap - INT TERM EXIT
-  if kill -0 "$pid" 2>/dev/null; then
-    echo
-    echo "run: stopping podshimd"
-    kill -TERM "$pid"
-    wait "$pid" || true
+  echo
+  if [[ -n "$kubelet_pid" ]] && kill -0 "$kubelet_pid" 2>/dev/null; then
+    echo "run: stopping podshim-kubelet (it removes its pods)"
+    kill -TERM "$kubelet_pid"
+    wait "$kubelet_pid" || true
   fi
+  if kill -0 "$podshimd_pid" 2>/dev/null; then
+    echo "run: stopping podshimd"
+    kill -TERM "$podshimd_pid"
+    wait "$podshimd_pid" || true
+  fi
+  rm -rf "$manifests"
 }
 trap stop INT TERM EXIT
 
 for _ in $(seq 200); do
   [[ -S "$SOCKET" ]] && break
-  kill -0 "$pid" 2>/dev/null || { echo "run: podshimd exited" >&2; exit 1; }
+  kill -0 "$podshimd_pid" 2>/dev/null || { echo "run: podshimd exited" >&2; exit 1; }
   sleep 0.05
 done
 
+# Manifests that say they need pod networking (hostPort, probes from the
+# node) run once podshim reports NetworkReady; until then they are listed
+# and left out.
+network_ready=false
+if "${CRICTL[@]}" info 2>/dev/null | grep -A2 '"NetworkReady"' | grep -q '"status": true'; then
+  network_ready=true
+fi
+skipped=()
+for m in deploy/examples/*.yaml; do
+  if grep -q '^# needs: pod-network' "$m" && [[ $network_ready != true ]]; then
+    skipped+=("$m")
+  else
+    cp "$m" "$manifests/"
+  fi
+done
+
+echo "run: starting podshim-kubelet with $(ls "$manifests" | tr '\n' ' ')"
+"$KUBELET" --manifests "$manifests" --remove_pods_on_exit &
+kubelet_pid=$!
+
+show_pods() {
+  curl -fsS "$STATUS_URL/pods" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+items = doc.get("items", []) if isinstance(doc, dict) else doc
+for pod in items:
+    st = pod.get("status", {})
+    ready = all(c.get("ready") for c in st.get("containerStatuses", [])) and bool(st.get("containerStatuses"))
+    print(f"  pod {pod[\"metadata\"][\"name\"]:<6} phase {st.get(\"phase\", \"?\"):<8} ready {str(ready):<5} IP {st.get(\"podIP\", \"-\")}")
+    for c in st.get("containerStatuses", []):
+        state = next(iter(c.get("state", {}) or {"?": 0}))
+        print(f"      container {c[\"name\"]:<8} {state:<10} restarts {c.get(\"restartCount\", 0)}")
+'
+}
+
+# Wait until every pod's containers are ready (or 60 s pass).
+for _ in $(seq 120); do
+  if curl -fsS "$STATUS_URL/pods" 2>/dev/null | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+items = doc.get("items", []) if isinstance(doc, dict) else doc
+ok = bool(items) and all(c.get("ready") for p in items for c in p.get("status", {}).get("containerStatuses", [{}]))
+sys.exit(0 if ok else 1)'; then
+    break
+  fi
+  sleep 0.5
+done
+
 echo
-echo "==== crictl version ===="
-"${CRICTL[@]}" version
+echo "==== pods, as podshim-kubelet reports them ($STATUS_URL/pods) ===="
+show_pods || true
 echo
-echo "==== crictl info ===="
-"${CRICTL[@]}" info
+echo "==== containers, as crictl sees them ===="
+"${CRICTL[@]}" ps 2>/dev/null || true
+pair_client="$("${CRICTL[@]}" ps -q --name client 2>/dev/null | head -1 || true)"
+if [[ -n "$pair_client" ]]; then
+  echo
+  echo "==== the pair pod's client, talking to its server over localhost ===="
+  "${CRICTL[@]}" logs --tail 3 "$pair_client" 2>/dev/null || true
+fi
 cat <<MSG
 
-podshimd is serving the CRI on unix://$SOCKET
-Talk to it with crictl:
-  ${CRICTL[*]} info
-Pods, containers and images arrive with their issues (see README.md's feature table).
-Press Ctrl-C to stop.
+podshimd serves the CRI on unix://$SOCKET; podshim-kubelet runs the manifests
+of deploy/examples/ and reports them on $STATUS_URL/pods (and /pods/default/NAME).
+  ${CRICTL[*]} pods
+  ${CRICTL[*]} logs -f $pair_client
 MSG
-wait "$pid"
+if ((${#skipped[@]})); then
+  echo "Left out until pod networking lands (NetworkReady is false): ${skipped[*]}"
+else
+  echo "The web pod answers on its hostPort: curl http://127.0.0.1:18080/"
+fi
+echo "Press Ctrl-C to stop."
+wait "$kubelet_pid"

@@ -42,13 +42,16 @@ BUILD_PKGS=(
   libcurl4-openssl-dev libssl-dev libarchive-dev libzstd-dev zlib1g-dev
   libseccomp-dev libcap-dev libmnl-dev libyaml-cpp-dev
 )
+# What the run command's demo needs besides the build: the demo image is
+# built from busybox-static with umoci, the status is fetched with curl.
+RUN_PKGS=(umoci busybox-static curl python3)
 TEST_PKGS=(
   clang-format clang-tidy
-  docker-registry skopeo umoci busybox-static
-  iproute2 jq curl procps psmisc apache2-utils
-  containerd runc
+  docker-registry skopeo
+  iproute2 jq procps psmisc apache2-utils
+  containerd runc containernetworking-plugins iptables
 )
-PKGS=("${BUILD_PKGS[@]}")
+PKGS=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 if [[ $WANT_TEST_TOOLS == 1 ]]; then PKGS+=("${TEST_PKGS[@]}"); fi
 
 missing=()

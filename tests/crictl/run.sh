@@ -21,12 +21,21 @@ done
 [[ -x "$CRICTL_BIN" ]] || { echo "crictl: crictl not found at $CRICTL_BIN" >&2; exit 2; }
 
 work="$(mktemp -d /tmp/podshim-crictl-XXXXXX)"
+export PODSHIM_WORK="$work"
 export PODSHIM_SOCKET="$work/run/podshim.sock"
+# Pods go under a cgroup of this run's own, so scenarios can check it is left empty.
+export PODSHIM_CGROUP_PARENT="/podshim-crictl-${work##*-}"
 pid="" reg_pid=""
 cleanup() {
+  # Pods a failed scenario left behind go first (their mounts live under $work).
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && [[ -n "${CRICTL:-}" ]]; then
+    $CRICTL rmp -fa >/dev/null 2>&1 || true
+  fi
   [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   [[ -n "$reg_pid" ]] && kill -TERM "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
   rm -rf "$work"
+  for h in /sys/fs/cgroup/*/"${PODSHIM_CGROUP_PARENT#/}"; do [[ -d "$h" ]] && rmdir "$h" 2>/dev/null; done
+  true
 }
 trap cleanup EXIT
 
@@ -50,7 +59,8 @@ upstream_fallback = false
 TOML
 
 "$PODSHIMD" --socket="$PODSHIM_SOCKET" --state_dir="$work/run" --root_dir="$work/root" \
-  --config="$work/podshim.toml" --log_level=debug >"$work/podshimd.log" 2>&1 &
+  --config="$work/podshim.toml" --cgroup_parent="$PODSHIM_CGROUP_PARENT" --log_level=debug \
+  >"$work/podshimd.log" 2>&1 &
 pid=$!
 
 for _ in $(seq 200); do
