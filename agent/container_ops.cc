@@ -314,6 +314,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   if (auto s = SaveContainer(r); !s.ok()) return s;
   done = true;
   resp->set_container_id(id);
+  Emit(r, cri::CONTAINER_CREATED_EVENT);
   return absl::OkStatus();
 }
 
@@ -368,6 +369,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
     (void)runtime::SignalProcess(c->pid, SIGKILL);
     return s;
   }
+  Emit(*c, cri::CONTAINER_STARTED_EVENT);
   return WatchMonitor(*c);
 }
 
@@ -398,6 +400,7 @@ void PodRuntime::OnMonitorExit(const std::string& id) {
   if (auto s = SaveContainer(*c); !s.ok()) {
     Log("runtime")->error("container {}: cannot record its exit: {}", id, s.ToString());
   }
+  Emit(*c, cri::CONTAINER_STOPPED_EVENT);
 }
 
 absl::Status PodRuntime::StopContainerLocked(const std::string& id, int64_t timeout_s) {
@@ -460,14 +463,17 @@ absl::Status PodRuntime::RemoveContainerLocked(const std::string& id) {
   if (::unlink(record.c_str()) != 0 && errno != ENOENT) {
     return runtime::ErrnoError(errno, "remove", record);
   }
-  absl::MutexLock lock(&mu_);
-  for (auto it = container_names_.begin(); it != container_names_.end(); ++it) {
-    if (it->second == id) {
-      container_names_.erase(it);
-      break;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = container_names_.begin(); it != container_names_.end(); ++it) {
+      if (it->second == id) {
+        container_names_.erase(it);
+        break;
+      }
     }
+    containers_.erase(id);
   }
-  containers_.erase(id);
+  Emit(*c, cri::CONTAINER_DELETED_EVENT);
   return absl::OkStatus();
 }
 
@@ -514,37 +520,40 @@ absl::Status PodRuntime::ListContainers(const cri::ListContainersRequest& req,
   return absl::OkStatus();
 }
 
+void FillContainerStatus(const ContainerRecord& c, cri::ContainerStatus* st) {
+  st->set_id(c.id);
+  *st->mutable_metadata() = c.config.metadata();
+  st->set_state(c.state);
+  st->set_created_at(c.created_at_ns);
+  st->set_started_at(c.started_at_ns);
+  st->set_finished_at(c.finished_at_ns);
+  st->set_exit_code(c.exit_code);
+  *st->mutable_image() = c.config.image();
+  st->set_image_ref(c.image_ref);
+  st->set_image_id(c.image_id);
+  st->set_reason(c.reason);
+  st->set_message(c.message);
+  *st->mutable_labels() = c.config.labels();
+  *st->mutable_annotations() = c.config.annotations();
+  *st->mutable_mounts() = c.config.mounts();
+  st->set_log_path(c.log_path);
+  *st->mutable_resources()->mutable_linux() = c.resources;
+  if (c.state == cri::CONTAINER_RUNNING || c.state == cri::CONTAINER_EXITED) {
+    auto* user = st->mutable_user()->mutable_linux();
+    user->set_uid(c.uid);
+    user->set_gid(c.gid);
+    for (uint32_t g : c.groups) user->add_supplemental_groups(g);
+  }
+  st->set_stop_signal(CriSignal(c.stop_signal));
+}
+
 absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
                                          cri::ContainerStatusResponse* resp) {
   auto id = ResolveContainerId(req.container_id(), "container_id");
   if (!id.ok()) return id.status();
   auto c = GetContainer(*id);
   if (!c.ok()) return c.status();
-  auto* st = resp->mutable_status();
-  st->set_id(c->id);
-  *st->mutable_metadata() = c->config.metadata();
-  st->set_state(c->state);
-  st->set_created_at(c->created_at_ns);
-  st->set_started_at(c->started_at_ns);
-  st->set_finished_at(c->finished_at_ns);
-  st->set_exit_code(c->exit_code);
-  *st->mutable_image() = c->config.image();
-  st->set_image_ref(c->image_ref);
-  st->set_image_id(c->image_id);
-  st->set_reason(c->reason);
-  st->set_message(c->message);
-  *st->mutable_labels() = c->config.labels();
-  *st->mutable_annotations() = c->config.annotations();
-  *st->mutable_mounts() = c->config.mounts();
-  st->set_log_path(c->log_path);
-  *st->mutable_resources()->mutable_linux() = c->resources;
-  if (c->state == cri::CONTAINER_RUNNING || c->state == cri::CONTAINER_EXITED) {
-    auto* user = st->mutable_user()->mutable_linux();
-    user->set_uid(c->uid);
-    user->set_gid(c->gid);
-    for (uint32_t g : c->groups) user->add_supplemental_groups(g);
-  }
-  st->set_stop_signal(CriSignal(c->stop_signal));
+  FillContainerStatus(*c, resp->mutable_status());
   if (req.verbose()) {
     nlohmann::json info;
     info["sandboxID"] = c->pod_id;
@@ -553,6 +562,12 @@ absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
     info["bundle"] = c->bundle;
     info["cgroup"] = c->cgroup;
     info["runtimeSpec"] = nlohmann::json::parse(c->spec_json, nullptr, false);
+    // Accepted, recorded, not enforced: these machines have neither LSM.
+    const auto& sc = c->config.linux().security_context();
+    if (sc.has_apparmor()) {
+      info["apparmor"] = "requested; not enforced by podshim";
+    }
+    if (sc.has_selinux_options()) info["selinux"] = "requested; not enforced by podshim";
     (*resp->mutable_info())["info"] = info.dump();
   }
   return absl::OkStatus();

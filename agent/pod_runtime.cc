@@ -51,19 +51,22 @@ absl::StatusOr<std::string> ResolveIn(const Map& ids, absl::string_view id_or_pr
 }  // namespace
 
 PodRuntime::PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
-                       std::unique_ptr<runtime::CgroupManager> cgroups)
+                       std::unique_ptr<runtime::CgroupManager> cgroups, EventBus* events)
     : options_(std::move(options)),
       images_(images),
+      events_(events),
       cgroups_(std::move(cgroups)),
       records_dir_(options_.state_dir + "/records") {}
 
 PodRuntime::~PodRuntime() { watcher_.reset(); }
 
 absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::Open(PodRuntimeOptions options,
-                                                             image::ImageManager* images) {
+                                                             image::ImageManager* images,
+                                                             EventBus* events) {
   auto cgroups = runtime::OpenCgroups(options.cgroup_root);
   if (!cgroups.ok()) return cgroups.status();
-  std::unique_ptr<PodRuntime> rt(new PodRuntime(std::move(options), images, std::move(*cgroups)));
+  std::unique_ptr<PodRuntime> rt(
+      new PodRuntime(std::move(options), images, std::move(*cgroups), events));
   for (const auto& dir : {rt->records_dir_ + "/pods", rt->records_dir_ + "/containers",
                           rt->options_.state_dir + "/pods", rt->options_.state_dir + "/containers",
                           rt->options_.root_dir + "/containers"}) {
@@ -350,8 +353,6 @@ absl::Status PodRuntime::RemovePodSandbox(const cri::RemovePodSandboxRequest& re
   return absl::OkStatus();
 }
 
-namespace {
-
 void FillPodStatus(const SandboxRecord& r, cri::PodSandboxStatus* st) {
   st->set_id(r.id);
   *st->mutable_metadata() = r.config.metadata();
@@ -365,7 +366,19 @@ void FillPodStatus(const SandboxRecord& r, cri::PodSandboxStatus* st) {
   st->set_runtime_handler(r.runtime_handler);
 }
 
-}  // namespace
+void PodRuntime::Emit(const ContainerRecord& c, cri::ContainerEventType type) {
+  if (events_ == nullptr || events_->subscribers() == 0) return;
+  cri::ContainerEventResponse ev;
+  ev.set_container_id(c.id);
+  ev.set_container_event_type(type);
+  ev.set_created_at(NowNs());
+  if (auto pod = GetPod(c.pod_id); pod.ok()) FillPodStatus(*pod, ev.mutable_pod_sandbox_status());
+  for (const auto& other : ContainersOf(c.pod_id)) {
+    FillContainerStatus(other, ev.add_containers_statuses());
+  }
+  if (type == cri::CONTAINER_DELETED_EVENT) FillContainerStatus(c, ev.add_containers_statuses());
+  events_->Publish(ev);
+}
 
 absl::Status PodRuntime::PodSandboxStatus(const cri::PodSandboxStatusRequest& req,
                                           cri::PodSandboxStatusResponse* resp) {
@@ -375,24 +388,7 @@ absl::Status PodRuntime::PodSandboxStatus(const cri::PodSandboxStatusRequest& re
   if (!pod.ok()) return pod.status();
   FillPodStatus(*pod, resp->mutable_status());
   resp->set_timestamp(NowNs());
-  for (const auto& c : ContainersOf(*id)) {
-    auto* cs = resp->add_containers_statuses();
-    cs->set_id(c.id);
-    *cs->mutable_metadata() = c.config.metadata();
-    cs->set_state(c.state);
-    cs->set_created_at(c.created_at_ns);
-    cs->set_started_at(c.started_at_ns);
-    cs->set_finished_at(c.finished_at_ns);
-    cs->set_exit_code(c.exit_code);
-    cs->set_image_ref(c.image_ref);
-    cs->set_image_id(c.image_id);
-    *cs->mutable_image() = c.config.image();
-    *cs->mutable_labels() = c.config.labels();
-    *cs->mutable_annotations() = c.config.annotations();
-    cs->set_reason(c.reason);
-    cs->set_message(c.message);
-    cs->set_log_path(c.log_path);
-  }
+  for (const auto& c : ContainersOf(*id)) FillContainerStatus(c, resp->add_containers_statuses());
   if (req.verbose()) {
     nlohmann::json info;
     info["id"] = pod->id;

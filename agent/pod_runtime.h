@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/config.h"
+#include "agent/event_bus.h"
 #include "agent/records.h"
 #include "image/image_manager.h"
 #include "runtime/cgroups.h"
@@ -42,11 +43,18 @@ struct PodRuntimeOptions {
 void FillCpuMemory(const runtime::CgroupStats& cg, int64_t now, cri::CpuUsage* cpu,
                    cri::MemoryUsage* m);
 
+// Status messages from records (shared by the status RPCs and events).
+void FillPodStatus(const SandboxRecord& r, cri::PodSandboxStatus* st);
+void FillContainerStatus(const ContainerRecord& c, cri::ContainerStatus* st);
+
 class PodRuntime {
  public:
   // Loads the records and reconciles them with what runs.
+  // `events` (may be null) receives a ContainerEventResponse for every
+  // container created, started, stopped (exited) and deleted.
   static absl::StatusOr<std::unique_ptr<PodRuntime>> Open(PodRuntimeOptions options,
-                                                          image::ImageManager* images);
+                                                          image::ImageManager* images,
+                                                          EventBus* events = nullptr);
   ~PodRuntime();
 
   absl::Status RunPodSandbox(const cri::RunPodSandboxRequest& req,
@@ -84,7 +92,9 @@ class PodRuntime {
 
  private:
   PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
-             std::unique_ptr<runtime::CgroupManager> cgroups);
+             std::unique_ptr<runtime::CgroupManager> cgroups, EventBus* events);
+  // Publishes an event for container `c` with its pod's current status.
+  void Emit(const ContainerRecord& c, cri::ContainerEventType type);
 
   absl::Status Load();
   // The pod or container an ID (or unique ID prefix) names.
@@ -123,6 +133,7 @@ class PodRuntime {
 
   const PodRuntimeOptions options_;
   image::ImageManager* const images_;
+  EventBus* const events_;
   std::unique_ptr<runtime::CgroupManager> cgroups_;
   const std::string records_dir_;
 

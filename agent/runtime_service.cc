@@ -197,4 +197,10 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::UpdateRuntimeConfig(
   return ServeUnary(ctx, "RuntimeService/UpdateRuntimeConfig", [] { return grpc::Status::OK; });
 }
 
+grpc::ServerWriteReactor<cri::ContainerEventResponse>* RuntimeServiceImpl::GetContainerEvents(
+    grpc::CallbackServerContext* /*ctx*/, const cri::GetEventsRequest* /*req*/) {
+  LogRpc("RuntimeService/GetContainerEvents", grpc::Status::OK, absl::ZeroDuration());
+  return new EventStream(&events_);
+}
+
 }  // namespace podshim::agent

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "agent/config.h"
+#include "agent/event_bus.h"
 #include "agent/pod_runtime.h"
 #include "agent/rpc.h"
 #include "agent/work_pool.h"
@@ -15,8 +16,8 @@ namespace cri = ::runtime::v1;
 
 class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
  public:
-  RuntimeServiceImpl(Config config, PodRuntime& pods, WorkPool& pool)
-      : config_(std::move(config)), pods_(pods), pool_(pool) {}
+  RuntimeServiceImpl(Config config, PodRuntime& pods, WorkPool& pool, EventBus& events)
+      : config_(std::move(config)), pods_(pods), pool_(pool), events_(events) {}
 
   grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* ctx,
                                     const cri::VersionRequest* req,
@@ -138,9 +139,7 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
     return UnaryNotImplemented(ctx, "RuntimeService/RestorePod");
   }
   grpc::ServerWriteReactor<cri::ContainerEventResponse>* GetContainerEvents(
-      grpc::CallbackServerContext* /*ctx*/, const cri::GetEventsRequest* /*req*/) override {
-    return StreamNotImplemented<cri::ContainerEventResponse>("RuntimeService/GetContainerEvents");
-  }
+      grpc::CallbackServerContext* ctx, const cri::GetEventsRequest* req) override;
   grpc::ServerUnaryReactor* ListMetricDescriptors(
       grpc::CallbackServerContext* ctx, const cri::ListMetricDescriptorsRequest* /*req*/,
       cri::ListMetricDescriptorsResponse* /*resp*/) override {
@@ -167,6 +166,7 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
   const Config config_;
   PodRuntime& pods_;
   WorkPool& pool_;
+  EventBus& events_;
 };
 
 }  // namespace podshim::agent

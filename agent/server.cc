@@ -82,13 +82,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   }
   // Orphaned infra processes come to us (and are reaped by StopPod).
   if (auto s = runtime::BecomeSubreaper(); !s.ok()) return s;
-  auto pods = PodRuntime::Open(pod_options, images->get());
+  auto events = std::make_unique<EventBus>();
+  auto pods = PodRuntime::Open(pod_options, images->get(), events.get());
   if (!pods.ok()) return pods.status();
   log->info("pods: cgroup v{} under {}, helpers {} and {}", (*pods)->cgroup_version(),
             config.cgroup_parent, pod_options.pinns_binary, pod_options.monitor_binary);
 
-  std::unique_ptr<Server> server(
-      new Server(config, std::move(*lock), std::move(*images), std::move(*pods)));
+  std::unique_ptr<Server> server(new Server(config, std::move(*lock), std::move(*images),
+                                            std::move(events), std::move(*pods)));
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);

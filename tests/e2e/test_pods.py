@@ -511,6 +511,46 @@ def test_containers_survive_a_restart_of_podshimd(env, pods):
     assert env.exec(keeps, ["echo", "still"]).stdout == b"still\n"
 
 
+def test_container_events_stream(env, pods):
+    import queue
+    import threading
+    stream = env.c.runtime.GetContainerEvents(env.pb.GetEventsRequest(), timeout=60)
+    got = queue.Queue()
+
+    def read():
+        try:
+            for ev in stream:
+                got.put(ev)
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=read, daemon=True).start()
+    time.sleep(0.3)  # the subscription is in place before the first event
+    cfg = env.pod_config()
+    pod_id = pods.run(cfg)
+    cid = env.run(pod_id, cfg, "evented", ["sh", "-c", "sleep 0.5; exit 2"])
+    env.wait_exit(cid)
+    env.c.runtime.RemoveContainer(env.pb.RemoveContainerRequest(container_id=cid))
+    events = []
+    deadline = time.monotonic() + 10
+    while len(events) < 4 and time.monotonic() < deadline:
+        try:
+            ev = got.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if ev.container_id == cid:
+            events.append(ev)
+    stream.cancel()
+    pb = env.pb
+    assert [e.container_event_type for e in events] == [
+        pb.CONTAINER_CREATED_EVENT, pb.CONTAINER_STARTED_EVENT, pb.CONTAINER_STOPPED_EVENT,
+        pb.CONTAINER_DELETED_EVENT]
+    assert all(e.pod_sandbox_status.id == pod_id for e in events)
+    stopped = events[2]
+    mine = [c for c in stopped.containers_statuses if c.id == cid]
+    assert mine and mine[0].exit_code == 2 and mine[0].state == pb.CONTAINER_EXITED
+
+
 def test_zz_nothing_of_any_pod_is_left(env):
     """Runs last: every pod above was removed; the host must show nothing of them."""
     assert not env.c.runtime.ListPodSandbox(env.pb.ListPodSandboxRequest()).items
