@@ -27,7 +27,10 @@ print(images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0])')"
 "$PODSHIMD" import "$layout" --name="$IMAGE"
 
 echo "run: starting $PODSHIMD with its embedded defaults"
-"$PODSHIMD" &
+# Own sessions for the daemons: a Ctrl-C reaches only this script, which
+# then stops them in order (the kubelet removes its pods while podshimd
+# still serves).
+setsid "$PODSHIMD" &
 podshimd_pid=$!
 kubelet_pid=
 manifests="$(mktemp -d /tmp/podshim-demo.XXXXXX)"
@@ -71,7 +74,7 @@ for m in deploy/examples/*.yaml; do
 done
 
 echo "run: starting podshim-kubelet with $(ls "$manifests" | tr '\n' ' ')"
-"$KUBELET" --manifests "$manifests" --remove_pods_on_exit &
+setsid "$KUBELET" --manifests "$manifests" --remove_pods_on_exit &
 kubelet_pid=$!
 
 show_pods() {
@@ -81,11 +84,13 @@ doc = json.load(sys.stdin)
 items = doc.get("items", []) if isinstance(doc, dict) else doc
 for pod in items:
     st = pod.get("status", {})
-    ready = all(c.get("ready") for c in st.get("containerStatuses", [])) and bool(st.get("containerStatuses"))
-    print(f"  pod {pod[\"metadata\"][\"name\"]:<6} phase {st.get(\"phase\", \"?\"):<8} ready {str(ready):<5} IP {st.get(\"podIP\", \"-\")}")
-    for c in st.get("containerStatuses", []):
-        state = next(iter(c.get("state", {}) or {"?": 0}))
-        print(f"      container {c[\"name\"]:<8} {state:<10} restarts {c.get(\"restartCount\", 0)}")
+    cs = st.get("containerStatuses", [])
+    ready = bool(cs) and all(c.get("ready") for c in cs)
+    print("  pod %-6s phase %-8s ready %-5s IP %s" % (
+        pod["metadata"]["name"], st.get("phase", "?"), ready, st.get("podIP", "-")))
+    for c in cs:
+        state = next(iter(c.get("state") or {"?": 0}))
+        print("      container %-8s %-10s restarts %s" % (c["name"], state, c.get("restartCount", 0)))
 '
 }
 
@@ -96,7 +101,7 @@ import json, sys
 doc = json.load(sys.stdin)
 items = doc.get("items", []) if isinstance(doc, dict) else doc
 ok = bool(items) and all(c.get("ready") for p in items for c in p.get("status", {}).get("containerStatuses", [{}]))
-sys.exit(0 if ok else 1)'; then
+sys.exit(0 if ok else 1)' 2>/dev/null; then
     break
   fi
   sleep 0.5
