@@ -111,9 +111,9 @@ std::string CommonParent(const std::vector<std::string>& paths) {
 
 // openat2 in root; the fd, or -errno.
 int OpenInRootRaw(int root_fd, absl::string_view path, int flags, mode_t mode) {
-  std::string rel(path);
-  while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
-  if (rel.empty()) rel = ".";
+  const size_t skip = path.find_first_not_of('/');
+  const std::string rel =
+      skip == absl::string_view::npos ? std::string(".") : std::string(path.substr(skip));
   struct open_how how {};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.mode = (flags & O_CREAT) != 0 ? mode : 0;

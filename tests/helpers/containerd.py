@@ -270,15 +270,20 @@ class Containerd:
                            capture_output=True)
 
     def _unmount_all(self) -> None:
-        prefix = str(self.dir) + "/"
-        mounts = []
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                mp = line.split()[4].replace("\\040", " ")
-                if mp.startswith(prefix):
-                    mounts.append(mp)
-        for mp in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True)
+        unmount_under(str(self.dir))
+
+
+def unmount_under(prefix: str) -> None:
+    """Lazily unmounts every mount below `prefix`, deepest first."""
+    prefix = prefix.rstrip("/") + "/"
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp.startswith(prefix):
+                mounts.append(mp)
+    for mp in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True)
 
 
 def main(argv: list[str] | None = None) -> int:
