@@ -53,10 +53,10 @@ def test_runtime_config_reports_cgroupfs(client):
 
 
 @pytest.mark.parametrize("service,method,request_type", [
-    ("runtime", "RunPodSandbox", "RunPodSandboxRequest"),
-    ("runtime", "ListContainers", "ListContainersRequest"),
-    ("runtime", "UpdateRuntimeConfig", "UpdateRuntimeConfigRequest"),
-    ("runtime", "CreateContainer", "CreateContainerRequest"),
+    ("runtime", "Exec", "ExecRequest"),
+    ("runtime", "Attach", "AttachRequest"),
+    ("runtime", "PortForward", "PortForwardRequest"),
+    ("runtime", "CheckpointContainer", "CheckpointContainerRequest"),
 ])
 def test_rpcs_not_built_yet_answer_unimplemented_naming_themselves(client, service, method,
                                                                     request_type):
@@ -68,11 +68,11 @@ def test_rpcs_not_built_yet_answer_unimplemented_naming_themselves(client, servi
 
 
 def test_streaming_rpc_not_built_yet_answers_unimplemented(client):
-    stream = client.runtime.GetContainerEvents(client.pb.GetEventsRequest(), timeout=5)
+    stream = client.runtime.StreamPodSandboxes(client.pb.StreamPodSandboxesRequest(), timeout=5)
     with pytest.raises(grpc.RpcError) as err:
         list(stream)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "GetContainerEvents" in err.value.details()
+    assert "StreamPodSandboxes" in err.value.details()
 
 
 def test_method_outside_the_cri_is_unimplemented(client):
@@ -87,9 +87,9 @@ def test_method_outside_the_cri_is_unimplemented(client):
 def test_each_rpc_is_logged_once_with_duration_and_code(daemon, client):
     client.version()
     with pytest.raises(grpc.RpcError):
-        client.runtime.ListPodSandbox(client.pb.ListPodSandboxRequest(), timeout=5)
+        client.runtime.Attach(client.pb.AttachRequest(), timeout=5)
     log = daemon.log()
     assert "[rpc] RuntimeService/Version OK" in log
-    lines = [l for l in log.splitlines() if "RuntimeService/ListPodSandbox UNIMPLEMENTED" in l]
+    lines = [l for l in log.splitlines() if "RuntimeService/Attach UNIMPLEMENTED" in l]
     assert len(lines) == 1, log
     assert "warn" in lines[0] and "ms" in lines[0]
