@@ -48,6 +48,11 @@ bool HasMountAt(const cri::ContainerConfig& c, absl::string_view path) {
   return false;
 }
 
+// Stop and Remove of what is gone succeed (CRI: idempotent).
+absl::Status OkIfNotFound(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : s;
+}
+
 absl::Status WithField(const absl::Status& s, absl::string_view field) {
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
@@ -437,17 +442,11 @@ absl::Status PodRuntime::StopContainerLocked(const std::string& id, int64_t time
 }
 
 absl::Status PodRuntime::StopContainer(const cri::StopContainerRequest& req) {
-  auto id = ResolveContainerId(req.container_id(), "container_id");
-  if (!id.ok()) {
-    return id.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : id.status();
-  }
-  auto c = GetContainer(*id);
-  if (!c.ok()) return absl::OkStatus();
-  auto op = PodLock(c->pod_id);
-  absl::MutexLock op_lock(op.get());
-  if (auto s = StopContainerLocked(*id, req.timeout()); !s.ok()) return s;
-  c = GetContainer(*id);
-  if (c.ok()) (void)cgroups_->Remove(c->cgroup);
+  OpGuard guard;
+  auto c = LockContainer(req.container_id(), &guard);
+  if (!c.ok()) return OkIfNotFound(c.status());
+  if (auto s = StopContainerLocked(c->id, req.timeout()); !s.ok()) return s;
+  (void)cgroups_->Remove(c->cgroup);
   return absl::OkStatus();
 }
 
@@ -478,15 +477,10 @@ absl::Status PodRuntime::RemoveContainerLocked(const std::string& id) {
 }
 
 absl::Status PodRuntime::RemoveContainer(const cri::RemoveContainerRequest& req) {
-  auto id = ResolveContainerId(req.container_id(), "container_id");
-  if (!id.ok()) {
-    return id.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : id.status();
-  }
-  auto c = GetContainer(*id);
-  if (!c.ok()) return absl::OkStatus();
-  auto op = PodLock(c->pod_id);
-  absl::MutexLock op_lock(op.get());
-  return RemoveContainerLocked(*id);
+  OpGuard guard;
+  auto c = LockContainer(req.container_id(), &guard);
+  if (!c.ok()) return OkIfNotFound(c.status());
+  return RemoveContainerLocked(c->id);
 }
 
 namespace {
