@@ -40,7 +40,7 @@ BUILD_PKGS=(
   libabsl-dev libspdlog-dev libfmt-dev libtoml11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev libzstd-dev zlib1g-dev
-  libseccomp-dev libcap-dev libmnl-dev libyaml-cpp-dev
+  libseccomp-dev libcap-dev libmnl-dev libnftables-dev libyaml-cpp-dev
 )
 # What the run command's demo needs besides the build: the demo image is
 # built from busybox-static with umoci, the status is fetched with curl.
