@@ -132,6 +132,34 @@ absl::Status ParseRegistry(absl::string_view origin, const toml::value& v, Regis
   return absl::OkStatus();
 }
 
+absl::Status ParseCni(absl::string_view origin, const toml::value& v, CniConfig& out) {
+  if (!v.is_table()) return Invalid(origin, "cni", "must be a table");
+  for (const auto& [name, value] : v.as_table()) {
+    const std::string key = absl::StrCat("cni.", name);
+    if (name == "enabled" || name == "default_network") {
+      if (!value.is_boolean()) return Invalid(origin, key, "must be true or false");
+      (name == "enabled" ? out.enabled : out.default_network) = value.as_boolean();
+    } else if (name == "conf_dir" || name == "default_subnet") {
+      if (!value.is_string()) return Invalid(origin, key, "must be a string");
+      (name == "conf_dir" ? out.conf_dir : out.default_subnet) = value.as_string().str;
+    } else if (name == "bin_dirs") {
+      auto list = StringList(origin, key, value);
+      if (!list.ok()) return list.status();
+      out.bin_dirs = *list;
+    } else if (name == "plugin_timeout_seconds") {
+      if (!value.is_integer() || value.as_integer() < 1 || value.as_integer() > 3600) {
+        return Invalid(origin, key, "must be an integer from 1 to 3600");
+      }
+      out.plugin_timeout_seconds = static_cast<int>(value.as_integer());
+    } else {
+      return Invalid(origin, key,
+                     "unknown key (known: enabled, conf_dir, bin_dirs, default_network, "
+                     "default_subnet, plugin_timeout_seconds)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view origin,
@@ -151,6 +179,10 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       if (auto s = ParseRegistry(origin, value, base.registry); !s.ok()) return s;
       continue;
     }
+    if (key == "cni") {
+      if (auto s = ParseCni(origin, value, base.cni); !s.ok()) return s;
+      continue;
+    }
     const StringKey* match = nullptr;
     for (const auto& k : kStringKeys) {
       if (key == k.name) match = &k;
@@ -158,7 +190,7 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
     if (match == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("config ", origin, ": unknown key \"", key,
                                                      "\" (known keys: ", KeyNames(),
-                                                     ", registry)"));
+                                                     ", registry, cni)"));
     }
     if (!value.is_string()) {
       return absl::InvalidArgumentError(
@@ -190,6 +222,10 @@ absl::Status ValidateConfig(const Config& config) {
   if (!config.helpers_dir.empty()) {
     if (auto s = CheckAbsolute("helpers_dir", config.helpers_dir); !s.ok()) return s;
   }
+  if (auto s = CheckAbsolute("cni.conf_dir", config.cni.conf_dir); !s.ok()) return s;
+  for (const auto& dir : config.cni.bin_dirs) {
+    if (auto s = CheckAbsolute("cni.bin_dirs", dir); !s.ok()) return s;
+  }
   static constexpr absl::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
   bool level_ok = false;
   for (auto l : kLevels) level_ok = level_ok || config.log_level == l;
@@ -217,6 +253,12 @@ nlohmann::json ConfigToJson(const Config& config) {
   for (const auto& [host, creds] : config.registry.auths) hosts.push_back(host);
   registry["auths"] = hosts;
   j["registry"] = registry;
+  j["cni"] = {{"enabled", config.cni.enabled},
+              {"conf_dir", config.cni.conf_dir},
+              {"bin_dirs", config.cni.bin_dirs},
+              {"default_network", config.cni.default_network},
+              {"default_subnet", config.cni.default_subnet},
+              {"plugin_timeout_seconds", config.cni.plugin_timeout_seconds}};
   return j;
 }
 

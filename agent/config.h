@@ -44,6 +44,24 @@ struct RegistryConfig {
   friend bool operator==(const RegistryConfig&, const RegistryConfig&) = default;
 };
 
+// Pod networking through CNI ([cni] in the config file).
+struct CniConfig {
+  // false: pods get loopback only and NetworkReady is false.
+  bool enabled = true;
+  std::string conf_dir = "/etc/cni/net.d";
+  // Where plugins are looked for, after podshim's own (podshim-bridge,
+  // podshim-ipam) in helpers_dir.
+  std::vector<std::string> bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  // With no config file in conf_dir, use podshim's own bridge network.
+  bool default_network = true;
+  // Its subnet(s), comma separated; empty: the kubelet's pod CIDR, else
+  // 10.88.0.0/16.
+  std::string default_subnet;
+  int plugin_timeout_seconds = 60;
+
+  friend bool operator==(const CniConfig&, const CniConfig&) = default;
+};
+
 struct Config {
   // The CRI endpoint. Its directory is created 0700, the socket is 0660.
   std::string socket = "/run/podshim/podshim.sock";
@@ -62,6 +80,7 @@ struct Config {
   // (or, in a build tree, in ../runtime/).
   std::string helpers_dir;
   RegistryConfig registry;
+  CniConfig cni;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

@@ -69,7 +69,34 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["root_dir"], "/x");
   EXPECT_EQ(j["socket"], c.socket);
   EXPECT_EQ(j["cgroup_parent"], "/podshim");
-  EXPECT_EQ(j.size(), 8u);
+  EXPECT_EQ(j["cni"]["conf_dir"], "/etc/cni/net.d");
+  EXPECT_EQ(j.size(), 9u);
+}
+
+TEST(Config, CniSection) {
+  auto c = ParseConfigToml(R"(
+[cni]
+conf_dir = "/etc/podshim/net.d"
+bin_dirs = ["/opt/cni/bin"]
+default_subnet = "10.99.0.0/16"
+default_network = false
+plugin_timeout_seconds = 5
+)",
+                           "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->cni.conf_dir, "/etc/podshim/net.d");
+  EXPECT_EQ(c->cni.bin_dirs, std::vector<std::string>{"/opt/cni/bin"});
+  EXPECT_EQ(c->cni.default_subnet, "10.99.0.0/16");
+  EXPECT_FALSE(c->cni.default_network);
+  EXPECT_TRUE(c->cni.enabled);
+  EXPECT_EQ(c->cni.plugin_timeout_seconds, 5);
+  EXPECT_THAT(ParseConfigToml("[cni]\nbogus = 1\n", "t.toml").status().message(),
+              HasSubstr("cni.bogus: unknown key"));
+  EXPECT_THAT(ParseConfigToml("[cni]\nplugin_timeout_seconds = 0\n", "t.toml").status().message(),
+              HasSubstr("cni.plugin_timeout_seconds"));
+  Config bad;
+  bad.cni.bin_dirs = {"relative/dir"};
+  EXPECT_THAT(ValidateConfig(bad).message(), HasSubstr("cni.bin_dirs"));
 }
 
 TEST(Config, RegistrySection) {

@@ -1,5 +1,6 @@
 #include "agent/cri_convert.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -11,11 +12,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "cni/client.h"
 
 namespace podshim::agent {
 namespace {
 
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+bool IsIpAddress(const std::string& s) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -176,6 +183,21 @@ absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config) {
     if (pm.container_port() < 0 || pm.container_port() > 65535 || pm.host_port() < 0 ||
         pm.host_port() > 65535) {
       return Invalid("config.port_mappings", "port out of range");
+    }
+    if (pm.host_port() != 0 && pm.container_port() == 0) {
+      return Invalid("config.port_mappings",
+                     absl::StrCat("host_port ", pm.host_port(), " has no container_port"));
+    }
+    if (!pm.host_ip().empty() && !IsIpAddress(pm.host_ip())) {
+      return Invalid("config.port_mappings.host_ip",
+                     absl::StrCat("`", pm.host_ip(), "` is not an IP address"));
+    }
+  }
+  for (const char* key : {kIngressBandwidth, kEgressBandwidth}) {
+    auto it = config.annotations().find(key);
+    if (it == config.annotations().end()) continue;
+    if (auto bw = cni::ParseBandwidth(it->second); !bw.ok()) {
+      return Invalid(absl::StrCat("config.annotations[", key, "]"), bw.status().message());
     }
   }
   return absl::OkStatus();

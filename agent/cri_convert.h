@@ -51,6 +51,11 @@ bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
 // Validation of the pieces of a request; errors are INVALID_ARGUMENT naming
 // the field ("config.metadata.name").
 absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config);
+
+// The pod annotations that limit a pod's bandwidth (Kubernetes quantities,
+// bits per second), handed to CNI as the "bandwidth" capability.
+inline constexpr char kIngressBandwidth[] = "kubernetes.io/ingress-bandwidth";
+inline constexpr char kEgressBandwidth[] = "kubernetes.io/egress-bandwidth";
 absl::Status ValidateContainerConfig(const cri::ContainerConfig& config);
 // An absolute, clean path ('/'-started, no "..", no NUL).
 absl::Status ValidateAbsolutePath(absl::string_view path, absl::string_view field);

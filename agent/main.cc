@@ -10,6 +10,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "agent/config.h"
 #include "agent/logging.h"
 #include "agent/server.h"
@@ -33,6 +34,15 @@ ABSL_FLAG(absl::optional<std::string>, cgroup_parent, absl::nullopt,
           "cgroup pods go under when they name none (default /podshim)");
 ABSL_FLAG(absl::optional<std::string>, helpers_dir, absl::nullopt,
           "directory of podshim-pinns and podshim-monitor (default: beside podshimd)");
+ABSL_FLAG(absl::optional<std::string>, cni_conf_dir, absl::nullopt,
+          "CNI network config directory (default /etc/cni/net.d)");
+ABSL_FLAG(absl::optional<std::string>, cni_bin_dirs, absl::nullopt,
+          "CNI plugin directories, comma separated (default /opt/cni/bin,/usr/lib/cni)");
+ABSL_FLAG(absl::optional<std::string>, cni_default_subnet, absl::nullopt,
+          "subnet(s) of the default pod network when conf_dir has no config "
+          "(default: the kubelet's pod CIDR, else 10.88.0.0/16)");
+ABSL_FLAG(absl::optional<bool>, cni, absl::nullopt,
+          "pod networking through CNI (default true; false: loopback only)");
 ABSL_FLAG(std::string, name, "",
           "import only: the reference to give the imported image (e.g. "
           "docker.io/library/busybox:latest); needed when the source does not name it");
@@ -66,6 +76,12 @@ absl::StatusOr<Config> EffectiveConfig() {
   Override(config.log_format, absl::GetFlag(FLAGS_log_format));
   Override(config.cgroup_parent, absl::GetFlag(FLAGS_cgroup_parent));
   Override(config.helpers_dir, absl::GetFlag(FLAGS_helpers_dir));
+  Override(config.cni.conf_dir, absl::GetFlag(FLAGS_cni_conf_dir));
+  Override(config.cni.default_subnet, absl::GetFlag(FLAGS_cni_default_subnet));
+  if (auto dirs = absl::GetFlag(FLAGS_cni_bin_dirs); dirs.has_value()) {
+    config.cni.bin_dirs = absl::StrSplit(*dirs, ',', absl::SkipEmpty());
+  }
+  if (auto on = absl::GetFlag(FLAGS_cni); on.has_value()) config.cni.enabled = *on;
   if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
   return config;
 }

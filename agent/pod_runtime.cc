@@ -3,13 +3,16 @@
 #include "agent/pod_runtime.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/cri_convert.h"
+#include "agent/failpoint.h"
 #include "agent/logging.h"
 #include "runtime/files.h"
 #include "runtime/namespaces.h"
@@ -46,6 +49,45 @@ absl::StatusOr<std::string> ResolveIn(const Map& ids, absl::string_view id_or_pr
     return absl::NotFoundError(absl::StrCat(what, " `", id_or_prefix, "` not found (", field, ")"));
   }
   return found;
+}
+
+// What the CNI client needs to know about a pod.
+cni::PodNetwork PodNetworkOf(const SandboxRecord& r) {
+  cni::PodNetwork p;
+  p.id = r.id;
+  p.netns = r.net_ns;
+  p.name = r.config.metadata().name();
+  p.namespace_ = r.config.metadata().namespace_();
+  p.uid = r.config.metadata().uid();
+  for (const auto& pm : r.config.port_mappings()) {
+    // Only published ports are CNI's business (as in containerd).
+    if (pm.host_port() <= 0) continue;
+    const char* proto = pm.protocol() == cri::UDP    ? "udp"
+                        : pm.protocol() == cri::SCTP ? "sctp"
+                                                     : "tcp";
+    p.port_mappings.push_back({proto, pm.container_port(), pm.host_port(), pm.host_ip()});
+  }
+  if (r.config.has_dns_config()) {
+    const auto& d = r.config.dns_config();
+    p.dns = cni::DnsSettings{{d.servers().begin(), d.servers().end()},
+                             {d.searches().begin(), d.searches().end()},
+                             {d.options().begin(), d.options().end()}};
+  }
+  // Validated by ValidatePodConfig.
+  if (auto it = r.config.annotations().find(kIngressBandwidth);
+      it != r.config.annotations().end()) {
+    p.ingress_bps = cni::ParseBandwidth(it->second).value_or(0);
+  }
+  if (auto it = r.config.annotations().find(kEgressBandwidth); it != r.config.annotations().end()) {
+    p.egress_bps = cni::ParseBandwidth(it->second).value_or(0);
+  }
+  return p;
+}
+
+// While RunPodSandbox works, state_dir/pods/<id>.creating says where the pod's
+// directory and cgroup are, so that a crash half way can be cleaned up.
+std::string CreatingMarker(const std::string& state_dir, const std::string& id) {
+  return absl::StrCat(state_dir, "/pods/", id, ".creating");
 }
 
 }  // namespace
@@ -126,7 +168,73 @@ absl::Status PodRuntime::Load() {
       OnMonitorExit(c.id);
     }
   }
+  CollectUnfinishedPods();
   return absl::OkStatus();
+}
+
+void PodRuntime::CollectUnfinishedPods() {
+  auto log = Log("runtime");
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(options_.state_dir + "/pods", ec)) {
+    if (e.path().extension() != ".creating") continue;
+    const std::string id = e.path().stem().string();
+    if (GetPod(id).ok()) {  // the record made it; only the marker was left
+      std::filesystem::remove(e.path(), ec);
+      continue;
+    }
+    auto text = runtime::ReadFile(e.path().string());
+    nlohmann::json j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
+    const std::string dir = j.is_object() ? j.value("dir", "") : "";
+    const std::string cgroup = j.is_object() ? j.value("cgroup", "") : "";
+    if (options_.network != nullptr) {
+      cni::PodNetwork pn;
+      pn.id = id;
+      pn.netns = dir.empty() ? "" : dir + "/ns/net";
+      if (auto s = options_.network->Teardown(pn); !s.ok()) {
+        log->warn("unfinished pod {}: network: {}", id, s.ToString());
+        continue;  // try again at the next start
+      }
+    }
+    if (!dir.empty()) {
+      if (auto s = runtime::RemovePod(dir, 0, cgroup, *cgroups_); !s.ok()) {
+        log->warn("unfinished pod {}: {}", id, s.ToString());
+        continue;
+      }
+    }
+    std::filesystem::remove(e.path(), ec);
+    log->info("removed pod {}, whose creation was cut short", id);
+  }
+  if (options_.network == nullptr) return;
+  // Attachments whose pod has no record (e.g. a crash between writing the
+  // CNI cache and the marker being read).
+  for (const auto& id : options_.network->CachedIds()) {
+    if (GetPod(id).ok()) continue;
+    cni::PodNetwork pn;
+    pn.id = id;
+    if (auto s = options_.network->Teardown(pn); !s.ok()) {
+      log->warn("orphaned network attachment {}: {}", id, s.ToString());
+    } else {
+      log->info("removed orphaned network attachment of pod {}", id);
+    }
+  }
+}
+
+absl::Status PodRuntime::DetachNetwork(SandboxRecord* pod) {
+  if (!pod->network_attached || options_.network == nullptr) return absl::OkStatus();
+  if (auto s = options_.network->Teardown(PodNetworkOf(*pod)); !s.ok()) return s;
+  pod->network_attached = false;
+  return SavePod(*pod);
+}
+
+absl::Status PodRuntime::NetworkStatus() const {
+  if (options_.network == nullptr) {
+    return absl::FailedPreconditionError("pod networking is turned off; pods have loopback only");
+  }
+  return options_.network->Ready();
+}
+
+void PodRuntime::SetPodCidr(const std::string& cidr) {
+  if (options_.network != nullptr) options_.network->SetPodCidr(cidr);
 }
 
 std::shared_ptr<absl::Mutex> PodRuntime::PodLock(const std::string& pod_id) {
@@ -259,8 +367,16 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
       config.linux().cgroup_parent().empty() ? absl::StrCat(parent, "/pod-", id) : parent;
   setup.pinns_binary = options_.pinns_binary;
 
+  const std::string marker = CreatingMarker(options_.state_dir, id);
+  if (auto s = runtime::WriteFileAtomic(
+          marker, nlohmann::json({{"dir", setup.dir}, {"cgroup", setup.cgroup}}).dump());
+      !s.ok()) {
+    release_name();
+    return s;
+  }
   auto res = runtime::SetUpPod(setup, *cgroups_);
   if (!res.ok()) {
+    (void)::unlink(marker.c_str());
     release_name();
     return res.status();
   }
@@ -282,18 +398,33 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   r.hostname_file = res->hostname_file;
   r.shm_dir = res->shm_dir;
   r.hostname = res->hostname;
-  if (!config.log_directory().empty()) {
-    if (auto s = runtime::MakeDirs(config.log_directory(), 0755); !s.ok()) {
-      (void)runtime::RemovePod(r.dir, r.infra_pid, r.cgroup, *cgroups_);
-      release_name();
-      return s;
-    }
-  }
-  if (auto s = SavePod(r); !s.ok()) {
+  // Undoes everything above; a failed detach leaves the CNI cache entry for
+  // the start-up collector.
+  auto fail = [&](absl::Status s) {
+    if (r.network_attached) (void)options_.network->Teardown(PodNetworkOf(r));
     (void)runtime::RemovePod(r.dir, r.infra_pid, r.cgroup, *cgroups_);
+    (void)::unlink(marker.c_str());
     release_name();
     return s;
+  };
+  CrashPoint("run-pod:after-setup");
+  if (!config.log_directory().empty()) {
+    if (auto s = runtime::MakeDirs(config.log_directory(), 0755); !s.ok()) return fail(s);
   }
+  if (!host_net && options_.network != nullptr) {
+    auto attachment = options_.network->Setup(PodNetworkOf(r));
+    if (!attachment.ok()) return fail(attachment.status());
+    r.network_attached = true;
+    r.network_name = attachment->network_name;
+    if (!attachment->ips.empty()) {
+      r.ip = attachment->ips.front();
+      r.additional_ips.assign(attachment->ips.begin() + 1, attachment->ips.end());
+    }
+  }
+  CrashPoint("run-pod:after-network");
+  if (auto s = SavePod(r); !s.ok()) return fail(s);
+  CrashPoint("run-pod:after-save");
+  (void)::unlink(marker.c_str());
   resp->set_pod_sandbox_id(id);
   return absl::OkStatus();
 }
@@ -306,6 +437,8 @@ absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
   }
   auto pod = GetPod(pod_id);
   if (!pod.ok()) return pod.status();
+  // The network goes first, while its namespace is still pinned.
+  if (auto s = DetachNetwork(&*pod); !s.ok()) return s;
   if (auto s = runtime::StopPod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
     return s;
   }
@@ -340,6 +473,7 @@ absl::Status PodRuntime::RemovePodSandbox(const cri::RemovePodSandboxRequest& re
   for (const auto& c : ContainersOf(*id)) {
     if (auto s = RemoveContainerLocked(c.id); !s.ok()) return s;
   }
+  if (auto s = DetachNetwork(&*pod); !s.ok()) return s;
   if (auto s = runtime::RemovePod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
     return s;
   }
@@ -359,6 +493,7 @@ void FillPodStatus(const SandboxRecord& r, cri::PodSandboxStatus* st) {
   st->set_state(r.state);
   st->set_created_at(r.created_at_ns);
   if (!r.ip.empty()) st->mutable_network()->set_ip(r.ip);
+  for (const auto& ip : r.additional_ips) st->mutable_network()->add_additional_ips()->set_ip(ip);
   auto* ns = st->mutable_linux()->mutable_namespaces()->mutable_options();
   *ns = r.config.linux().security_context().namespace_options();
   *st->mutable_labels() = r.config.labels();
@@ -398,6 +533,11 @@ absl::Status PodRuntime::PodSandboxStatus(const cri::PodSandboxStatusRequest& re
         {"network", pod->net_ns}, {"ipc", pod->ipc_ns}, {"uts", pod->uts_ns}, {"pid", pod->pid_ns}};
     info["infraPid"] = pod->infra_pid;
     info["hostname"] = pod->hostname;
+    info["network"] = {{"name", pod->network_name},
+                       {"attached", pod->network_attached},
+                       {"ips", nlohmann::json::array()}};
+    if (!pod->ip.empty()) info["network"]["ips"].push_back(pod->ip);
+    for (const auto& ip : pod->additional_ips) info["network"]["ips"].push_back(ip);
     info["runtimeHandler"] = pod->runtime_handler;
     info["config"] = nlohmann::json::parse(SandboxToJson(*pod), nullptr, false)["config"];
     (*resp->mutable_info())["info"] = info.dump();

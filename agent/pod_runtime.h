@@ -22,6 +22,7 @@
 #include "agent/config.h"
 #include "agent/event_bus.h"
 #include "agent/records.h"
+#include "cni/client.h"
 #include "image/image_manager.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_runner.h"
@@ -36,6 +37,8 @@ struct PodRuntimeOptions {
   std::string cgroup_parent = "/podshim";  // when a pod names none
   std::string pinns_binary;
   std::string monitor_binary;
+  // Pod networking; null: pods get loopback only.
+  cni::NetworkManager* network = nullptr;
 };
 
 // CPU and memory figures of a cgroup into CRI stats (shared by container and
@@ -90,6 +93,11 @@ class PodRuntime {
 
   int cgroup_version() const { return cgroups_->Version(); }
 
+  // The NetworkReady condition: OK, or why pods cannot get a network.
+  absl::Status NetworkStatus() const;
+  // UpdateRuntimeConfig's pod CIDR, for the default network.
+  void SetPodCidr(const std::string& cidr);
+
  private:
   PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
              std::unique_ptr<runtime::CgroupManager> cgroups, EventBus* events);
@@ -126,6 +134,11 @@ class PodRuntime {
   absl::Status StopContainerLocked(const std::string& id, int64_t timeout_s);
   absl::Status RemoveContainerLocked(const std::string& id);
   absl::Status StopPodLocked(const std::string& pod_id);
+  // Runs the CNI DEL for a pod whose network is attached and records that
+  // it no longer is.
+  absl::Status DetachNetwork(SandboxRecord* pod);
+  // Cleans what a RunPodSandbox cut short by a crash left behind.
+  void CollectUnfinishedPods();
   // Called by the exit watcher when a container's monitor is gone.
   void OnMonitorExit(const std::string& id);
   absl::Status WatchMonitor(const ContainerRecord& r);

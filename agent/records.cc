@@ -61,6 +61,9 @@ std::string SandboxToJson(const SandboxRecord& r) {
   j["shm_dir"] = r.shm_dir;
   j["hostname"] = r.hostname;
   j["ip"] = r.ip;
+  j["additional_ips"] = r.additional_ips;
+  j["network_name"] = r.network_name;
+  j["network_attached"] = r.network_attached;
   return j.dump();
 }
 
@@ -88,6 +91,9 @@ absl::StatusOr<SandboxRecord> SandboxFromJson(const std::string& text) {
     Get(*j, "shm_dir", r.shm_dir);
     Get(*j, "hostname", r.hostname);
     Get(*j, "ip", r.ip);
+    Get(*j, "additional_ips", r.additional_ips);
+    Get(*j, "network_name", r.network_name);
+    Get(*j, "network_attached", r.network_attached);
   } catch (const Json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("pod record: ", e.what()));
   }

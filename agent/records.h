@@ -28,7 +28,12 @@ struct SandboxRecord {
   std::string net_ns, ipc_ns, uts_ns, pid_ns;
   int infra_pid = 0;
   std::string hosts_file, resolv_file, hostname_file, shm_dir, hostname;
-  std::string ip;  // "" until networking lands
+  // Pod network (CNI): the primary address ("" without one, e.g. host
+  // network), the others, and whether an attachment exists to tear down.
+  std::string ip;
+  std::vector<std::string> additional_ips;
+  std::string network_name;
+  bool network_attached = false;
 };
 
 struct ContainerRecord {

@@ -1,5 +1,13 @@
 #include "agent/runtime_service.h"
 
+#include <arpa/inet.h>
+
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "agent/version.h"
 
 namespace podshim::agent {
@@ -8,6 +16,19 @@ namespace {
 // The CRI API version this runtime speaks. The kubelet sends its own in
 // VersionRequest.version; "0.1.0" is what CRI runtimes answer.
 constexpr char kKubeletApiVersion[] = "0.1.0";
+
+// "address/prefix" with an IPv4 or IPv6 address and a prefix that fits it.
+bool IsCidr(absl::string_view cidr) {
+  auto slash = cidr.find('/');
+  if (slash == absl::string_view::npos) return false;
+  const std::string addr(cidr.substr(0, slash));
+  int prefix = -1;
+  if (!absl::SimpleAtoi(cidr.substr(slash + 1), &prefix)) return false;
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 32;
+  if (::inet_pton(AF_INET6, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 128;
+  return false;
+}
 
 }  // namespace
 
@@ -32,10 +53,13 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::Status(grpc::CallbackServerContext
     runtime_ready->set_status(true);
     auto* network_ready = resp->mutable_status()->add_conditions();
     network_ready->set_type("NetworkReady");
-    network_ready->set_status(false);
-    network_ready->set_reason("NetworkPluginNotReady");
-    network_ready->set_message(
-        "podshim: pod networking (CNI) is not implemented yet; pods have loopback only");
+    if (auto net = pods_.NetworkStatus(); net.ok()) {
+      network_ready->set_status(true);
+    } else {
+      network_ready->set_status(false);
+      network_ready->set_reason("NetworkPluginNotReady");
+      network_ready->set_message(absl::StrCat("podshim: ", net.message()));
+    }
     // The default handler (empty name).
     auto* features = resp->add_runtime_handlers()->mutable_features();
     features->set_recursive_read_only_mounts(true);
@@ -190,11 +214,24 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::ListPodSandboxStats(
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::UpdateRuntimeConfig(
-    grpc::CallbackServerContext* ctx, const cri::UpdateRuntimeConfigRequest* /*req*/,
+    grpc::CallbackServerContext* ctx, const cri::UpdateRuntimeConfigRequest* req,
     cri::UpdateRuntimeConfigResponse* /*resp*/) {
-  // The pod CIDR matters once networking lands; until then there is nothing
-  // to change (containerd also accepts and ignores it without CNI config).
-  return ServeUnary(ctx, "RuntimeService/UpdateRuntimeConfig", [] { return grpc::Status::OK; });
+  // The pod CIDR shapes podshim's default network (a CNI config file on the
+  // machine, when there is one, brings its own ranges).
+  return ServeUnary(ctx, "RuntimeService/UpdateRuntimeConfig", [&] {
+    const std::string& cidr = req->runtime_config().network_config().pod_cidr();
+    if (!cidr.empty()) {
+      for (absl::string_view part : absl::StrSplit(cidr, ',', absl::SkipWhitespace())) {
+        if (!IsCidr(absl::StripAsciiWhitespace(part))) {
+          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              absl::StrCat("runtime_config.network_config.pod_cidr: `", part,
+                                           "` is not a CIDR such as 10.244.1.0/24"));
+        }
+      }
+      pods_.SetPodCidr(cidr);
+    }
+    return grpc::Status::OK;
+  });
 }
 
 grpc::ServerWriteReactor<cri::ContainerEventResponse>* RuntimeServiceImpl::GetContainerEvents(

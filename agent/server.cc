@@ -44,6 +44,18 @@ absl::StatusOr<runtime::FileLock> LockSocket(const Config& config) {
   return lock;
 }
 
+// Where podshim's own CNI plugins are: helpers_dir, beside podshimd, or (in a
+// build tree) ../cni/.
+std::string OwnPluginDir(const Config& config) {
+  if (!config.helpers_dir.empty()) return config.helpers_dir;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "/usr/lib/podshim";
+  const auto dir = exe.parent_path();
+  if (std::filesystem::exists(dir / "podshim-bridge", ec)) return dir.string();
+  return (dir.parent_path() / "cni").string();
+}
+
 std::string HelperPath(const Config& config, const std::string& name) {
   if (!config.helpers_dir.empty()) return absl::StrCat(config.helpers_dir, "/", name);
   std::error_code ec;
@@ -82,6 +94,27 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   }
   // Orphaned infra processes come to us (and are reaped by StopPod).
   if (auto s = runtime::BecomeSubreaper(); !s.ok()) return s;
+  std::unique_ptr<cni::NetworkManager> network;
+  if (config.cni.enabled) {
+    cni::NetworkOptions net;
+    net.conf_dir = config.cni.conf_dir;
+    net.bin_dirs = {OwnPluginDir(config)};
+    for (const auto& dir : config.cni.bin_dirs) {
+      if (dir != net.bin_dirs.front()) net.bin_dirs.push_back(dir);
+    }
+    net.cache_dir = config.state_dir + "/cni";
+    net.default_network = config.cni.default_network;
+    net.default_subnet = config.cni.default_subnet;
+    net.plugin_timeout = absl::Seconds(config.cni.plugin_timeout_seconds);
+    network = std::make_unique<cni::NetworkManager>(net);
+    pod_options.network = network.get();
+    if (auto ready = network->Ready(); ready.ok()) {
+      auto current = network->CurrentNetwork();
+      log->info("pod network \"{}\" from {}", current->name, current->source);
+    } else {
+      log->warn("pod network not ready: {}", ready.message());
+    }
+  }
   auto events = std::make_unique<EventBus>();
   auto pods = PodRuntime::Open(pod_options, images->get(), events.get());
   if (!pods.ok()) return pods.status();
@@ -89,7 +122,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
             config.cgroup_parent, pod_options.pinns_binary, pod_options.monitor_binary);
 
   std::unique_ptr<Server> server(new Server(config, std::move(*lock), std::move(*images),
-                                            std::move(events), std::move(*pods)));
+                                            std::move(events), std::move(network),
+                                            std::move(*pods)));
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);

@@ -48,11 +48,13 @@ class Server {
 
  private:
   Server(const Config& config, runtime::FileLock lock, std::unique_ptr<image::ImageManager> images,
-         std::unique_ptr<EventBus> events, std::unique_ptr<PodRuntime> pods)
+         std::unique_ptr<EventBus> events, std::unique_ptr<cni::NetworkManager> network,
+         std::unique_ptr<PodRuntime> pods)
       : config_(config),
         lock_(std::move(lock)),
         images_(std::move(images)),
         events_(std::move(events)),
+        network_(std::move(network)),
         pods_(std::move(pods)),
         runtime_service_(config, *pods_, runtime_pool_, *events_),
         image_service_(config, *images_, pool_) {}
@@ -61,6 +63,7 @@ class Server {
   runtime::FileLock lock_;
   std::unique_ptr<image::ImageManager> images_;
   std::unique_ptr<EventBus> events_;
+  std::unique_ptr<cni::NetworkManager> network_;  // null when cni.enabled is false
   std::unique_ptr<PodRuntime> pods_;
   // Blocking RPC work (pulls, removals, disk walks); outlives server_.
   WorkPool pool_{8};

@@ -26,6 +26,9 @@ class ServerTest : public ::testing::Test {
     config_.socket = dir_ + "/sock/podshim.sock";
     config_.state_dir = dir_ + "/state";
     config_.root_dir = dir_ + "/root";
+    // Never the machine's /etc/cni/net.d; tests that want a network turn it on.
+    config_.cni.conf_dir = dir_ + "/net.d";
+    config_.cni.enabled = false;
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -58,7 +61,10 @@ TEST_F(ServerTest, AnswersVersionStatusAndRuntimeConfig) {
   EXPECT_EQ(status.status().conditions(0).type(), "RuntimeReady");
   EXPECT_TRUE(status.status().conditions(0).status());
   EXPECT_EQ(status.status().conditions(1).type(), "NetworkReady");
-  EXPECT_FALSE(status.status().conditions(1).reason().empty());
+  // Pod networking is off in this fixture: not ready, and the reason says so.
+  EXPECT_FALSE(status.status().conditions(1).status());
+  EXPECT_EQ(status.status().conditions(1).reason(), "NetworkPluginNotReady");
+  EXPECT_THAT(status.status().conditions(1).message(), HasSubstr("turned off"));
   auto config = nlohmann::json::parse(status.info().at("config"));
   EXPECT_EQ(config["socket"], config_.socket);
 

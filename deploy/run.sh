@@ -58,8 +58,9 @@ for _ in $(seq 200); do
 done
 
 # Manifests that say they need pod networking (hostPort, probes from the
-# node) run once podshim reports NetworkReady; until then they are listed
-# and left out.
+# node) run when podshim reports NetworkReady (its embedded default network
+# needs nothing installed; a broken config in /etc/cni/net.d makes it false);
+# otherwise they are listed and left out.
 network_ready=false
 if "${CRICTL[@]}" info 2>/dev/null | grep -A2 '"NetworkReady"' | grep -q '"status": true'; then
   network_ready=true
@@ -127,7 +128,7 @@ of deploy/examples/ and reports them on $STATUS_URL/pods (and /pods/default/NAME
   ${CRICTL[*]} logs -f $pair_client
 MSG
 if ((${#skipped[@]})); then
-  echo "Left out until pod networking lands (NetworkReady is false): ${skipped[*]}"
+  echo "Left out because NetworkReady is false (see: ${CRICTL[*]} info): ${skipped[*]}"
 else
   echo "The web pod answers on its hostPort: curl http://127.0.0.1:18080/"
 fi

@@ -30,7 +30,7 @@ class Podshimd:
     must fit in 107 bytes.
     """
 
-    def __init__(self, binary=None, extra_args=(), log_level="debug", base_dir=None):
+    def __init__(self, binary=None, extra_args=(), log_level="debug", base_dir=None, env=None):
         self.binary = Path(binary) if binary else podshimd_binary()
         self.own_dir = base_dir is None
         self.dir = Path(base_dir or tempfile.mkdtemp(prefix="podshim-", dir="/tmp"))
@@ -40,6 +40,11 @@ class Podshimd:
         self.log_path = self.dir / "podshimd.log"
         self.extra_args = list(extra_args)
         self.log_level = log_level
+        # Extra environment variables (e.g. PODSHIM_CRASH_AT for fault injection).
+        self.env = dict(env or {})
+        # A private, empty CNI config dir: pods get podshim's embedded default
+        # network whatever /etc/cni/net.d holds. --cni_conf_dir in extra_args wins.
+        self.cni_conf_dir = str(self.dir / "net.d")
         self.proc = None
 
     @property
@@ -49,14 +54,16 @@ class Podshimd:
     def args(self):
         return [str(self.binary), f"--socket={self.socket}", f"--state_dir={self.state_dir}",
                 f"--root_dir={self.root_dir}", f"--log_level={self.log_level}",
-                *self.extra_args]
+                f"--cni_conf_dir={self.cni_conf_dir}", *self.extra_args]
 
     def start(self, timeout: float = 10.0) -> "Podshimd":
         if not self.binary.exists():
             raise FileNotFoundError(f"podshimd binary not found at {self.binary}; build it "
                                     "first (cmake --preset debug && cmake --build --preset debug)")
+        os.makedirs(self.cni_conf_dir, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args(), stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -58,8 +58,11 @@ upstream_fallback = false
 "registry.k8s.io" = ["http://$PODSHIM_REGISTRY"]
 TOML
 
+# An empty CNI config dir: pods get podshim's embedded default network.
+mkdir -p "$work/net.d"
 "$PODSHIMD" --socket="$PODSHIM_SOCKET" --state_dir="$work/run" --root_dir="$work/root" \
   --config="$work/podshim.toml" --cgroup_parent="$PODSHIM_CGROUP_PARENT" --log_level=debug \
+  --cni_conf_dir="$work/net.d" \
   >"$work/podshimd.log" 2>&1 &
 pid=$!
 

@@ -120,8 +120,13 @@ class Podshimd:
     def start(self, timeout: float) -> None:
         os.makedirs(self.state_dir, exist_ok=True)
         os.makedirs(self.root_dir, exist_ok=True)
+        # An empty CNI config dir of its own: pods get podshim's embedded default network,
+        # whatever the machine's /etc/cni/net.d holds.
+        cni_conf_dir = os.path.join(os.path.dirname(self.socket), "net.d")
+        os.makedirs(cni_conf_dir, exist_ok=True)
         cmd = [self.binary, f"--socket={self.socket}", f"--state_dir={self.state_dir}",
-               f"--root_dir={self.root_dir}", f"--log_level={self.log_level}", "--log_format=text"]
+               f"--root_dir={self.root_dir}", f"--log_level={self.log_level}", "--log_format=text",
+               f"--cni_conf_dir={cni_conf_dir}"]
         if self.config:
             cmd.append(f"--config={self.config}")
         log("starting " + " ".join(cmd))

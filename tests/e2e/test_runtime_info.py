@@ -1,7 +1,12 @@
 """Version, Status and RuntimeConfig over the real socket, and UNIMPLEMENTED for the rest."""
 
+import json
+from pathlib import Path
+
 import grpc
 import pytest
+
+from podshim.daemon import Podshimd
 
 
 def test_version_names_podshim_and_cri_v1(client):
@@ -16,10 +21,50 @@ def test_status_reports_both_conditions(client):
     conds = client.conditions()
     assert set(conds) == {"RuntimeReady", "NetworkReady"}
     assert conds["RuntimeReady"].status is True
-    # Pod networking has not landed yet: not ready, with a reason that says why.
-    assert conds["NetworkReady"].status is False
-    assert conds["NetworkReady"].reason == "NetworkPluginNotReady"
-    assert conds["NetworkReady"].message
+    # The daemon's CNI config dir is empty: podshim's embedded default network, whose
+    # plugins (podshim-bridge, podshim-ipam) are built beside podshimd.
+    assert conds["NetworkReady"].status is True, conds["NetworkReady"]
+    assert client.info()["config"]["cni"]["default_network"] is True
+
+
+def test_network_not_ready_when_turned_off(podshimd_path):
+    with Podshimd(podshimd_path, extra_args=["--cni=false"]) as d, d.client() as c:
+        cond = c.conditions()["NetworkReady"]
+        assert cond.status is False
+        assert cond.reason == "NetworkPluginNotReady"
+        assert "turned off" in cond.message
+
+
+def test_network_readiness_follows_the_config_dir(podshimd_path):
+    """A broken config file: not ready, naming the file; a valid one dropped in beside it
+    (sorting first) makes the network ready without a restart."""
+    with Podshimd(podshimd_path) as d, d.client() as c:
+        Path(d.cni_conf_dir, "20-broken.conflist").write_text("{not json")
+        cond = c.conditions()["NetworkReady"]
+        assert cond.status is False
+        assert "20-broken.conflist" in cond.message, cond.message
+        # A network whose plugin is not installed is not ready either, and says which.
+        Path(d.cni_conf_dir, "15-missing.conf").write_text(json.dumps(
+            {"cniVersion": "1.0.0", "name": "missing", "type": "no-such-plugin"}))
+        cond = c.conditions()["NetworkReady"]
+        assert cond.status is False
+        assert "no-such-plugin" in cond.message, cond.message
+        Path(d.cni_conf_dir, "10-good.conflist").write_text(json.dumps(
+            {"cniVersion": "1.0.0", "name": "good", "plugins": [{"type": "bridge"}]}))
+        assert c.conditions()["NetworkReady"].status is True
+
+
+def test_update_runtime_config_checks_the_pod_cidr(client):
+    pb = client.pb
+    req = pb.UpdateRuntimeConfigRequest(runtime_config=pb.RuntimeConfig(
+        network_config=pb.NetworkConfig(pod_cidr="10.244.1.0/24")))
+    client.runtime.UpdateRuntimeConfig(req, timeout=5)
+    bad = pb.UpdateRuntimeConfigRequest(runtime_config=pb.RuntimeConfig(
+        network_config=pb.NetworkConfig(pod_cidr="10.244.1.0/99")))
+    with pytest.raises(grpc.RpcError) as e:
+        client.runtime.UpdateRuntimeConfig(bad, timeout=5)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "pod_cidr" in e.value.details()
 
 
 def test_status_verbose_info_carries_effective_config(daemon, client):

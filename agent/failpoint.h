@@ -1,0 +1,15 @@
+// Test-only crash points, for fault-injection tests: with the environment
+// variable PODSHIM_CRASH_AT set to a point's name, podshimd kills itself with
+// SIGKILL when it reaches that point, as if the machine pulled the plug on it.
+// Unset (always, outside tests), a point costs one comparison.
+#pragma once
+
+namespace podshim::agent {
+
+// The names used, in the order a RunPodSandbox passes them:
+//   run-pod:after-setup     namespaces pinned, cgroup and files made
+//   run-pod:after-network   CNI ADD done, nothing recorded yet
+//   run-pod:after-save      the pod record written, the reply not yet sent
+void CrashPoint(const char* name);
+
+}  // namespace podshim::agent
