@@ -10,7 +10,8 @@ For each set and each case (no host port; one host port), --iterations times: a 
 namespace (`ip netns add`, not timed), CNI ADD through the chain exactly as a CNI runtime runs
 it (config on stdin, CNI_* environment, prevResult handed along; timed from the first exec to
 the last exit), then DEL in reverse with the ADD result as prevResult (timed), then the
-namespace is deleted. Every plugin process is waited for with wait4(), which gives its peak RSS.
+namespace is deleted. Then a few untimed pods more, each plugin run under tests/bench/maxrss.c
+(built here with cc), for the peak RSS of one plugin process.
 
 Prints p50/p99 of ADD and DEL in milliseconds and the largest plugin RSS; --json FILE writes the
 numbers. Needs root, the Debian plugins (deploy/setup.sh) and a podshim build (--plugins-dir, default
@@ -71,28 +72,32 @@ class PluginError(Exception):
     pass
 
 
-def exec_plugin(path: str, command: str, conf: dict, cid: str, netns: str, cni_path: str):
-    """Runs one plugin; returns (stdout JSON or {}, peak RSS KiB)."""
+def exec_plugin(path: str, command: str, conf: dict, cid: str, netns: str, cni_path: str,
+                maxrss: str | None = None):
+    """Runs one plugin; returns (stdout JSON or {}, peak RSS KiB when run under `maxrss`)."""
     env = {"CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": netns,
            "CNI_IFNAME": "eth0", "CNI_PATH": cni_path,
            "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={cid[:8]};"
                        f"K8S_POD_INFRA_CONTAINER_ID={cid}",
            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    p = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    p = subprocess.Popen([maxrss, path] if maxrss else [path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
     p.stdin.write(json.dumps(conf).encode())
     p.stdin.close()
     out = p.stdout.read()
     err = p.stderr.read()
-    _, status, rusage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
+    p.wait()
     if p.returncode != 0:
         raise PluginError(f"{Path(path).name} {command}: {out.decode()} {err.decode()}".strip())
-    return (json.loads(out) if out.strip() else {}), rusage.ru_maxrss
+    rss = 0
+    for line in err.decode().splitlines():
+        if line.startswith("maxrss_kib="):
+            rss = int(line.split("=", 1)[1])
+    return (json.loads(out) if out.strip() else {}), rss
 
 
 def run_chain(net: dict, command: str, cid: str, netns: str, dirs: list[str],
-              port_mappings: list, prev: dict | None):
+              port_mappings: list, prev: dict | None, maxrss: str | None = None):
     """ADD forward (each result the next prevResult), DEL in reverse with `prev`."""
     plugins = net["plugins"] if command == "ADD" else list(reversed(net["plugins"]))
     rss = 0
@@ -105,7 +110,7 @@ def run_chain(net: dict, command: str, cid: str, netns: str, dirs: list[str],
             conf["prevResult"] = result
         path = next(f"{d}/{plugin['type']}" for d in dirs
                     if os.access(f"{d}/{plugin['type']}", os.X_OK))
-        out, r = exec_plugin(path, command, conf, cid, netns, ":".join(dirs))
+        out, r = exec_plugin(path, command, conf, cid, netns, ":".join(dirs), maxrss)
         rss = max(rss, r)
         if command == "ADD":
             result = out
@@ -113,7 +118,7 @@ def run_chain(net: dict, command: str, cid: str, netns: str, dirs: list[str],
 
 
 def bench(kind: str, net: dict, dirs: list[str], iterations: int, host_port: int | None,
-          netns_prefix: str, created: list[str]) -> dict:
+          netns_prefix: str, created: list[str], maxrss: str | None = None) -> dict:
     add_ms, del_ms, rss = [], [], 0
     for i in range(iterations):
         name = f"{netns_prefix}-{i}"
@@ -124,9 +129,9 @@ def bench(kind: str, net: dict, dirs: list[str], iterations: int, host_port: int
         pm = [{"hostPort": host_port + i % 1000, "containerPort": 80, "protocol": "tcp"}] \
             if host_port else []
         t0 = time.perf_counter()
-        result, r1 = run_chain(net, "ADD", cid, netns, dirs, pm, None)
+        result, r1 = run_chain(net, "ADD", cid, netns, dirs, pm, None, maxrss)
         t1 = time.perf_counter()
-        _, r2 = run_chain(net, "DEL", cid, netns, dirs, pm, result)
+        _, r2 = run_chain(net, "DEL", cid, netns, dirs, pm, result, maxrss)
         t2 = time.perf_counter()
         add_ms.append((t1 - t0) * 1000)
         del_ms.append((t2 - t1) * 1000)
@@ -166,6 +171,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tag = uuid.uuid4().hex[:6]
     tmp = tempfile.mkdtemp(prefix="podshim-netbench-")
+    maxrss = f"{tmp}/maxrss"
+    subprocess.run(["cc", "-O2", "-static", "-o", maxrss, str(REPO / "tests/bench/maxrss.c")],
+                   check=True)
     nets = conflists(tmp, tag)
     dirs = {"podshim": [args.plugins_dir, DEBIAN_DIR], "debian": [DEBIAN_DIR]}
     created: list[str] = []
@@ -175,8 +183,12 @@ def main() -> int:
             for kind in ("podshim", "debian"):
                 bench(kind, nets[kind], dirs[kind], args.warmup, case_port,
                       f"psnb-{tag}-w", created)
-                results.append(bench(kind, nets[kind], dirs[kind], args.iterations, case_port,
-                                     f"psnb-{tag}", created))
+                row = bench(kind, nets[kind], dirs[kind], args.iterations, case_port,
+                            f"psnb-{tag}", created)
+                row["plugin_peak_rss_kib"] = bench(kind, nets[kind], dirs[kind], 5, case_port,
+                                                   f"psnb-{tag}-m", created,
+                                                   maxrss)["plugin_peak_rss_kib"]
+                results.append(row)
     finally:
         for name in created:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
