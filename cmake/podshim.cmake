@@ -32,3 +32,5 @@ function(podshim_test name)
   podshim_warnings(${name})
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 30 PROPERTIES TIMEOUT 120)
 endfunction()
+
+include(${CMAKE_CURRENT_LIST_DIR}/static_runtime.cmake)

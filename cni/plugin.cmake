@@ -13,77 +13,15 @@ podshim_library(podshim_cni_plugin
        nlohmann_json::nlohmann_json ${CMAKE_DL_LIBS})
 target_include_directories(podshim_cni_plugin PRIVATE ${LIBNFTABLES_INCLUDE_DIRS})
 
-# A plugin process lives for one ADD or DEL. Mapping Debian's ~30 shared
-# Abseil libraries and libstdc++ at its start costs more than the ADD
-# itself (about 6 of 9 ms on the project's VMs), so the plugin binaries link
-# Abseil's static archives (which Debian ships beside the shared ones) and
-# libstdc++ statically. Sanitizer builds keep the shared libraries.
-option(PODSHIM_CNI_STATIC_RUNTIME
-       "Link podshim-bridge and podshim-ipam with static Abseil and libstdc++" ON)
-
-# _podshim_static_twin(<absl::target> <out-var>): an imported target for the
-# static archive beside the shared library of <absl::target>, with the twins
-# of its Abseil dependencies as its own.
-function(_podshim_static_twin target out_var)
-  string(REPLACE "absl::" "podshim_static_absl_" twin "${target}")
-  if(NOT TARGET ${twin})
-    get_target_property(type ${target} TYPE)
-    if(type STREQUAL "SHARED_LIBRARY")
-      get_target_property(location ${target} IMPORTED_LOCATION_NONE)
-      if(NOT location)
-        get_target_property(location ${target} IMPORTED_LOCATION)
-      endif()
-      string(REGEX REPLACE "\\.so[.0-9]*$" ".a" archive "${location}")
-      if(NOT EXISTS "${archive}")
-        message(FATAL_ERROR "no static archive for ${target} (looked for ${archive}); "
-                            "configure with -DPODSHIM_CNI_STATIC_RUNTIME=OFF")
-      endif()
-      add_library(${twin} STATIC IMPORTED)
-      set_target_properties(${twin} PROPERTIES IMPORTED_LOCATION "${archive}")
-    else()
-      add_library(${twin} INTERFACE IMPORTED)
-    endif()
-    get_target_property(deps ${target} INTERFACE_LINK_LIBRARIES)
-    set(twin_deps "")
-    if(deps)
-      foreach(dep IN LISTS deps)
-        if(dep MATCHES "^absl::")
-          _podshim_static_twin(${dep} dep_twin)
-          list(APPEND twin_deps ${dep_twin})
-        else()
-          list(APPEND twin_deps ${dep})
-        endif()
-      endforeach()
-    endif()
-    set_target_properties(${twin} PROPERTIES INTERFACE_LINK_LIBRARIES "${twin_deps}")
-  endif()
-  set(${out_var} ${twin} PARENT_SCOPE)
-endfunction()
-
-function(_podshim_cni_plugin_executable name source)
-  add_executable(${name} ${source})
-  podshim_warnings(${name})
-  if(NOT PODSHIM_CNI_STATIC_RUNTIME OR PODSHIM_SANITIZE)
-    target_link_libraries(${name} PRIVATE podshim_cni_plugin)
-    return()
-  endif()
-  # The two project archives by file, so their shared-Abseil link
-  # interface stays behind; the static twins stand in for it.
-  set(twins "")
-  foreach(dep absl::status absl::statusor absl::strings absl::cord)
-    _podshim_static_twin(${dep} twin)
-    list(APPEND twins ${twin})
-  endforeach()
-  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
-  add_dependencies(${name} podshim_cni_plugin podshim_runtime)
-  target_link_libraries(${name} PRIVATE
-    $<TARGET_FILE:podshim_cni_plugin> $<TARGET_FILE:podshim_runtime> ${twins}
-    PkgConfig::LIBMNL nlohmann_json::nlohmann_json Threads::Threads ${CMAKE_DL_LIBS})
-  target_link_options(${name} PRIVATE -static-libstdc++ -static-libgcc)
-endfunction()
-
-_podshim_cni_plugin_executable(podshim-bridge bridge_main.cc)
-_podshim_cni_plugin_executable(podshim-ipam ipam_main.cc)
+# A plugin process lives for one ADD or DEL: linked with static Abseil and
+# libstdc++ (cmake/static_runtime.cmake), one ADD costs ~4 ms instead of ~13.
+foreach(plugin bridge ipam)
+  podshim_helper_executable(podshim-${plugin}
+    SOURCES ${plugin}_main.cc
+    ARCHIVES podshim_cni_plugin podshim_runtime
+    ABSL absl::status absl::statusor absl::strings absl::cord
+    LIBS PkgConfig::LIBMNL nlohmann_json::nlohmann_json)
+endforeach()
 
 # Unit tests of the library, and integration tests that run both binaries
 # against network namespaces, bridges and nftables of this machine (root).

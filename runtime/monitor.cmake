@@ -6,9 +6,14 @@ podshim_library(podshim_monitor
   DEPS podshim_runtime podshim_security absl::status absl::statusor absl::strings
        absl::str_format)
 
-add_executable(podshim-monitor monitor_main.cc)
-target_link_libraries(podshim-monitor PRIVATE podshim_monitor nlohmann_json::nlohmann_json)
-podshim_warnings(podshim-monitor)
+# One monitor per container, started at every StartContainer and living as
+# long as the container: static Abseil and libstdc++ (cmake/static_runtime.cmake)
+# make its start faster and its RSS smaller.
+podshim_helper_executable(podshim-monitor
+  SOURCES monitor_main.cc
+  ARCHIVES podshim_monitor podshim_security podshim_runtime
+  ABSL absl::status absl::statusor absl::strings absl::str_format
+  LIBS PkgConfig::SECCOMP PkgConfig::LIBCAP nlohmann_json::nlohmann_json)
 
 # Unit tests of the mount plan and the log writer, and end-to-end tests that
 # run the real binary as root against a busybox rootfs.
