@@ -183,6 +183,13 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       if (auto s = ParseCni(origin, value, base.cni); !s.ok()) return s;
       continue;
     }
+    if (key == "pids_limit") {
+      if (!value.is_integer() || value.as_integer() < 0) {
+        return Invalid(origin, key, "must be an integer, 0 (no limit) or more");
+      }
+      base.pids_limit = value.as_integer();
+      continue;
+    }
     const StringKey* match = nullptr;
     for (const auto& k : kStringKeys) {
       if (key == k.name) match = &k;
@@ -190,7 +197,7 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
     if (match == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("config ", origin, ": unknown key \"", key,
                                                      "\" (known keys: ", KeyNames(),
-                                                     ", registry, cni)"));
+                                                     ", pids_limit, registry, cni)"));
     }
     if (!value.is_string()) {
       return absl::InvalidArgumentError(
@@ -221,6 +228,10 @@ absl::Status ValidateConfig(const Config& config) {
   }
   if (!config.helpers_dir.empty()) {
     if (auto s = CheckAbsolute("helpers_dir", config.helpers_dir); !s.ok()) return s;
+  }
+  if (config.pids_limit < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pids_limit: ", config.pids_limit, " is negative (0 means no limit)"));
   }
   if (auto s = CheckAbsolute("cni.conf_dir", config.cni.conf_dir); !s.ok()) return s;
   for (const auto& dir : config.cni.bin_dirs) {
@@ -253,6 +264,7 @@ nlohmann::json ConfigToJson(const Config& config) {
   for (const auto& [host, creds] : config.registry.auths) hosts.push_back(host);
   registry["auths"] = hosts;
   j["registry"] = registry;
+  j["pids_limit"] = config.pids_limit;
   j["cni"] = {{"enabled", config.cni.enabled},
               {"conf_dir", config.cni.conf_dir},
               {"bin_dirs", config.cni.bin_dirs},

@@ -3,6 +3,7 @@
 // name; unknown keys are an error, so a typo is never silently ignored.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -79,6 +80,10 @@ struct Config {
   // Where podshim-pinns and podshim-monitor are; empty: beside podshimd
   // (or, in a build tree, in ../runtime/).
   std::string helpers_dir;
+  // pids.max of every container's cgroup (0: no limit of podshim's; the
+  // kubelet's pod-level limit on the pod cgroup applies either way), as
+  // CRI-O's pids_limit.
+  int64_t pids_limit = 0;
   RegistryConfig registry;
   CniConfig cni;
 

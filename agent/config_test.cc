@@ -70,7 +70,18 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["socket"], c.socket);
   EXPECT_EQ(j["cgroup_parent"], "/podshim");
   EXPECT_EQ(j["cni"]["conf_dir"], "/etc/cni/net.d");
-  EXPECT_EQ(j.size(), 9u);
+  EXPECT_EQ(j["pids_limit"], 0);
+  EXPECT_EQ(j.size(), 10u);
+}
+
+TEST(Config, PidsLimit) {
+  auto c = ParseConfigToml("pids_limit = 4096\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pids_limit, 4096);
+  EXPECT_THAT(ParseConfigToml("pids_limit = -1\n", "t.toml").status().message(),
+              HasSubstr("pids_limit"));
+  EXPECT_THAT(ParseConfigToml("pids_limit = \"many\"\n", "t.toml").status().message(),
+              HasSubstr("pids_limit"));
 }
 
 TEST(Config, CniSection) {

@@ -307,7 +307,9 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   }
   if (auto s = cgroups_->Create(r.cgroup); !s.ok()) return s;
   cgroup_made = true;
-  if (auto s = cgroups_->Apply(r.cgroup, ToCgroup(r.resources)); !s.ok()) {
+  runtime::CgroupResources limits = ToCgroup(r.resources);
+  if (options_.pids_limit > 0) limits.pids_limit = options_.pids_limit;
+  if (auto s = cgroups_->Apply(r.cgroup, limits); !s.ok()) {
     return WithField(s, "config.linux.resources");
   }
   r.spec_json = runtime::LaunchSpecToJson(spec);

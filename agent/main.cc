@@ -41,6 +41,8 @@ ABSL_FLAG(absl::optional<std::string>, cni_bin_dirs, absl::nullopt,
 ABSL_FLAG(absl::optional<std::string>, cni_default_subnet, absl::nullopt,
           "subnet(s) of the default pod network when conf_dir has no config "
           "(default: the kubelet's pod CIDR, else 10.88.0.0/16)");
+ABSL_FLAG(absl::optional<int64_t>, pids_limit, absl::nullopt,
+          "pids.max of every container's cgroup (default 0: no limit of podshim's)");
 ABSL_FLAG(absl::optional<bool>, cni, absl::nullopt,
           "pod networking through CNI (default true; false: loopback only)");
 ABSL_FLAG(std::string, name, "",
@@ -82,6 +84,7 @@ absl::StatusOr<Config> EffectiveConfig() {
     config.cni.bin_dirs = absl::StrSplit(*dirs, ',', absl::SkipEmpty());
   }
   if (auto on = absl::GetFlag(FLAGS_cni); on.has_value()) config.cni.enabled = *on;
+  if (auto n = absl::GetFlag(FLAGS_pids_limit); n.has_value()) config.pids_limit = *n;
   if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
   return config;
 }

@@ -37,6 +37,8 @@ struct PodRuntimeOptions {
   std::string cgroup_parent = "/podshim";  // when a pod names none
   std::string pinns_binary;
   std::string monitor_binary;
+  // pids.max of each container's cgroup; 0: none.
+  int64_t pids_limit = 0;
   // Pod networking; null: pods get loopback only.
   cni::NetworkManager* network = nullptr;
 };

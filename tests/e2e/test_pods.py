@@ -26,6 +26,8 @@ from podshim.daemon import Podshimd  # noqa: E402
 
 IMAGE = "docker.io/library/busybox:e2e"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# podshimd's pids_limit in this module: every container's pids.max.
+PIDS_LIMIT = 48
 
 
 def run_import(d, source, name):
@@ -37,7 +39,8 @@ def run_import(d, source, name):
 @pytest.fixture(scope="module")
 def env(podshimd_path_module):
     parent = f"/podshim-e2e-{uuid.uuid4().hex[:8]}"
-    d = Podshimd(podshimd_path_module, extra_args=[f"--cgroup_parent={parent}"])
+    d = Podshimd(podshimd_path_module,
+                 extra_args=[f"--cgroup_parent={parent}", f"--pids_limit={PIDS_LIMIT}"])
     layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
     run_import(d, layout, IMAGE)
     d.start()
@@ -364,6 +367,19 @@ def test_cgroup_limits_are_in_force_and_update_live(env, pods):
     assert stats.attributes.id == cid
     pstats = env.c.runtime.PodSandboxStats(env.pb.PodSandboxStatsRequest(pod_sandbox_id=pod_id))
     assert [c.attributes.id for c in pstats.stats.linux.containers] == [cid]
+
+
+def test_pids_limit_is_in_force(env, pods):
+    cfg = env.pod_config()
+    pod_id = pods.run(cfg)
+    cid = env.run(pod_id, cfg, "forker", ["sleep", "1000"])
+    assert cgroup_file(env, cid, "pids", "pids.max").read_text().strip() == str(PIDS_LIMIT)
+    # Twice the limit of background sleeps: the forks past the limit fail.
+    r = env.exec(cid, ["sh", "-c", f"i=0; while [ $i -lt {2 * PIDS_LIMIT} ]; do "
+                       "sleep 30 & i=$((i+1)); done; echo started"], timeout=20)
+    assert b"can't fork" in r.stderr or b"Resource temporarily unavailable" in r.stderr, r
+    current = int(cgroup_file(env, cid, "pids", "pids.current").read_text())
+    assert 0 < current <= PIDS_LIMIT
 
 
 def test_container_status_fields_and_list_filters(env, pods):
