@@ -237,6 +237,11 @@ void PodRuntime::SetPodCidr(const std::string& cidr) {
   if (options_.network != nullptr) options_.network->SetPodCidr(cidr);
 }
 
+void PodRuntime::DropPodLockIfGone(const std::string& pod_id) {
+  absl::MutexLock lock(&mu_);
+  if (!pods_.contains(pod_id)) pod_locks_.erase(pod_id);
+}
+
 std::shared_ptr<absl::Mutex> PodRuntime::PodLock(const std::string& pod_id) {
   absl::MutexLock lock(&mu_);
   auto& m = pod_locks_[pod_id];
@@ -457,6 +462,10 @@ absl::Status PodRuntime::StopPodSandbox(const cri::StopPodSandboxRequest& req) {
   }
   auto op = PodLock(*id);
   absl::MutexLock op_lock(op.get());
+  if (!GetPod(*id).ok()) {  // removed while we waited: stopped for good
+    DropPodLockIfGone(*id);
+    return absl::OkStatus();
+  }
   return StopPodLocked(*id);
 }
 
@@ -469,7 +478,10 @@ absl::Status PodRuntime::RemovePodSandbox(const cri::RemovePodSandboxRequest& re
   auto op = PodLock(*id);
   absl::MutexLock op_lock(op.get());
   auto pod = GetPod(*id);
-  if (!pod.ok()) return absl::OkStatus();  // removed while we waited
+  if (!pod.ok()) {  // removed while we waited
+    DropPodLockIfGone(*id);
+    return absl::OkStatus();
+  }
   for (const auto& c : ContainersOf(*id)) {
     if (auto s = RemoveContainerLocked(c.id); !s.ok()) return s;
   }

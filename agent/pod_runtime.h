@@ -112,6 +112,9 @@ class PodRuntime {
   absl::StatusOr<std::string> ResolveContainerId(absl::string_view id_or_prefix,
                                                  const char* field) const;
   std::shared_ptr<absl::Mutex> PodLock(const std::string& pod_id);
+  // Forgets the op lock of a pod that no longer exists (a call that waited
+  // on it while the pod was removed made it anew).
+  void DropPodLockIfGone(const std::string& pod_id);
   // Holds a pod's op lock until destroyed.
   struct OpGuard {
     std::shared_ptr<absl::Mutex> mu;
