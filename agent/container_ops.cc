@@ -399,9 +399,16 @@ void PodRuntime::OnMonitorExit(const std::string& id) {
     c->reason = exit->reason;
     c->finished_at_ns = exit->finished_at_ns > 0 ? exit->finished_at_ns : NowNs();
   } else {
+    // The monitor died (e.g. was killed): the container has no owner of its
+    // output and exit any more, so it is ended rather than left running
+    // unseen.
+    if (auto pids = cgroups_->Pids(c->cgroup); pids.ok() && !pids->empty()) {
+      runtime::KillAndReap(*pids, absl::Seconds(1));
+    }
     c->exit_code = 255;
     c->reason = "Unknown";
-    c->message = "the container's monitor ended without recording its exit";
+    c->message =
+        "the container's monitor ended without recording its exit; its processes were killed";
     c->finished_at_ns = NowNs();
   }
   if (auto s = SaveContainer(*c); !s.ok()) {

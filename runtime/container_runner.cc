@@ -10,11 +10,13 @@
 
 #include <cerrno>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "runtime/files.h"
 #include "runtime/spawn.h"
 
@@ -214,6 +216,31 @@ void ExitWatcher::Loop() {
                      WEXITED | WNOHANG);
       entry.cb(entry.pid);
     }
+  }
+}
+
+void KillAndReap(const std::vector<int>& pids, absl::Duration timeout) {
+  std::vector<int> ours;
+  for (int pid : pids) {
+    if (pid <= 1) continue;
+    (void)::kill(pid, SIGKILL);
+    siginfo_t info{};
+    // WNOWAIT: only asks whether it is our child at all.
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
+      ours.push_back(pid);
+    }
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!ours.empty()) {
+    std::vector<int> left;
+    for (int pid : ours) {
+      int status = 0;
+      pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == 0 || (r < 0 && errno == EINTR)) left.push_back(pid);
+    }
+    ours.swap(left);
+    if (ours.empty() || absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(5));
   }
 }
 

@@ -36,6 +36,12 @@ bool ProcessAlive(int pid);
 // Sends `sig` to `pid` through a pidfd; a process that is gone is OK.
 absl::Status SignalProcess(int pid, int sig);
 
+// SIGKILLs the processes `pids` (a container's, left without its monitor)
+// and reaps those that became this process's children (podshimd is a child
+// subreaper, so a dead monitor's container lands here), waiting up to
+// `timeout` for them. Processes that are not ours are only signalled.
+void KillAndReap(const std::vector<int>& pids, absl::Duration timeout);
+
 struct ExecResult {
   int exit_code = 0;
   std::string out, err;

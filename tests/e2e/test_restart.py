@@ -199,3 +199,27 @@ def test_concurrent_stop_and_remove_of_one_pod(agent):
                     pytest.fail(f"round {i}: {e.code()} {e.details()}")
             assert not agent.c.runtime.ListPodSandbox(agent.pb.ListPodSandboxRequest()).items
     assert str(agent.base / "run" / "pods") not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_sigkill_of_a_monitor_ends_its_container_and_reports_it(agent):
+    pod_id, cid, _ = agent.run_pod("orphan", ["sleep", "1000"])
+    _, info = agent.container(cid)
+    pid = info["pid"]
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    monitor = int(stat[stat.rindex(")") + 2:].split()[1])  # the container's parent
+    assert "podshim-monitor" in Path(f"/proc/{monitor}/cmdline").read_text()
+    subprocess.run(["kill", "-KILL", str(monitor)], check=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        st, _ = agent.container(cid)
+        if st.state == agent.pb.CONTAINER_EXITED:
+            break
+        time.sleep(0.05)
+    assert st.state == agent.pb.CONTAINER_EXITED
+    assert (st.exit_code, st.reason) == (255, "Unknown"), st
+    assert "monitor" in st.message
+    # Its process did not stay behind, running unseen (nor as a zombie of podshimd's).
+    assert not Path(f"/proc/{pid}").exists()
+    agent.c.runtime.StopPodSandbox(agent.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    agent.c.runtime.RemovePodSandbox(agent.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    assert not agent.c.runtime.ListPodSandbox(agent.pb.ListPodSandboxRequest()).items
