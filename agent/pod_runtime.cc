@@ -122,6 +122,7 @@ absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::Open(PodRuntimeOptions o
 absl::Status PodRuntime::Load() {
   auto log = Log("runtime");
   std::error_code ec;
+  std::vector<std::string> unreadable_pods;
   for (const auto& e : std::filesystem::directory_iterator(records_dir_ + "/pods", ec)) {
     if (e.path().extension() != ".json") continue;
     auto text = runtime::ReadFile(e.path().string());
@@ -130,6 +131,7 @@ absl::Status PodRuntime::Load() {
       log->error("pod record {} is unreadable, set aside: {}", e.path().string(),
                  rec.status().ToString());
       std::filesystem::rename(e.path(), e.path().string() + ".corrupt", ec);
+      unreadable_pods.push_back(e.path().stem().string());
       continue;
     }
     // A pod whose namespaces are gone (reboot, crash mid-stop) is not ready.
@@ -168,8 +170,51 @@ absl::Status PodRuntime::Load() {
       OnMonitorExit(c.id);
     }
   }
+  RemovePodsWithoutRecord(unreadable_pods);
   CollectUnfinishedPods();
   return absl::OkStatus();
+}
+
+void PodRuntime::RemovePodsWithoutRecord(const std::vector<std::string>& unreadable) {
+  auto log = Log("runtime");
+  // Pod id -> its cgroup, as far as its containers tell (their cgroups are
+  // children of the pod's).
+  std::map<std::string, std::string> gone;
+  for (const auto& id : unreadable) gone[id];
+  std::vector<ContainerRecord> orphans;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, c] : containers_) {
+      if (!pods_.contains(c.pod_id)) orphans.push_back(c);
+    }
+  }
+  for (const auto& c : orphans) {
+    gone[c.pod_id] = std::filesystem::path(c.cgroup).parent_path().string();
+    if (auto s = RemoveContainerLocked(c.id); !s.ok()) {
+      log->error("container {} of pod {} (no readable record): {}", c.id, c.pod_id, s.ToString());
+    }
+  }
+  for (const auto& [id, known_cgroup] : gone) {
+    const std::string dir = absl::StrCat(options_.state_dir, "/pods/", id);
+    const std::string cgroup =
+        known_cgroup.empty() ? absl::StrCat(options_.cgroup_parent, "/pod-", id) : known_cgroup;
+    if (options_.network != nullptr) {
+      cni::PodNetwork pn;
+      pn.id = id;
+      pn.netns = dir + "/ns/net";
+      if (auto s = options_.network->Teardown(pn); !s.ok()) {
+        log->error("pod {} (no readable record): network: {}", id, s.ToString());
+      }
+    }
+    if (auto s = runtime::RemovePod(dir, 0, cgroup, *cgroups_); !s.ok()) {
+      log->error("pod {} (no readable record): {}", id, s.ToString());
+      continue;
+    }
+    log->warn(
+        "pod {} had no readable record: its containers, network, namespaces and cgroup "
+        "were removed",
+        id);
+  }
 }
 
 void PodRuntime::CollectUnfinishedPods() {

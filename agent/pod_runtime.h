@@ -144,6 +144,10 @@ class PodRuntime {
   absl::Status DetachNetwork(SandboxRecord* pod);
   // Cleans what a RunPodSandbox cut short by a crash left behind.
   void CollectUnfinishedPods();
+  // Removes pods whose record could not be read (`unreadable`, ids) and
+  // containers whose pod has no record: their processes, network,
+  // namespaces, cgroups and directories.
+  void RemovePodsWithoutRecord(const std::vector<std::string>& unreadable);
   // Called by the exit watcher when a container's monitor is gone.
   void OnMonitorExit(const std::string& id);
   absl::Status WatchMonitor(const ContainerRecord& r);

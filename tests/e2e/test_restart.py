@@ -223,3 +223,41 @@ def test_sigkill_of_a_monitor_ends_its_container_and_reports_it(agent):
     agent.c.runtime.StopPodSandbox(agent.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
     agent.c.runtime.RemovePodSandbox(agent.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
     assert not agent.c.runtime.ListPodSandbox(agent.pb.ListPodSandboxRequest()).items
+
+
+def veth_count():
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
+                         text=True, check=True).stdout
+    return len(out.splitlines())
+
+
+def test_a_truncated_pod_record_is_cleaned_and_the_others_load(agent):
+    pods = [agent.run_pod(f"rec-{i}", ["sleep", "1000"]) for i in range(3)]
+    victim_pod, victim_cid, _ = pods[1]
+    _, info = agent.container(victim_cid)
+    victim_pid = info["pid"]
+    veths = veth_count()
+    agent.kill()
+    record = agent.base / "run" / "records" / "pods" / f"{victim_pod}.json"
+    text = record.read_text()
+    record.write_text(text[:len(text) // 2])
+    agent.start()
+    items = agent.c.runtime.ListPodSandbox(agent.pb.ListPodSandboxRequest()).items
+    assert sorted(p.id for p in items) == sorted([pods[0][0], pods[2][0]])
+    for pod_id, cid, _ in (pods[0], pods[2]):
+        st, _ = agent.container(cid)
+        assert st.state == agent.pb.CONTAINER_RUNNING
+    # The unreadable pod is reported (its record set aside, the log says what was done) and
+    # nothing of it is left: container process, container record, netns, veth, directories.
+    assert record.with_name(record.name + ".corrupt").exists()
+    assert f"pod {victim_pod} had no readable record" in agent.d.log()
+    with pytest.raises(grpc.RpcError) as e:
+        agent.container(victim_cid)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert not Path(f"/proc/{victim_pid}").exists() or \
+        Path(f"/proc/{victim_pid}/stat").read_text().split(") ")[1].startswith("Z")
+    assert victim_pod not in Path("/proc/self/mountinfo").read_text()
+    assert not (agent.base / "run" / "pods" / victim_pod).exists()
+    assert veth_count() == veths - 1
+    for ctrl in ("cpu", "memory", "pids"):
+        assert not list((CGROUP_ROOT / ctrl / agent.parent.lstrip("/")).glob(f"*{victim_pod}*"))
