@@ -61,10 +61,11 @@ done
 # node) run when podshim reports NetworkReady (its embedded default network
 # needs nothing installed; a broken config in /etc/cni/net.d makes it false);
 # otherwise they are listed and left out.
-network_ready=false
-if "${CRICTL[@]}" info 2>/dev/null | grep -A2 '"NetworkReady"' | grep -q '"status": true'; then
-  network_ready=true
-fi
+network_ready="$("${CRICTL[@]}" info 2>/dev/null | python3 -c '
+import json, sys
+conds = json.load(sys.stdin)["status"]["conditions"]
+print("true" if any(c["type"] == "NetworkReady" and c["status"] for c in conds) else "false")
+' || echo false)"
 skipped=()
 for m in deploy/examples/*.yaml; do
   if grep -q '^# needs: pod-network' "$m" && [[ $network_ready != true ]]; then
