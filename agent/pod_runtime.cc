@@ -250,6 +250,17 @@ void PodRuntime::CollectUnfinishedPods() {
     log->info("removed pod {}, whose creation was cut short", id);
   }
   if (options_.network == nullptr) return;
+  // CNI 1.1 networks: plugins free what no live pod uses.
+  std::vector<std::string> attached;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, pod] : pods_) {
+      if (pod.network_attached) attached.push_back(id);
+    }
+  }
+  if (auto s = options_.network->GarbageCollect(attached); !s.ok()) {
+    log->warn("CNI GC: {}", s.ToString());
+  }
   // Attachments whose pod has no record (e.g. a crash between writing the
   // CNI cache and the marker being read).
   for (const auto& id : options_.network->CachedIds()) {

@@ -188,6 +188,73 @@ absl::Status NetworkManager::Ready() {
       }
     }
   }
+  // Each main plugin must speak the network's CNI version (asked once per
+  // config: VERSION costs an exec, and Status is called every few seconds).
+  const std::string key =
+      absl::StrCat(net->source, "|", nlohmann::json(net->plugins).dump(), "|", net->cni_version);
+  {
+    absl::MutexLock lock(&mu_);
+    if (key == versions_checked_) return versions_status_;
+  }
+  absl::Status status = CheckVersions(*net);
+  absl::MutexLock lock(&mu_);
+  versions_checked_ = key;
+  versions_status_ = status;
+  return status;
+}
+
+absl::Status NetworkManager::CheckVersions(const NetworkConfigList& net) const {
+  PluginCall call;
+  call.command = "VERSION";
+  call.bin_dirs = options_.bin_dirs;
+  call.timeout = options_.plugin_timeout;
+  for (const auto& plugin : net.plugins) {
+    const std::string type = plugin.value("type", "");
+    auto path = FindPlugin(type, options_.bin_dirs);
+    if (!path.ok()) return absl::FailedPreconditionError(path.status().message());
+    auto out = ExecPlugin(*path, call, nlohmann::json{{"cniVersion", net.cni_version}});
+    if (!out.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("network \"", net.name, "\": ", out.status().message()));
+    }
+    const auto it = out->find("supportedVersions");
+    if (it == out->end() || !it->is_array()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("network \"", net.name, "\": CNI plugin ", type,
+                       " answered VERSION without supportedVersions"));
+    }
+    bool supported = false;
+    for (const auto& v : *it) supported = supported || (v.is_string() && v == net.cni_version);
+    if (!supported) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "network \"", net.name, "\" from ", net.source, " is CNI ", net.cni_version,
+          ", which plugin ", type, " does not support (it supports ", it->dump(), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NetworkManager::GarbageCollect(const std::vector<std::string>& valid_ids) {
+  auto net = CurrentNetwork();
+  if (!net.ok()) return absl::OkStatus();  // nothing configured, nothing to collect
+  // GC came with CNI 1.1; older networks have no such command.
+  if (!VersionAtLeast(net->cni_version, 1, 1)) return absl::OkStatus();
+  nlohmann::json valid = nlohmann::json::array();
+  for (const auto& id : valid_ids)
+    valid.push_back({{"containerID", id}, {"ifname", options_.ifname}});
+  PluginCall call;
+  call.command = "GC";
+  call.bin_dirs = options_.bin_dirs;
+  call.timeout = options_.plugin_timeout;
+  for (const auto& plugin : net->plugins) {
+    nlohmann::json conf = plugin;
+    conf["cniVersion"] = net->cni_version;
+    conf["name"] = net->name;
+    conf["cni.dev/valid-attachments"] = valid;
+    auto path = FindPlugin(conf.value("type", ""), options_.bin_dirs);
+    if (!path.ok()) return path.status();
+    if (auto out = ExecPlugin(*path, call, conf); !out.ok()) return out.status();
+  }
   return absl::OkStatus();
 }
 

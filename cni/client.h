@@ -79,9 +79,15 @@ class NetworkManager {
  public:
   explicit NetworkManager(NetworkOptions options);
 
-  // OK when a network is configured and its plugins are found; otherwise
-  // FAILED_PRECONDITION saying why (for the NetworkReady condition).
+  // OK when a network is configured, its plugins are found and each main
+  // plugin supports the network's cniVersion (CNI VERSION, asked once per
+  // config); otherwise FAILED_PRECONDITION saying why (for NetworkReady).
   absl::Status Ready();
+
+  // CNI 1.1 GC: tells each plugin of the network which attachments
+  // (`valid_ids`, sandbox ids) are in use, so it can free the rest. Does
+  // nothing for networks older than 1.1.0, which have no GC.
+  absl::Status GarbageCollect(const std::vector<std::string>& valid_ids);
 
   // Runs ADD through the chain. A failure runs DEL for whatever was done and
   // returns the plugin's error.
@@ -110,6 +116,7 @@ class NetworkManager {
 
  private:
   absl::StatusOr<NetworkConfigList> LoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckVersions(const NetworkConfigList& net) const;
   nlohmann::json RuntimeConfigFor(const PodNetwork& pod) const;
   std::vector<std::pair<std::string, std::string>> ArgsFor(const PodNetwork& pod) const;
   // An attachment of `pod` to `net` as ADD (or a DEL without cache) runs it.
@@ -126,6 +133,8 @@ class NetworkManager {
   std::string signature_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::StatusOr<NetworkConfigList>> loaded_ ABSL_GUARDED_BY(mu_);
   std::string pod_cidr_ ABSL_GUARDED_BY(mu_);
+  std::string versions_checked_ ABSL_GUARDED_BY(mu_);  // the config VERSION was asked for
+  absl::Status versions_status_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace podshim::cni

@@ -23,6 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
@@ -49,11 +50,17 @@ class ClientTest : public ::testing::Test {
   // A plugin that appends "<name> <CNI_COMMAND>" to log/calls, saves its
   // stdin and environment per call, and then runs `body` (a shell snippet;
   // default: echo its prevResult or a result with one address).
-  void Plugin(const std::string& name, const std::string& body = "") {
+  void Plugin(const std::string& name, const std::string& body = "",
+              const std::string& versions = R"(["0.4.0","1.0.0","1.1.0"])") {
     const std::string path = root_ + "/bin/" + name;
     std::ofstream out(path);
     out << "#!/bin/sh\n"
-        << "log=" << root_ << "/log\n"
+        << "log=" << root_
+        << "/log\n"
+        // VERSION (asked by Ready) is answered from `versions`, and not logged.
+        << "if [ \"$CNI_COMMAND\" = VERSION ]; then echo '{\"cniVersion\":\"1.0.0\","
+           "\"supportedVersions\":"
+        << versions << "}'; exit 0; fi\n"
         << "echo \"" << name << " $CNI_COMMAND\" >> $log/calls\n"
         << "n=$(wc -l < $log/calls)\n"
         << "cat > $log/$n.stdin\n"
@@ -256,6 +263,38 @@ TEST_F(ClientTest, CheckRunsWithTheCachedResult) {
   ASSERT_TRUE(net.Check(Pod()).ok());
   EXPECT_EQ(Calls().back(), "first CHECK");
   EXPECT_EQ(Stdin(2)["prevResult"]["ips"][0]["address"], "10.1.2.3/24");
+}
+
+TEST_F(ClientTest, ReadyAsksEachPluginForItsVersionsOnce) {
+  Plugin("first", "", R"(["0.3.1","0.4.0"])");
+  Conf("10-one.conf", R"({"cniVersion":"1.0.0","name":"one","type":"first"})");
+  NetworkManager net(options_);
+  auto r = net.Ready();
+  EXPECT_EQ(r.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(r.message(), HasSubstr("is CNI 1.0.0, which plugin first does not support"));
+  // A plugin that speaks it.
+  Plugin("first");
+  Conf("10-one.conf", R"({"cniVersion":"1.0.0","name":"one","type":"first","x":1})");
+  EXPECT_TRUE(net.Ready().ok()) << net.Ready();
+  // The answer is kept for the same config: a broken plugin is not asked again.
+  Plugin("first", "", "broken");
+  EXPECT_TRUE(net.Ready().ok());
+}
+
+TEST_F(ClientTest, GarbageCollectTellsCni11PluginsTheValidAttachments) {
+  Plugin("first");
+  Conf("10-old.conflist", R"({"cniVersion":"1.0.0","name":"old","plugins":[{"type":"first"}]})");
+  NetworkManager net(options_);
+  ASSERT_TRUE(net.GarbageCollect({"a1"}).ok());
+  EXPECT_FALSE(fs::exists(root_ + "/log/calls"));  // 1.0.0 has no GC
+  Conf("10-old.conflist", R"({"cniVersion":"1.1.0","name":"new","plugins":[{"type":"first"}]})");
+  ASSERT_TRUE(net.GarbageCollect({"a1", "b2"}).ok());
+  EXPECT_THAT(Calls(), ElementsAre("first GC"));
+  nlohmann::json in = Stdin(1);
+  EXPECT_EQ(in["cni.dev/valid-attachments"],
+            nlohmann::json::parse(R"([{"containerID":"a1","ifname":"eth0"},
+                                      {"containerID":"b2","ifname":"eth0"}])"));
+  EXPECT_THAT(Env(1), Not(HasSubstr("CNI_CONTAINERID")));
 }
 
 TEST(PodAddressesTest, TakesSandboxAddressesIpv4First) {

@@ -54,7 +54,8 @@ std::vector<std::string> PluginEnvironment(const PluginCall& call) {
       absl::StrCat("CNI_PATH=", absl::StrJoin(call.bin_dirs, ":")),
       kPath,
   };
-  if (call.command != "VERSION") {
+  // VERSION and GC are about plugins and networks, not one attachment.
+  if (call.command != "VERSION" && call.command != "GC") {
     env.push_back(absl::StrCat("CNI_CONTAINERID=", call.container_id));
     env.push_back(absl::StrCat("CNI_NETNS=", call.netns));
     env.push_back(absl::StrCat("CNI_IFNAME=", call.ifname));

@@ -16,7 +16,7 @@ namespace podshim::cni {
 
 // The environment of one plugin call.
 struct PluginCall {
-  std::string command;  // ADD, DEL, CHECK, VERSION or GC
+  std::string command;  // ADD, DEL, CHECK, VERSION or GC (the last two: no attachment env)
   std::string container_id;
   std::string netns;  // path of the network namespace
   std::string ifname;

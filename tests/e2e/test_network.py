@@ -3,7 +3,7 @@ bridge, real addresses and host ports.
 
 The whole module runs twice: with podshim's own plugin (the embedded default network, since the
 daemon's CNI config dir is empty) and with Debian's standard plugins (bridge + host-local +
-portmap, from /usr/lib/cni). Traffic stays on this machine: loopback, the host's own address,
+portmap + loopback, from /usr/lib/cni). Traffic stays on this machine: loopback, the host's own address,
 and the test pods' addresses.
 """
 
@@ -49,6 +49,8 @@ def debian_conflist(ipam_dir):
              "ipam": {"type": "host-local", "ranges": [[{"subnet": DEBIAN_SUBNET}]],
                       "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(ipam_dir)}},
             {"type": "portmap", "capabilities": {"portMappings": True}},
+            # Chained last, the loopback plugin brings lo up and passes the result on.
+            {"type": "loopback"},
         ],
     }
 
@@ -278,6 +280,8 @@ def test_pod_gets_an_address_in_the_subnet(net, cleanup):
     assert f"inet {st.network.ip}/" in addr.stdout.decode()
     route = net.exec(cid, ["ip", "route"]).stdout.decode()
     assert "default via" in route, route
+    lo = net.exec(cid, ["ip", "link", "show", "lo"]).stdout.decode()
+    assert "UP" in lo.split(">")[0], lo
 
 
 def test_two_pods_reach_each_other_and_the_host_reaches_a_pod(net, cleanup):
