@@ -79,6 +79,13 @@ class Podshimd:
         self.stop()
         raise TimeoutError(f"podshimd did not serve {self.socket} within {timeout}s:\n{self.log()}")
 
+    def import_image(self, source, name: str) -> subprocess.CompletedProcess:
+        """`podshimd import SOURCE --name=NAME` into this daemon's store (while it is stopped)."""
+        return subprocess.run([str(self.binary), f"--socket={self.socket}",
+                               f"--state_dir={self.state_dir}", f"--root_dir={self.root_dir}",
+                               "import", str(source), f"--name={name}"],
+                              capture_output=True, text=True, timeout=120, check=True)
+
     def client(self, timeout: float = 10.0) -> Client:
         return Client(self.endpoint, timeout=timeout)
 
@@ -115,3 +122,13 @@ class Podshimd:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+def remove_cgroup_parent(parent: str, root: str = "/sys/fs/cgroup") -> None:
+    """Removes what is left of a --cgroup_parent in the usual v1 hierarchies (empty directories
+    only, deepest first), after a test's daemon is gone."""
+    for ctrl in ("cpu", "memory", "pids", "cpuset", "freezer"):
+        path = Path(root) / ctrl / parent.lstrip("/")
+        if path.exists():
+            subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
+                           capture_output=True, check=False)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests" / "helpers"))
 
 import images  # noqa: E402
 
-from podshim.daemon import Podshimd, podshimd_binary  # noqa: E402
+from podshim.daemon import Podshimd, podshimd_binary, remove_cgroup_parent  # noqa: E402
 
 IMAGE = "docker.io/library/busybox:e2e"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -53,21 +53,6 @@ def debian_conflist(ipam_dir):
             {"type": "loopback"},
         ],
     }
-
-
-def remove_cgroups(parent):
-    """Removes what is left of a daemon's cgroup parent (directories only, deepest first)."""
-    for ctrl in ("cpu", "memory", "pids", "cpuset"):
-        p = CGROUP_ROOT / ctrl / parent.lstrip("/")
-        if p.exists():
-            subprocess.run(["find", str(p), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
-                           check=False)
-
-
-def run_import(d, source, name):
-    return subprocess.run([str(d.binary), f"--socket={d.socket}", f"--state_dir={d.state_dir}",
-                           f"--root_dir={d.root_dir}", "import", str(source), f"--name={name}"],
-                          capture_output=True, text=True, timeout=120, check=True)
 
 
 def host_address():
@@ -225,7 +210,7 @@ def net(request, tmp_path_factory):
         Path(d.cni_conf_dir, "10-debian.conflist").write_text(
             json.dumps(debian_conflist(ipam_dir)))
     layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
-    run_import(d, layout, IMAGE)
+    d.import_image(layout, IMAGE)
     d.start()
     c = d.client(timeout=60)
     n = Net(kind, d, c, parent, ipam_dir)
@@ -239,7 +224,7 @@ def net(request, tmp_path_factory):
                 print(f"cleanup of pod {pod_id}: {e}")
         c.close()
         d.cleanup()
-        remove_cgroups(parent)
+        remove_cgroup_parent(parent)
         if kind == "debian":
             subprocess.run(["ip", "link", "del", DEBIAN_BRIDGE], capture_output=True)
 
@@ -447,7 +432,7 @@ def test_agent_killed_during_run_pod_sandbox_leaks_nothing(point):
                 assert [x for x in p.iterdir() if x.is_dir()] == [], ctrl
     finally:
         d.stop()
-        remove_cgroups(parent)
+        remove_cgroup_parent(parent)
         subprocess.run(["umount", "-R", str(base)], capture_output=True)
         subprocess.run(["rm", "-rf", str(base)], check=False)
 

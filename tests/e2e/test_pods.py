@@ -22,18 +22,12 @@ sys.path.insert(0, str(REPO / "tests" / "helpers"))
 
 import images  # noqa: E402
 
-from podshim.daemon import Podshimd  # noqa: E402
+from podshim.daemon import Podshimd, remove_cgroup_parent  # noqa: E402
 
 IMAGE = "docker.io/library/busybox:e2e"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # podshimd's pids_limit in this module: every container's pids.max.
 PIDS_LIMIT = 48
-
-
-def run_import(d, source, name):
-    return subprocess.run([str(d.binary), f"--socket={d.socket}", f"--state_dir={d.state_dir}",
-                           f"--root_dir={d.root_dir}", "import", str(source), f"--name={name}"],
-                          capture_output=True, text=True, timeout=120, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,7 @@ def env(podshimd_path_module):
     d = Podshimd(podshimd_path_module,
                  extra_args=[f"--cgroup_parent={parent}", f"--pids_limit={PIDS_LIMIT}"])
     layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
-    run_import(d, layout, IMAGE)
+    d.import_image(layout, IMAGE)
     d.start()
     c = d.client(timeout=60)
     try:
@@ -50,11 +44,7 @@ def env(podshimd_path_module):
     finally:
         c.close()
         d.cleanup()
-        for ctrl in ("cpu", "memory", "pids", "cpuset"):
-            path = CGROUP_ROOT / ctrl / parent.lstrip("/")
-            if path.exists():
-                subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec", "rmdir", "{}",
-                                ";"], check=False)
+        remove_cgroup_parent(parent)
 
 
 @pytest.fixture(scope="module")
