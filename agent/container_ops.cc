@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/cri_convert.h"
+#include "agent/failpoint.h"
 #include "agent/logging.h"
 #include "agent/pod_runtime.h"
 #include "runtime/files.h"
@@ -284,12 +285,14 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   }
   bool done = false;
   bool leased = false, cgroup_made = false;
+  const std::string record = absl::StrCat(records_dir_, "/containers/", id, ".json");
   auto undo = [&] {
     if (done) return;
     if (cgroup_made) (void)cgroups_->Remove(r.cgroup);
     RemoveTree(layer_dir);
     RemoveTree(spec.bundle);
     if (leased) (void)images_->ReleaseLease(id);
+    (void)::unlink(record.c_str());
     absl::MutexLock lock(&mu_);
     container_names_.erase(key);
   };
@@ -298,6 +301,11 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
     ~Guard() { f(); }
   } guard{undo};
 
+  // First on disk: what the following steps will make, so that a crash half
+  // way is cleaned up at the next start.
+  r.incomplete = true;
+  if (auto s = runtime::WriteFileAtomic(record, ContainerToJson(r)); !s.ok()) return s;
+  r.incomplete = false;
   auto lower = images_->AcquireLease(id, *image);
   if (!lower.ok()) return lower.status();
   leased = true;
@@ -318,6 +326,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
       !s.ok()) {
     return s;
   }
+  CrashPoint("create-container:before-save");
   if (auto s = SaveContainer(r); !s.ok()) return s;
   done = true;
   resp->set_container_id(id);
@@ -365,6 +374,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
     (void)cgroups_->Remove(c->cgroup);
     return report.status();
   }
+  CrashPoint("start-container:after-spawn");
   c->state = cri::CONTAINER_RUNNING;
   c->pid = report->pid;
   c->monitor_pid = report->monitor_pid;

@@ -10,6 +10,13 @@ namespace podshim::agent {
 //   run-pod:after-setup     namespaces pinned, cgroup and files made
 //   run-pod:after-network   CNI ADD done, nothing recorded yet
 //   run-pod:after-save      the pod record written, the reply not yet sent
+//   create-container:before-save  cgroup, dirs, lease and spec made; the
+//                           record still marked incomplete
+//   start-container:after-spawn   the monitor started the workload; the
+//                           record still says CREATED
+//   stop-pod:after-network  CNI DEL done; namespaces still pinned
+//   remove-pod:after-containers  containers and network gone; the pod's
+//                           namespaces, cgroup and directory not yet
 void CrashPoint(const char* name);
 
 }  // namespace podshim::agent

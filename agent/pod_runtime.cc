@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -15,6 +16,7 @@
 #include "agent/failpoint.h"
 #include "agent/logging.h"
 #include "runtime/files.h"
+#include "runtime/launch_spec.h"
 #include "runtime/namespaces.h"
 #include "runtime/pod_setup.h"
 
@@ -123,6 +125,7 @@ absl::Status PodRuntime::Load() {
   auto log = Log("runtime");
   std::error_code ec;
   std::vector<std::string> unreadable_pods;
+  std::vector<std::string> incomplete;  // containers whose creation a crash cut short
   for (const auto& e : std::filesystem::directory_iterator(records_dir_ + "/pods", ec)) {
     if (e.path().extension() != ".json") continue;
     auto text = runtime::ReadFile(e.path().string());
@@ -155,6 +158,11 @@ absl::Status PodRuntime::Load() {
       std::filesystem::rename(e.path(), e.path().string() + ".corrupt", ec);
       continue;
     }
+    if (rec->incomplete) {
+      incomplete.push_back(rec->id);
+    } else if (rec->state == cri::CONTAINER_CREATED) {
+      AdoptStartedContainer(&*rec);
+    }
     absl::MutexLock lock(&mu_);
     auto pod = pods_.find(rec->pod_id);
     if (pod != pods_.end()) {
@@ -170,9 +178,45 @@ absl::Status PodRuntime::Load() {
       OnMonitorExit(c.id);
     }
   }
+  for (const auto& id : incomplete) {
+    if (auto s = RemoveContainerLocked(id); !s.ok()) {
+      log->error("container {}, whose creation was cut short: {}", id, s.ToString());
+    } else {
+      log->info("removed container {}, whose creation was cut short", id);
+    }
+  }
   RemovePodsWithoutRecord(unreadable_pods);
   CollectUnfinishedPods();
   return absl::OkStatus();
+}
+
+void PodRuntime::AdoptStartedContainer(ContainerRecord* c) {
+  // A StartContainer cut short after its monitor reported the start: the
+  // monitor owns the container, so the record follows it (and the exit file,
+  // if it has ended since).
+  const std::string started = absl::StrCat(c->bundle, "/started.json");
+  auto text = runtime::ReadFile(started);
+  if (!text.ok()) return;
+  auto report = runtime::StartReportFromJson(*text);
+  if (!report.ok() || !report->ok) return;
+  std::error_code ec;
+  const auto mtime = std::filesystem::last_write_time(started, ec);
+  c->state = cri::CONTAINER_RUNNING;
+  c->pid = report->pid;
+  c->monitor_pid = report->monitor_pid;
+  c->uid = report->uid;
+  c->gid = report->gid;
+  c->groups = report->groups;
+  c->started_at_ns = ec ? NowNs()
+                        : std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                              .count();
+  if (auto s = runtime::WriteFileAtomic(RecordPath(records_dir_, "containers", c->id),
+                                        ContainerToJson(*c));
+      !s.ok()) {
+    Log("runtime")->error("container {}: cannot record its start: {}", c->id, s.ToString());
+  }
+  Log("runtime")->info("container {} was started just before a restart; adopted", c->id);
 }
 
 void PodRuntime::RemovePodsWithoutRecord(const std::vector<std::string>& unreadable) {
@@ -500,6 +544,7 @@ absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
   if (!pod.ok()) return pod.status();
   // The network goes first, while its namespace is still pinned.
   if (auto s = DetachNetwork(&*pod); !s.ok()) return s;
+  CrashPoint("stop-pod:after-network");
   if (auto s = runtime::StopPod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
     return s;
   }
@@ -542,6 +587,7 @@ absl::Status PodRuntime::RemovePodSandbox(const cri::RemovePodSandboxRequest& re
     if (auto s = RemoveContainerLocked(c.id); !s.ok()) return s;
   }
   if (auto s = DetachNetwork(&*pod); !s.ok()) return s;
+  CrashPoint("remove-pod:after-containers");
   if (auto s = runtime::RemovePod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
     return s;
   }

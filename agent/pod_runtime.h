@@ -148,6 +148,9 @@ class PodRuntime {
   // containers whose pod has no record: their processes, network,
   // namespaces, cgroups and directories.
   void RemovePodsWithoutRecord(const std::vector<std::string>& unreadable);
+  // For a CREATED container record whose monitor had already reported the
+  // start (a crash between the spawn and the record): make it RUNNING.
+  void AdoptStartedContainer(ContainerRecord* c);
   // Called by the exit watcher when a container's monitor is gone.
   void OnMonitorExit(const std::string& id);
   absl::Status WatchMonitor(const ContainerRecord& r);

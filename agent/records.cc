@@ -129,6 +129,7 @@ std::string ContainerToJson(const ContainerRecord& r) {
   j["stop_signal"] = r.stop_signal;
   j["resources"] = ProtoToJson(r.resources);
   j["spec_json"] = r.spec_json;
+  j["incomplete"] = r.incomplete;
   return j.dump();
 }
 
@@ -160,6 +161,7 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const std::string& text) {
     Get(*j, "groups", r.groups);
     Get(*j, "stop_signal", r.stop_signal);
     Get(*j, "spec_json", r.spec_json);
+    Get(*j, "incomplete", r.incomplete);
   } catch (const Json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("container record: ", e.what()));
   }

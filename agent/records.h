@@ -59,6 +59,9 @@ struct ContainerRecord {
   int stop_signal = 15;                    // from the image's StopSignal, else SIGTERM
   cri::LinuxContainerResources resources;  // as applied (updated by UpdateContainerResources)
   std::string spec_json;                   // the LaunchSpec used, for verbose status
+  // Written so while CreateContainer is still making it: a record still
+  // incomplete at start names leftovers of a crash, which are removed.
+  bool incomplete = false;
 };
 
 std::string SandboxToJson(const SandboxRecord& r);

@@ -24,26 +24,12 @@ sys.path.insert(0, str(REPO / "tests" / "helpers"))
 
 import images  # noqa: E402
 
-from podshim.daemon import Podshimd, podshimd_binary  # noqa: E402
+from podshim.daemon import Podshimd, podshimd_binary, remove_cgroup_parent  # noqa: E402
 
 IMAGE = "docker.io/library/busybox:e2e"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # A line a 50th of a second, numbered.
 COUNTER = ["sh", "-c", "i=0; while true; do echo line-$i; i=$((i+1)); usleep 20000; done"]
-
-
-def run_import(d, source, name):
-    subprocess.run([str(d.binary), f"--socket={d.socket}", f"--state_dir={d.state_dir}",
-                    f"--root_dir={d.root_dir}", "import", str(source), f"--name={name}"],
-                   capture_output=True, text=True, timeout=120, check=True)
-
-
-def remove_cgroups(parent):
-    for ctrl in ("cpu", "memory", "pids", "cpuset"):
-        p = CGROUP_ROOT / ctrl / parent.lstrip("/")
-        if p.exists():
-            subprocess.run(["find", str(p), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
-                           check=False)
 
 
 class Agent:
@@ -55,12 +41,12 @@ class Agent:
         self.base.mkdir()
         self.d = self._daemon()
         layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
-        run_import(self.d, layout, IMAGE)
+        self.d.import_image(layout, IMAGE)
         self.start()
 
-    def _daemon(self):
+    def _daemon(self, env=None):
         return Podshimd(podshimd_binary(), base_dir=str(self.base),
-                        extra_args=[f"--cgroup_parent={self.parent}"])
+                        extra_args=[f"--cgroup_parent={self.parent}"], env=env)
 
     def start(self):
         self.d.start()
@@ -73,6 +59,35 @@ class Agent:
         assert self.d.proc.wait(timeout=10) == -signal.SIGKILL
         self.d.stop()
         self.d = self._daemon()
+
+    def crash_during(self, point, call):
+        """Restarts podshimd armed to SIGKILL itself at `point`, makes `call` (which must die
+        with the agent), then starts a plain podshimd again."""
+        self.kill()
+        self.d = self._daemon(env={"PODSHIM_CRASH_AT": point})
+        self.start()
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value
+        self.c.close()
+        assert self.d.proc.wait(timeout=10) == -signal.SIGKILL
+        self.d.stop()
+        self.d = self._daemon()
+        self.start()
+
+    def assert_nothing_left(self, veths):
+        """No pod or container of this agent left anywhere on the host."""
+        assert not self.c.runtime.ListPodSandbox(self.pb.ListPodSandboxRequest()).items
+        assert not self.c.runtime.ListContainers(self.pb.ListContainersRequest()).containers
+        assert str(self.base) not in Path("/proc/self/mountinfo").read_text()
+        for sub in ("run/pods", "run/containers", "root/containers", "root/leases"):
+            left = list((self.base / sub).iterdir()) if (self.base / sub).exists() else []
+            assert left == [], sub
+        assert veth_count() == veths
+        for ctrl in ("cpu", "memory", "pids"):
+            p = CGROUP_ROOT / ctrl / self.parent.lstrip("/")
+            if p.exists():
+                assert [x for x in p.iterdir() if x.is_dir()] == [], ctrl
 
     def run_pod(self, name, command):
         cfg = self.pb.PodSandboxConfig(
@@ -115,7 +130,7 @@ class Agent:
         finally:
             self.c.close()
             self.d.stop()
-            remove_cgroups(self.parent)
+            remove_cgroup_parent(self.parent)
             subprocess.run(["umount", "-R", str(self.base)], capture_output=True)
             subprocess.run(["rm", "-rf", str(self.base)], check=False)
 
@@ -261,3 +276,64 @@ def test_a_truncated_pod_record_is_cleaned_and_the_others_load(agent):
     assert veth_count() == veths - 1
     for ctrl in ("cpu", "memory", "pids"):
         assert not list((CGROUP_ROOT / ctrl / agent.parent.lstrip("/")).glob(f"*{victim_pod}*"))
+
+
+def test_crash_in_create_container_leaves_no_half_container(agent):
+    veths = veth_count()
+    pod_id, _, _ = agent.run_pod("cc", ["sleep", "1000"])
+    pb = agent.pb
+    cfg = agent.c.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
+        pod_sandbox_id=pod_id)).status
+    pod_cfg = pb.PodSandboxConfig(metadata=cfg.metadata,
+                                  log_directory=str(agent.base / "logs" / "cc"))
+    ctr = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="second"),
+                             image=pb.ImageSpec(image=IMAGE), command=["sleep", "1000"])
+    agent.crash_during("create-container:before-save", lambda: agent.c.runtime.CreateContainer(
+        pb.CreateContainerRequest(pod_sandbox_id=pod_id, config=ctr, sandbox_config=pod_cfg),
+        timeout=30))
+    names = [c.metadata.name for c in
+             agent.c.runtime.ListContainers(pb.ListContainersRequest()).containers]
+    assert names == ["main"]
+    assert len(list((agent.base / "run" / "containers").iterdir())) == 1
+    assert len(list((agent.base / "root" / "leases").iterdir())) == 1
+    # The name is free again.
+    agent.c.runtime.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=ctr, sandbox_config=pod_cfg), timeout=30)
+    agent.remove_all()
+    agent.assert_nothing_left(veths)
+
+
+def test_crash_in_start_container_adopts_the_started_container(agent):
+    veths = veth_count()
+    pb = agent.pb
+    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="sc", namespace="e2e-restart",
+                                                             uid=uuid.uuid4().hex),
+                              log_directory=str(agent.base / "logs" / "sc"))
+    pod_id = agent.c.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
+    ctr = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="late"),
+                             image=pb.ImageSpec(image=IMAGE), command=["sleep", "1000"])
+    cid = agent.c.runtime.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=ctr, sandbox_config=cfg)).container_id
+    agent.crash_during("start-container:after-spawn", lambda: agent.c.runtime.StartContainer(
+        pb.StartContainerRequest(container_id=cid), timeout=30))
+    st, info = agent.container(cid)
+    assert st.state == pb.CONTAINER_RUNNING, st
+    assert st.started_at > 0 and Path(f"/proc/{info['pid']}").exists()
+    agent.c.runtime.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))
+    st, _ = agent.container(cid)
+    assert st.state == pb.CONTAINER_EXITED and st.exit_code == 137
+    agent.remove_all()
+    agent.assert_nothing_left(veths)
+
+
+@pytest.mark.parametrize("point,rpc", [("stop-pod:after-network", "StopPodSandbox"),
+                                       ("remove-pod:after-containers", "RemovePodSandbox")])
+def test_crash_in_stop_or_remove_pod_then_both_succeed(agent, point, rpc):
+    veths = veth_count()
+    pod_id, _, _ = agent.run_pod("sr", ["sleep", "1000"])
+    pb = agent.pb
+    req = getattr(pb, f"{rpc}Request")(pod_sandbox_id=pod_id)
+    agent.crash_during(point, lambda: getattr(agent.c.runtime, rpc)(req, timeout=30))
+    agent.c.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    agent.c.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+    agent.assert_nothing_left(veths)
