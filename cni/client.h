@@ -37,7 +37,9 @@ struct NetworkOptions {
   std::string default_subnet;
 };
 
-struct PortMapping {
+// One of the pod's published ports (hostPort > 0), for runtimeConfig.portMappings.
+// (Not cni/hostport.h's PortMapping: that is the plugin side's own type.)
+struct PodPortMapping {
   std::string protocol;  // "tcp", "udp" or "sctp"
   int container_port = 0;
   int host_port = 0;
@@ -53,7 +55,7 @@ struct PodNetwork {
   std::string id;  // the sandbox id: CNI_CONTAINERID
   std::string netns;
   std::string name, namespace_, uid;  // the pod's metadata, for CNI_ARGS
-  std::vector<PortMapping> port_mappings;
+  std::vector<PodPortMapping> port_mappings;
   std::optional<DnsSettings> dns;
   // Bits per second; 0 = not limited (from the kubernetes.io/*-bandwidth
   // pod annotations).
