@@ -24,6 +24,18 @@ bool IsIpAddress(const std::string& s) {
   return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
 }
 
+bool IsCidr(absl::string_view cidr) {
+  auto slash = cidr.find('/');
+  if (slash == absl::string_view::npos) return false;
+  const std::string addr(cidr.substr(0, slash));
+  int prefix = -1;
+  if (!absl::SimpleAtoi(cidr.substr(slash + 1), &prefix)) return false;
+  unsigned char buf[16];
+  if (::inet_pton(AF_INET, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 32;
+  if (::inet_pton(AF_INET6, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 128;
+  return false;
+}
+
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
@@ -141,6 +153,17 @@ absl::Status ValidateRelativePath(absl::string_view path, absl::string_view fiel
   if (path.find('\0') != absl::string_view::npos) return Invalid(field, "contains NUL");
   for (absl::string_view part : absl::StrSplit(path, '/')) {
     if (part == "..") return Invalid(field, absl::StrCat("`", path, "` contains `..`"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePodCidr(absl::string_view cidrs) {
+  for (absl::string_view part : absl::StrSplit(cidrs, ',', absl::SkipWhitespace())) {
+    part = absl::StripAsciiWhitespace(part);
+    if (!IsCidr(part)) {
+      return Invalid("runtime_config.network_config.pod_cidr",
+                     absl::StrCat("`", part, "` is not a CIDR such as 10.244.1.0/24"));
+    }
   }
   return absl::OkStatus();
 }

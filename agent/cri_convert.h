@@ -52,6 +52,10 @@ bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
 // the field ("config.metadata.name").
 absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config);
 
+// UpdateRuntimeConfig's pod CIDR: one or more "address/prefix" (IPv4 or IPv6),
+// comma separated. INVALID_ARGUMENT naming the field and the bad part.
+absl::Status ValidatePodCidr(absl::string_view cidrs);
+
 // The pod annotations that limit a pod's bandwidth (Kubernetes quantities,
 // bits per second), handed to CNI as the "bandwidth" capability.
 inline constexpr char kIngressBandwidth[] = "kubernetes.io/ingress-bandwidth";

@@ -86,8 +86,9 @@ cni::PodNetwork PodNetworkOf(const SandboxRecord& r) {
   return p;
 }
 
-// While RunPodSandbox works, state_dir/pods/<id>.creating says where the pod's
-// directory and cgroup are, so that a crash half way can be cleaned up.
+// While RunPodSandbox works, state_dir/pods/<id>.creating names the pod's
+// cgroup (its directory is state_dir/pods/<id>), so that a crash half way can
+// be cleaned up.
 std::string CreatingMarker(const std::string& state_dir, const std::string& id) {
   return absl::StrCat(state_dir, "/pods/", id, ".creating");
 }
@@ -194,7 +195,7 @@ void PodRuntime::AdoptStartedContainer(ContainerRecord* c) {
   // A StartContainer cut short after its monitor reported the start: the
   // monitor owns the container, so the record follows it (and the exit file,
   // if it has ended since).
-  const std::string started = absl::StrCat(c->bundle, "/started.json");
+  const std::string started = absl::StrCat(c->bundle, "/", runtime::kStartedFile);
   auto text = runtime::ReadFile(started);
   if (!text.ok()) return;
   auto report = runtime::StartReportFromJson(*text);
@@ -239,18 +240,9 @@ void PodRuntime::RemovePodsWithoutRecord(const std::vector<std::string>& unreada
     }
   }
   for (const auto& [id, known_cgroup] : gone) {
-    const std::string dir = absl::StrCat(options_.state_dir, "/pods/", id);
     const std::string cgroup =
         known_cgroup.empty() ? absl::StrCat(options_.cgroup_parent, "/pod-", id) : known_cgroup;
-    if (options_.network != nullptr) {
-      cni::PodNetwork pn;
-      pn.id = id;
-      pn.netns = dir + "/ns/net";
-      if (auto s = options_.network->Teardown(pn); !s.ok()) {
-        log->error("pod {} (no readable record): network: {}", id, s.ToString());
-      }
-    }
-    if (auto s = runtime::RemovePod(dir, 0, cgroup, *cgroups_); !s.ok()) {
+    if (auto s = RemoveLeftoverPod(id, cgroup); !s.ok()) {
       log->error("pod {} (no readable record): {}", id, s.ToString());
       continue;
     }
@@ -273,22 +265,10 @@ void PodRuntime::CollectUnfinishedPods() {
     }
     auto text = runtime::ReadFile(e.path().string());
     nlohmann::json j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
-    const std::string dir = j.is_object() ? j.value("dir", "") : "";
     const std::string cgroup = j.is_object() ? j.value("cgroup", "") : "";
-    if (options_.network != nullptr) {
-      cni::PodNetwork pn;
-      pn.id = id;
-      pn.netns = dir.empty() ? "" : dir + "/ns/net";
-      if (auto s = options_.network->Teardown(pn); !s.ok()) {
-        log->warn("unfinished pod {}: network: {}", id, s.ToString());
-        continue;  // try again at the next start
-      }
-    }
-    if (!dir.empty()) {
-      if (auto s = runtime::RemovePod(dir, 0, cgroup, *cgroups_); !s.ok()) {
-        log->warn("unfinished pod {}: {}", id, s.ToString());
-        continue;
-      }
+    if (auto s = RemoveLeftoverPod(id, cgroup); !s.ok()) {
+      log->warn("unfinished pod {}: {}", id, s.ToString());
+      continue;  // the marker stays: tried again at the next start
     }
     std::filesystem::remove(e.path(), ec);
     log->info("removed pod {}, whose creation was cut short", id);
@@ -317,6 +297,17 @@ void PodRuntime::CollectUnfinishedPods() {
       log->info("removed orphaned network attachment of pod {}", id);
     }
   }
+}
+
+absl::Status PodRuntime::RemoveLeftoverPod(const std::string& id, const std::string& cgroup) {
+  const std::string dir = absl::StrCat(options_.state_dir, "/pods/", id);
+  if (options_.network != nullptr) {
+    cni::PodNetwork pn;
+    pn.id = id;
+    pn.netns = dir + "/ns/net";
+    if (auto s = options_.network->Teardown(pn); !s.ok()) return s;
+  }
+  return runtime::RemovePod(dir, 0, cgroup, *cgroups_);
 }
 
 absl::Status PodRuntime::DetachNetwork(SandboxRecord* pod) {
@@ -473,8 +464,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   setup.pinns_binary = options_.pinns_binary;
 
   const std::string marker = CreatingMarker(options_.state_dir, id);
-  if (auto s = runtime::WriteFileAtomic(
-          marker, nlohmann::json({{"dir", setup.dir}, {"cgroup", setup.cgroup}}).dump());
+  if (auto s = runtime::WriteFileAtomic(marker, nlohmann::json({{"cgroup", setup.cgroup}}).dump());
       !s.ok()) {
     release_name();
     return s;

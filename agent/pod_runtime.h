@@ -151,6 +151,9 @@ class PodRuntime {
   // For a CREATED container record whose monitor had already reported the
   // start (a crash between the spawn and the record): make it RUNNING.
   void AdoptStartedContainer(ContainerRecord* c);
+  // Removes what a pod without a (complete) record may have left: its CNI
+  // attachment, pinned namespaces, cgroup (and what runs in it) and directory.
+  absl::Status RemoveLeftoverPod(const std::string& id, const std::string& cgroup);
   // Called by the exit watcher when a container's monitor is gone.
   void OnMonitorExit(const std::string& id);
   absl::Status WatchMonitor(const ContainerRecord& r);

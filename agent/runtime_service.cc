@@ -1,13 +1,9 @@
 #include "agent/runtime_service.h"
 
-#include <arpa/inet.h>
-
 #include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "agent/cri_convert.h"
 #include "agent/version.h"
 
 namespace podshim::agent {
@@ -16,19 +12,6 @@ namespace {
 // The CRI API version this runtime speaks. The kubelet sends its own in
 // VersionRequest.version; "0.1.0" is what CRI runtimes answer.
 constexpr char kKubeletApiVersion[] = "0.1.0";
-
-// "address/prefix" with an IPv4 or IPv6 address and a prefix that fits it.
-bool IsCidr(absl::string_view cidr) {
-  auto slash = cidr.find('/');
-  if (slash == absl::string_view::npos) return false;
-  const std::string addr(cidr.substr(0, slash));
-  int prefix = -1;
-  if (!absl::SimpleAtoi(cidr.substr(slash + 1), &prefix)) return false;
-  unsigned char buf[16];
-  if (::inet_pton(AF_INET, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 32;
-  if (::inet_pton(AF_INET6, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 128;
-  return false;
-}
 
 }  // namespace
 
@@ -221,13 +204,7 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::UpdateRuntimeConfig(
   return ServeUnary(ctx, "RuntimeService/UpdateRuntimeConfig", [&] {
     const std::string& cidr = req->runtime_config().network_config().pod_cidr();
     if (!cidr.empty()) {
-      for (absl::string_view part : absl::StrSplit(cidr, ',', absl::SkipWhitespace())) {
-        if (!IsCidr(absl::StripAsciiWhitespace(part))) {
-          return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              absl::StrCat("runtime_config.network_config.pod_cidr: `", part,
-                                           "` is not a CIDR such as 10.244.1.0/24"));
-        }
-      }
+      if (auto s = ValidatePodCidr(cidr); !s.ok()) return ToGrpcStatus(s);
       pods_.SetPodCidr(cidr);
     }
     return grpc::Status::OK;

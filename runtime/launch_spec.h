@@ -124,6 +124,7 @@ absl::StatusOr<LaunchSpec> LaunchSpecFromJson(absl::string_view json);
 inline constexpr char kSpecFile[] = "spec.json";
 inline constexpr char kMonitorPidFile[] = "monitor.pid";  // monitor's pid
 inline constexpr char kExitFile[] = "exit.json";          // written once, atomically
+inline constexpr char kStartedFile[] = "started.json";    // the StartReport, once started
 
 // What the monitor writes to its status fd (fd 3) once the workload has
 // exec'd (or failed to), as one JSON line, then closes the fd.

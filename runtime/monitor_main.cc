@@ -46,7 +46,6 @@ namespace podshim::runtime {
 namespace {
 
 constexpr int kStatusFd = 3;
-constexpr char kStartedFile[] = "started.json";
 constexpr char kReopenErrorFile[] = "reopen.err";
 // A partial line is written as P once its stream was quiet this long.
 constexpr int64_t kIdleFlushNanos = 250'000'000;
