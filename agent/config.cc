@@ -190,14 +190,19 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       base.pids_limit = value.as_integer();
       continue;
     }
+    if (key == "cgroup_favor_dynmods") {
+      if (!value.is_boolean()) return Invalid(origin, key, "must be true or false");
+      base.cgroup_favor_dynmods = value.as_boolean();
+      continue;
+    }
     const StringKey* match = nullptr;
     for (const auto& k : kStringKeys) {
       if (key == k.name) match = &k;
     }
     if (match == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("config ", origin, ": unknown key \"", key,
-                                                     "\" (known keys: ", KeyNames(),
-                                                     ", pids_limit, registry, cni)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("config ", origin, ": unknown key \"", key, "\" (known keys: ", KeyNames(),
+                       ", pids_limit, cgroup_favor_dynmods, registry, cni)"));
     }
     if (!value.is_string()) {
       return absl::InvalidArgumentError(
@@ -265,6 +270,7 @@ nlohmann::json ConfigToJson(const Config& config) {
   registry["auths"] = hosts;
   j["registry"] = registry;
   j["pids_limit"] = config.pids_limit;
+  j["cgroup_favor_dynmods"] = config.cgroup_favor_dynmods;
   j["cni"] = {{"enabled", config.cni.enabled},
               {"conf_dir", config.cni.conf_dir},
               {"bin_dirs", config.cni.bin_dirs},

@@ -84,6 +84,10 @@ struct Config {
   // kubelet's pod-level limit on the pod cgroup applies either way), as
   // CRI-O's pids_limit.
   int64_t pids_limit = 0;
+  // Turn on the kernel's favordynmods cgroup option at start, so moving a
+  // container into its cgroup does not wait for an RCU grace period (see
+  // runtime/cgroups.h). Host-wide: forks and exits get slightly dearer.
+  bool cgroup_favor_dynmods = true;
   RegistryConfig registry;
   CniConfig cni;
 

@@ -71,7 +71,8 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["cgroup_parent"], "/podshim");
   EXPECT_EQ(j["cni"]["conf_dir"], "/etc/cni/net.d");
   EXPECT_EQ(j["pids_limit"], 0);
-  EXPECT_EQ(j.size(), 10u);
+  EXPECT_EQ(j["cgroup_favor_dynmods"], true);
+  EXPECT_EQ(j.size(), 11u);
 }
 
 TEST(Config, PidsLimit) {
@@ -82,6 +83,16 @@ TEST(Config, PidsLimit) {
               HasSubstr("pids_limit"));
   EXPECT_THAT(ParseConfigToml("pids_limit = \"many\"\n", "t.toml").status().message(),
               HasSubstr("pids_limit"));
+}
+
+TEST(Config, CgroupFavorDynmods) {
+  EXPECT_TRUE(Config{}.cgroup_favor_dynmods);
+  auto c = ParseConfigToml("cgroup_favor_dynmods = false\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->cgroup_favor_dynmods);
+  EXPECT_FALSE(ConfigToJson(*c)["cgroup_favor_dynmods"].get<bool>());
+  EXPECT_THAT(ParseConfigToml("cgroup_favor_dynmods = 1\n", "t.toml").status().message(),
+              HasSubstr("cgroup_favor_dynmods"));
 }
 
 TEST(Config, CniSection) {

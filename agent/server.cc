@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/logging.h"
+#include "runtime/cgroups.h"
 #include "runtime/signals.h"
 
 namespace podshim::agent {
@@ -91,6 +92,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     if (::access(helper.c_str(), X_OK) != 0) {
       return absl::FailedPreconditionError(absl::StrCat(
           "helper `", helper, "` is not executable (set helpers_dir to where it is installed)"));
+    }
+  }
+  if (config.cgroup_favor_dynmods) {
+    // Not fatal: without it pods start as well, only slower.
+    auto done = runtime::EnableFavorDynmods(config.state_dir + "/favordynmods");
+    if (done.ok()) {
+      log->info("cgroups: {}", *done);
+    } else {
+      log->warn("cgroups: could not turn on favordynmods, container starts wait for the kernel: {}",
+                done.status().message());
     }
   }
   // Orphaned infra processes come to us (and are reaped by StopPod).

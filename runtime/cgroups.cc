@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "runtime/files.h"
 #include "runtime/unique_fd.h"
@@ -706,6 +708,84 @@ std::unique_ptr<CgroupManager> NewCgroupV1Manager(CgroupV1Hierarchies hierarchie
 
 std::unique_ptr<CgroupManager> NewCgroupV2Manager(const std::string& root) {
   return std::make_unique<CgroupV2>(root);
+}
+
+FavorDynmodsPlan PlanFavorDynmods(absl::string_view mountinfo) {
+  struct MountFlag {
+    absl::string_view name;
+    unsigned long flag;  // NOLINT(runtime/int): mount(2) takes unsigned long
+  };
+  static constexpr MountFlag kFlags[] = {{"ro", MS_RDONLY},
+                                         {"nosuid", MS_NOSUID},
+                                         {"nodev", MS_NODEV},
+                                         {"noexec", MS_NOEXEC},
+                                         {"relatime", MS_RELATIME},
+                                         {"noatime", MS_NOATIME},
+                                         {"nodiratime", MS_NODIRATIME},
+                                         {"strictatime", MS_STRICTATIME}};
+  FavorDynmodsPlan plan;
+  bool have_cgroup2 = false;
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    // id parent major:minor root mount-point options [optional...] - type source super-options
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    size_t sep = 6;
+    while (sep < f.size() && f[sep] != "-") ++sep;
+    if (sep + 3 >= f.size()) continue;
+    const absl::string_view type = f[sep + 1];
+    if (type != "cgroup" && type != "cgroup2") continue;
+    std::vector<absl::string_view> super = absl::StrSplit(f[sep + 3], ',');
+    if (std::find(super.begin(), super.end(), "favordynmods") != super.end()) {
+      plan.already_on = true;
+    }
+    if (type != "cgroup2" || have_cgroup2) continue;
+    have_cgroup2 = true;
+    plan.target = UnescapeMountField(f[4]);
+    for (absl::string_view option : absl::StrSplit(f[5], ',')) {
+      for (const MountFlag& m : kFlags) {
+        if (option == m.name) plan.mount_flags |= m.flag;
+      }
+    }
+    std::vector<absl::string_view> keep;
+    for (absl::string_view option : super) {
+      if (option != "rw" && option != "ro" && option != "favordynmods") keep.push_back(option);
+    }
+    keep.push_back("favordynmods");
+    plan.data = absl::StrJoin(keep, ",");
+  }
+  if (plan.target.empty()) plan.data = "favordynmods";
+  return plan;
+}
+
+absl::StatusOr<std::string> EnableFavorDynmods(const std::string& scratch_dir) {
+  absl::StatusOr<std::string> mountinfo = ReadFile("/proc/self/mountinfo");
+  if (!mountinfo.ok()) return mountinfo.status();
+  const FavorDynmodsPlan plan = PlanFavorDynmods(*mountinfo);
+  if (plan.already_on) return std::string("favordynmods was already on");
+  auto refused = [](int err, absl::string_view what) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " with favordynmods: ", ErrnoName(err),
+                     err == EINVAL ? " (the kernel is older than 6.0 or lacks the option)" : ""));
+  };
+  if (!plan.target.empty()) {
+    if (::mount(nullptr, plan.target.c_str(), nullptr, MS_REMOUNT | plan.mount_flags,
+                plan.data.c_str()) != 0) {
+      return refused(errno, absl::StrCat("remount ", plan.target));
+    }
+    return absl::StrCat("remounted ", plan.target, " with ", plan.data);
+  }
+  if (::mkdir(scratch_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoError(errno, "mkdir", scratch_dir);
+  }
+  absl::Status status = absl::OkStatus();
+  if (::mount("cgroup2", scratch_dir.c_str(), "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              plan.data.c_str()) != 0) {
+    status = refused(errno, absl::StrCat("mount cgroup2 on ", scratch_dir));
+  } else if (::umount2(scratch_dir.c_str(), MNT_DETACH) != 0) {
+    status = ErrnoError(errno, "umount", scratch_dir);
+  }
+  ::rmdir(scratch_dir.c_str());
+  if (!status.ok()) return status;
+  return absl::StrCat("set on the cgroup2 root through a mount on ", scratch_dir);
 }
 
 absl::StatusOr<std::unique_ptr<CgroupManager>> OpenCgroups(const std::string& root,

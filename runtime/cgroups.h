@@ -115,6 +115,40 @@ std::unique_ptr<CgroupManager> NewCgroupV2Manager(const std::string& root);
 // (fs type "cgroup"; controllers from the super options, "rw,cpu,cpuacct").
 CgroupV1Hierarchies ParseCgroupV1Mounts(absl::string_view mountinfo, absl::string_view root);
 
+// --- favordynmods -------------------------------------------------------------
+//
+// Moving a process into a cgroup takes the kernel's global cgroup threadgroup
+// lock for writing, and by default that waits for an RCU grace period: 6-18 ms
+// on this machine for the first cgroup.procs write of a container, on v1 and
+// v2 alike. Linux 6.0+ has a cgroup mount option, favordynmods, that keeps the
+// lock in its slow-reader mode instead: migrations stop waiting, forks and
+// exits get a little dearer. The flag is host-wide (the lock is global); it is
+// set through the cgroup2 root, which exists on every kernel that has the
+// option, mounted or not.
+
+// What EnableFavorDynmods would do, decided from /proc/self/mountinfo text.
+struct FavorDynmodsPlan {
+  // Some cgroup or cgroup2 mount already shows favordynmods (set by an earlier
+  // run, by the kernel's cgroup_favordynmods= boot option or its build
+  // default): nothing to do.
+  bool already_on = false;
+  // The first cgroup2 mount, to be remounted with its own options plus
+  // favordynmods (a remount replaces all of the cgroup2 root's options, so
+  // nsdelegate, memory_recursiveprot and the like are passed again). Empty
+  // when cgroup2 is mounted nowhere: it is then mounted once on a private
+  // directory with the option and unmounted again; the root keeps the flag.
+  std::string target;
+  unsigned long mount_flags = 0;  // the mount's own flags (MS_NOSUID, ...) // NOLINT(runtime/int)
+  std::string data;               // super options for mount(2), favordynmods included
+};
+FavorDynmodsPlan PlanFavorDynmods(absl::string_view mountinfo);
+
+// Turns favordynmods on as planned; `scratch_dir` is where a private cgroup2
+// mount goes when there is none (created and removed here). Returns what it
+// did, for the log. Kernels before 6.0 refuse the option: FAILED_PRECONDITION
+// naming the kernel's error; nothing is changed then.
+absl::StatusOr<std::string> EnableFavorDynmods(const std::string& scratch_dir);
+
 // Helpers shared by both backends, exposed for tests.
 // "/a//b/" → "/a/b"; INVALID_ARGUMENT naming the path when it is relative,
 // has a "." or ".." component or a NUL, or names the root.

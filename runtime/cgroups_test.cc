@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,6 +85,58 @@ TEST(CgroupHelpersTest, ParsesV1MountsUnderRoot) {
                                  {"cpuacct", "/sys/fs/cgroup/cpu,cpuacct"},
                                  {"cpuset", "/sys/fs/cgroup/cpuset"},
                                  {"memory", "/sys/fs/cgroup/my mem"}}));
+}
+
+TEST(CgroupHelpersTest, FavorDynmodsRemountsTheFirstCgroup2MountWithItsOptions) {
+  const char* mountinfo =
+      "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+      "34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n"
+      "41 31 0:38 / /sys/fs/cgroup/uni\\040fied rw,nosuid,nodev,noexec,relatime shared:4 - "
+      "cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n"
+      "50 23 0:38 / /other rw,relatime - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+  FavorDynmodsPlan plan = PlanFavorDynmods(mountinfo);
+  EXPECT_FALSE(plan.already_on);
+  EXPECT_EQ(plan.target, "/sys/fs/cgroup/uni fied");
+  EXPECT_EQ(plan.mount_flags, static_cast<unsigned long>(  // NOLINT(runtime/int)
+                                  MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME));
+  EXPECT_EQ(plan.data, "nsdelegate,memory_recursiveprot,favordynmods");
+}
+
+TEST(CgroupHelpersTest, FavorDynmodsSeenOnAnyCgroupMountMeansOn) {
+  EXPECT_TRUE(PlanFavorDynmods("41 31 0:38 / /sys/fs/cgroup ro,relatime - cgroup2 cgroup2 "
+                               "rw,favordynmods\n")
+                  .already_on);
+  // CONFIG_CGROUP_FAVOR_DYNMODS shows the option on v1 hierarchies too.
+  EXPECT_TRUE(PlanFavorDynmods("34 31 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup "
+                               "rw,favordynmods,cpu\n")
+                  .already_on);
+}
+
+TEST(CgroupHelpersTest, FavorDynmodsWithoutCgroup2MountsOnePrivately) {
+  FavorDynmodsPlan plan =
+      PlanFavorDynmods("34 31 0:31 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n");
+  EXPECT_FALSE(plan.already_on);
+  EXPECT_EQ(plan.target, "");
+  EXPECT_EQ(plan.data, "favordynmods");
+}
+
+TEST(CgroupHelpersTest, FavorDynmodsOnThisKernel) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  // This changes the host's cgroup2 root flags, which is what podshimd does
+  // at every start; the second call finds it done.
+  auto first = EnableFavorDynmods(::testing::TempDir() + "/favordynmods");
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto mountinfo = ReadFile("/proc/self/mountinfo");
+  ASSERT_TRUE(mountinfo.ok());
+  FavorDynmodsPlan plan = PlanFavorDynmods(*mountinfo);
+  if (!plan.target.empty()) {
+    EXPECT_TRUE(plan.already_on) << *mountinfo;
+  }
+  auto second = EnableFavorDynmods(::testing::TempDir() + "/favordynmods");
+  ASSERT_TRUE(second.ok()) << second.status();
+  if (!plan.target.empty()) {
+    EXPECT_EQ(*second, "favordynmods was already on");
+  }
 }
 
 TEST(CgroupHelpersTest, OpenRefusesUnknownVersionAndEmptyRoots) {

@@ -178,3 +178,36 @@ def test_sample_config_in_deploy_is_valid(podshimd_path):
         assert config["log_format"] == "text"
     finally:
         d.cleanup()
+
+
+def cgroup_mounts_with_favordynmods():
+    """The cgroup/cgroup2 mounts whose super options carry favordynmods."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[sep + 1] in ("cgroup", "cgroup2") and \
+                    "favordynmods" in fields[sep + 3].split(","):
+                found.append(fields[4])
+    return found
+
+
+def test_favordynmods_is_on_after_start_and_said_in_the_log(daemon):
+    # podshimd turns the kernel's favordynmods cgroup option on (or finds it on),
+    # so moving a container into its cgroup does not wait for an RCU grace period.
+    assert cgroup_mounts_with_favordynmods(), open("/proc/self/mountinfo").read()
+    assert "cgroups: " in daemon.log()
+    assert "favordynmods" in daemon.log()
+    assert "could not turn on favordynmods" not in daemon.log()
+
+
+def test_favordynmods_can_be_left_alone(podshimd_path):
+    d = Podshimd(podshimd_path, extra_args=["--cgroup_favor_dynmods=false"])
+    try:
+        d.start()
+        with d.client() as c:
+            assert c.version().runtime_name == "podshim"
+        assert "favordynmods" not in d.log()
+    finally:
+        d.cleanup()
