@@ -5,10 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <utility>
-
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace podshim::runtime {
 
@@ -16,11 +14,16 @@ namespace {
 
 constexpr int64_t kNanosPerSecond = 1000000000;
 
-absl::string_view StreamName(LogStream s) { return s == LogStream::kStdout ? "stdout" : "stderr"; }
+std::string_view StreamName(LogStream s) { return s == LogStream::kStdout ? "stdout" : "stderr"; }
 
-void AppendRecord(std::string& out, absl::string_view stamp, LogStream stream, bool partial,
-                  absl::string_view message) {
-  absl::StrAppend(&out, stamp, " ", StreamName(stream), partial ? " P " : " F ", message, "\n");
+void AppendRecord(std::string& out, std::string_view stamp, LogStream stream, bool partial,
+                  std::string_view message) {
+  out.append(stamp);
+  out.push_back(' ');
+  out.append(StreamName(stream));
+  out.append(partial ? " P " : " F ");
+  out.append(message);
+  out.push_back('\n');
 }
 
 }  // namespace
@@ -35,12 +38,15 @@ std::string FormatCriTimestamp(int64_t unix_nanos) {
   time_t t = static_cast<time_t>(secs);
   struct tm tm {};
   ::gmtime_r(&t, &tm);
-  return absl::StrFormat("%04d-%02d-%02dT%02d:%02d:%02d.%09dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(nanos));
+  char buf[64];
+  int n = std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ", tm.tm_year + 1900,
+                        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                        static_cast<int>(nanos));
+  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
 }
 
 std::string FormatCriRecord(int64_t unix_nanos, LogStream stream, bool partial,
-                            absl::string_view message) {
+                            std::string_view message) {
   std::string out;
   AppendRecord(out, FormatCriTimestamp(unix_nanos), stream, partial, message);
   return out;
@@ -55,18 +61,18 @@ int64_t WallClockNanos() {
 CriLogWriter::CriLogWriter(Sink sink, Clock clock, size_t max_line)
     : sink_(std::move(sink)), clock_(std::move(clock)), max_line_(max_line == 0 ? 1 : max_line) {}
 
-absl::Status CriLogWriter::Append(LogStream stream, absl::string_view data) {
-  if (data.empty()) return absl::OkStatus();
+int CriLogWriter::Append(LogStream stream, std::string_view data) {
+  if (data.empty()) return 0;
   StreamState& st = state(stream);
   st.pending.append(data.data(), data.size());
 
   const std::string stamp = FormatCriTimestamp(clock_());
   std::string out;
-  absl::string_view rest(st.pending);
+  std::string_view rest(st.pending);
   for (;;) {
     size_t nl = rest.find('\n');
-    if (nl == absl::string_view::npos) break;
-    absl::string_view line = rest.substr(0, nl);
+    if (nl == std::string_view::npos) break;
+    std::string_view line = rest.substr(0, nl);
     while (line.size() > max_line_) {
       AppendRecord(out, stamp, stream, /*partial=*/true, line.substr(0, max_line_));
       line.remove_prefix(max_line_);
@@ -82,22 +88,22 @@ absl::Status CriLogWriter::Append(LogStream stream, absl::string_view data) {
     rest.remove_prefix(max_line_);
   }
   st.pending.erase(0, st.pending.size() - rest.size());
-  if (out.empty()) return absl::OkStatus();
+  if (out.empty()) return 0;
   return sink_(out);
 }
 
-absl::Status CriLogWriter::FlushPartial(LogStream stream) {
+int CriLogWriter::FlushPartial(LogStream stream) {
   StreamState& st = state(stream);
-  if (st.pending.empty()) return absl::OkStatus();
+  if (st.pending.empty()) return 0;
   std::string out = FormatCriRecord(clock_(), stream, /*partial=*/true, st.pending);
   st.pending.clear();
   st.line_open = true;
   return sink_(out);
 }
 
-absl::Status CriLogWriter::Finish(LogStream stream) {
+int CriLogWriter::Finish(LogStream stream) {
   StreamState& st = state(stream);
-  if (st.pending.empty() && !st.line_open) return absl::OkStatus();
+  if (st.pending.empty() && !st.line_open) return 0;
   std::string out = FormatCriRecord(clock_(), stream, /*partial=*/false, st.pending);
   st.pending.clear();
   st.line_open = false;
@@ -106,37 +112,57 @@ absl::Status CriLogWriter::Finish(LogStream stream) {
 
 namespace {
 
-absl::StatusOr<UniqueFd> OpenLogPath(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640));
-  if (!fd.valid()) return ErrnoError(errno, "open log file", path);
-  return fd;
+// A new descriptor for `path`, or -errno.
+int OpenLogPath(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+  return fd >= 0 ? fd : -errno;
 }
 
 }  // namespace
 
-absl::StatusOr<CriLogFile> CriLogFile::Open(std::string path) {
-  auto fd = OpenLogPath(path);
-  if (!fd.ok()) return fd.status();
-  return CriLogFile(std::move(path), *std::move(fd));
+CriLogFile::~CriLogFile() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
-absl::Status CriLogFile::Write(absl::string_view data) {
+CriLogFile::CriLogFile(CriLogFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+CriLogFile& CriLogFile::operator=(CriLogFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+int CriLogFile::Open(std::string path) {
+  int fd = OpenLogPath(path);
+  if (fd < 0) return -fd;
+  if (fd_ >= 0) ::close(fd_);
+  path_ = std::move(path);
+  fd_ = fd;
+  return 0;
+}
+
+int CriLogFile::Write(std::string_view data) {
   while (!data.empty()) {
-    ssize_t n = ::write(fd_.get(), data.data(), data.size());
+    ssize_t n = ::write(fd_, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError(errno, "write log file", path_);
+      return errno;
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
-  return absl::OkStatus();
+  return 0;
 }
 
-absl::Status CriLogFile::Reopen() {
-  auto fd = OpenLogPath(path_);
-  if (!fd.ok()) return fd.status();
-  fd_ = *std::move(fd);
-  return absl::OkStatus();
+int CriLogFile::Reopen() {
+  int fd = OpenLogPath(path_);
+  if (fd < 0) return -fd;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+  return 0;
 }
 
 }  // namespace podshim::runtime

@@ -1,5 +1,6 @@
 #include "runtime/cri_log.h"
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,9 @@ struct Capture {
   int64_t now = 1'700'000'000'000'000'000;
   CriLogWriter Writer(size_t max_line = kCriMaxLineBytes) {
     return CriLogWriter(
-        [this](absl::string_view r) {
+        [this](std::string_view r) {
           text.append(r.data(), r.size());
-          return absl::OkStatus();
+          return 0;
         },
         [this] { return now++; }, max_line);
   }
@@ -50,8 +51,8 @@ TEST(CriRecordTest, Format) {
 TEST(CriLogWriterTest, CompleteLinesAreFull) {
   Capture c;
   CriLogWriter w = c.Writer();
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "hello\nworld\n\n").ok());
-  ASSERT_TRUE(w.Append(LogStream::kStderr, "err\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "hello\nworld\n\n"), 0);
+  ASSERT_EQ(w.Append(LogStream::kStderr, "err\n"), 0);
   EXPECT_THAT(c.Records(),
               ElementsAre("stdout F hello", "stdout F world", "stdout F ", "stderr F err"));
   EXPECT_FALSE(w.HasPending(LogStream::kStdout));
@@ -60,44 +61,44 @@ TEST(CriLogWriterTest, CompleteLinesAreFull) {
 TEST(CriLogWriterTest, LinesAcrossReadsAreJoined) {
   Capture c;
   CriLogWriter w = c.Writer();
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "hel").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "hel"), 0);
   EXPECT_TRUE(c.text.empty());
   EXPECT_TRUE(w.HasPending(LogStream::kStdout));
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "lo\nwo").ok());
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "rld\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "lo\nwo"), 0);
+  ASSERT_EQ(w.Append(LogStream::kStdout, "rld\n"), 0);
   EXPECT_THAT(c.Records(), ElementsAre("stdout F hello", "stdout F world"));
 }
 
 TEST(CriLogWriterTest, StreamsAreBufferedApart) {
   Capture c;
   CriLogWriter w = c.Writer();
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "out-").ok());
-  ASSERT_TRUE(w.Append(LogStream::kStderr, "err\n").ok());
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "line\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "out-"), 0);
+  ASSERT_EQ(w.Append(LogStream::kStderr, "err\n"), 0);
+  ASSERT_EQ(w.Append(LogStream::kStdout, "line\n"), 0);
   EXPECT_THAT(c.Records(), ElementsAre("stderr F err", "stdout F out-line"));
 }
 
 TEST(CriLogWriterTest, LongLineSplitsIntoPartialsThenFull) {
   Capture c;
   CriLogWriter w = c.Writer(4);
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "abcdefghij\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "abcdefghij\n"), 0);
   EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd", "stdout P efgh", "stdout F ij"));
 }
 
 TEST(CriLogWriterTest, ExactMultipleEndsWithFullChunk) {
   Capture c;
   CriLogWriter w = c.Writer(4);
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "abcdefgh\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "abcdefgh\n"), 0);
   EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd", "stdout F efgh"));
 }
 
 TEST(CriLogWriterTest, FullBufferIsWrittenAsPartial) {
   Capture c;
   CriLogWriter w = c.Writer(4);
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "abc").ok());
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "def").ok());  // 6 > 4: one chunk out
+  ASSERT_EQ(w.Append(LogStream::kStdout, "abc"), 0);
+  ASSERT_EQ(w.Append(LogStream::kStdout, "def"), 0);  // 6 > 4: one chunk out
   EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd"));
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "\n"), 0);
   EXPECT_THAT(c.Records(), ElementsAre("stdout P abcd", "stdout F ef"));
 }
 
@@ -105,7 +106,7 @@ TEST(CriLogWriterTest, SixteenKiBChunksByDefault) {
   Capture c;
   CriLogWriter w = c.Writer();
   std::string line(size_t{40} * 1024, 'a');
-  ASSERT_TRUE(w.Append(LogStream::kStdout, line + "\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, line + "\n"), 0);
   std::vector<std::string> r = c.Records();
   ASSERT_EQ(r.size(), 3u);
   EXPECT_EQ(r[0], "stdout P " + std::string(size_t{16} * 1024, 'a'));
@@ -116,51 +117,51 @@ TEST(CriLogWriterTest, SixteenKiBChunksByDefault) {
 TEST(CriLogWriterTest, FinishWritesPartialLineAsFull) {
   Capture c;
   CriLogWriter w = c.Writer();
-  ASSERT_TRUE(w.Append(LogStream::kStderr, "no newline").ok());
-  ASSERT_TRUE(w.Finish(LogStream::kStderr).ok());
-  ASSERT_TRUE(w.Finish(LogStream::kStdout).ok());  // nothing pending: nothing written
+  ASSERT_EQ(w.Append(LogStream::kStderr, "no newline"), 0);
+  ASSERT_EQ(w.Finish(LogStream::kStderr), 0);
+  ASSERT_EQ(w.Finish(LogStream::kStdout), 0);  // nothing pending: nothing written
   EXPECT_THAT(c.Records(), ElementsAre("stderr F no newline"));
 }
 
 TEST(CriLogWriterTest, IdleFlushIsPartialAndTheLineEndsFull) {
   Capture c;
   CriLogWriter w = c.Writer();
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "progress 10%").ok());
-  ASSERT_TRUE(w.FlushPartial(LogStream::kStdout).ok());
-  ASSERT_TRUE(w.FlushPartial(LogStream::kStdout).ok());  // nothing new
-  ASSERT_TRUE(w.Append(LogStream::kStdout, " 20%\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "progress 10%"), 0);
+  ASSERT_EQ(w.FlushPartial(LogStream::kStdout), 0);
+  ASSERT_EQ(w.FlushPartial(LogStream::kStdout), 0);  // nothing new
+  ASSERT_EQ(w.Append(LogStream::kStdout, " 20%\n"), 0);
   EXPECT_THAT(c.Records(), ElementsAre("stdout P progress 10%", "stdout F  20%"));
 }
 
 TEST(CriLogWriterTest, FinishClosesALineLeftOpenByPartials) {
   Capture c;
   CriLogWriter w = c.Writer();
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "tail").ok());
-  ASSERT_TRUE(w.FlushPartial(LogStream::kStdout).ok());
-  ASSERT_TRUE(w.Finish(LogStream::kStdout).ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "tail"), 0);
+  ASSERT_EQ(w.FlushPartial(LogStream::kStdout), 0);
+  ASSERT_EQ(w.Finish(LogStream::kStdout), 0);
   EXPECT_THAT(c.Records(), ElementsAre("stdout P tail", "stdout F "));
 }
 
 TEST(CriLogWriterTest, RecordsOfOneReadGoOutInOneSinkCall) {
   int calls = 0;
-  CriLogWriter w([&](absl::string_view) {
+  CriLogWriter w([&](std::string_view) {
     ++calls;
-    return absl::OkStatus();
+    return 0;
   });
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "a\nb\nc\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "a\nb\nc\n"), 0);
   EXPECT_EQ(calls, 1);
 }
 
 TEST(CriLogWriterTest, SinkErrorsAreReturned) {
-  CriLogWriter w([](absl::string_view) { return absl::ResourceExhaustedError("disk full"); });
-  EXPECT_EQ(w.Append(LogStream::kStdout, "a\n").code(), absl::StatusCode::kResourceExhausted);
+  CriLogWriter w([](std::string_view) { return ENOSPC; });
+  EXPECT_EQ(w.Append(LogStream::kStdout, "a\n"), ENOSPC);
 }
 
 TEST(CriLogWriterTest, TimestampsComeFromTheClock) {
   Capture c;
   c.now = 5;
   CriLogWriter w = c.Writer();
-  ASSERT_TRUE(w.Append(LogStream::kStdout, "x\n").ok());
+  ASSERT_EQ(w.Append(LogStream::kStdout, "x\n"), 0);
   EXPECT_EQ(c.text, "1970-01-01T00:00:00.000000005Z stdout F x\n");
 }
 

@@ -23,7 +23,6 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,16 +39,13 @@
 #include "runtime/cri_log.h"
 #include "runtime/files.h"
 #include "runtime/launch_spec.h"
+#include "runtime/monitor_loop.h"
 #include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
 namespace {
 
 constexpr int kStatusFd = 3;
-constexpr char kReopenErrorFile[] = "reopen.err";
-// A partial line is written as P once its stream was quiet this long.
-constexpr int64_t kIdleFlushNanos = 250'000'000;
-constexpr size_t kReadChunk = size_t{64} * 1024;
 
 int64_t MonotonicNanos() {
   struct timespec ts {};
@@ -134,19 +130,6 @@ int ExitCodeOf(int wait_status, int* signal_out) {
   return 255;
 }
 
-// "oom_kill N" with N > 0 in memory.oom_control (v1) or memory.events (v2).
-bool OomKilled(const std::string& counter_file) {
-  if (counter_file.empty()) return false;
-  auto text = ReadFile(counter_file);
-  if (!text.ok()) return false;
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-    if (!absl::ConsumePrefix(&line, "oom_kill ")) continue;
-    int64_t n = 0;
-    return absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &n) && n > 0;
-  }
-  return false;
-}
-
 absl::Status EnterPidNamespace(const NamespaceSpec& ns) {
   switch (ns.mode) {
     case NsMode::kHost:
@@ -178,92 +161,31 @@ absl::StatusOr<LaunchSpec> ReadSpec(const std::string& bundle) {
 
 // --- start -----------------------------------------------------------------------
 
-// Copies the container's stdout/stderr into the CRI log until its init exits.
-class OutputPump {
- public:
-  OutputPump(std::optional<CriLogFile>& log, UniqueFd out, UniqueFd err)
-      : log_(log), writer_([this](absl::string_view records) {
-          if (log_.has_value()) (void)log_->Write(records);
-          return absl::OkStatus();
-        }) {
-    streams_[0] = {std::move(out), LogStream::kStdout, 0};
-    streams_[1] = {std::move(err), LogStream::kStderr, 0};
-    for (Stream& s : streams_) ::fcntl(s.fd.get(), F_SETFL, O_NONBLOCK);
+// The path of podshim-monitor-loop: beside this binary.
+std::string LoopBinaryPath() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return kMonitorLoopBinary;
+  std::string self(buf, static_cast<size_t>(n));
+  size_t slash = self.rfind('/');
+  return absl::StrCat(self.substr(0, slash == std::string::npos ? 0 : slash + 1),
+                      kMonitorLoopBinary);
+}
+
+// Becomes podshim-monitor-loop for the container's lifetime: that binary is a
+// fraction of this one's size, so each running container costs little memory.
+// When the exec fails the loop runs here instead; it is the same code.
+[[noreturn]] void EnterLoop(const MonitorLoopArgs& args) {
+  for (int fd : {args.out_fd, args.err_fd, args.log_fd}) {
+    if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
   }
-
-  int fd(int i) const { return streams_[i].fd.get(); }
-
-  // Reads what is there; at EOF finishes the stream and closes its pipe.
-  void Read(int i) {
-    Stream& s = streams_[i];
-    char buf[kReadChunk];
-    while (s.fd.valid()) {
-      ssize_t n = ::read(s.fd.get(), buf, sizeof(buf));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return;  // EAGAIN, or an error: try again on the next poll
-      if (n == 0) {
-        (void)writer_.Finish(s.stream);
-        s.fd.Reset();
-        return;
-      }
-      (void)writer_.Append(s.stream, absl::string_view(buf, static_cast<size_t>(n)));
-      s.last_data_ns = MonotonicNanos();
-    }
-  }
-
-  // Poll timeout (ms) until the next idle flush is due; -1 when none is.
-  int IdleTimeoutMs() const {
-    int64_t now = MonotonicNanos(), best = -1;
-    for (const Stream& s : streams_) {
-      if (!writer_.HasPending(s.stream)) continue;
-      int64_t left = s.last_data_ns + kIdleFlushNanos - now;
-      if (left < 0) left = 0;
-      if (best < 0 || left < best) best = left;
-    }
-    return best < 0 ? -1 : static_cast<int>(best / 1'000'000 + 1);
-  }
-
-  void FlushIdle() {
-    int64_t now = MonotonicNanos();
-    for (const Stream& s : streams_) {
-      if (writer_.HasPending(s.stream) && now - s.last_data_ns >= kIdleFlushNanos) {
-        (void)writer_.FlushPartial(s.stream);
-      }
-    }
-  }
-
-  // After the init exited: take what is in the pipes now, without waiting
-  // for processes that still hold them open, and end both streams.
-  void Drain() {
-    for (int i = 0; i < 2; ++i) {
-      Read(i);
-      if (streams_[i].fd.valid()) {
-        (void)writer_.Finish(streams_[i].stream);
-        streams_[i].fd.Reset();
-      }
-    }
-  }
-
- private:
-  struct Stream {
-    UniqueFd fd;
-    LogStream stream = LogStream::kStdout;
-    int64_t last_data_ns = 0;
-  };
-  std::optional<CriLogFile>& log_;
-  CriLogWriter writer_;
-  std::array<Stream, 2> streams_;
-};
-
-void ReopenLog(std::optional<CriLogFile>& log, const std::string& bundle) {
-  if (!log.has_value()) return;
-  std::string err_file = absl::StrCat(bundle, "/", kReopenErrorFile);
-  absl::Status s = log->Reopen();
-  if (s.ok()) {
-    ::unlink(err_file.c_str());
-  } else {
-    (void)WriteFileAtomic(err_file, absl::StrCat(s.message(), "\n"), 0644);
-  }
+  const std::vector<std::string> argv_text = MonitorLoopArgv(LoopBinaryPath(), args);
+  std::vector<char*> argv;
+  argv.reserve(argv_text.size() + 1);
+  for (const std::string& a : argv_text) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execv(argv[0], argv.data());
+  ::_exit(RunMonitorLoop(args));
 }
 
 int RunStart(const std::string& bundle) {
@@ -288,11 +210,11 @@ int RunStart(const std::string& bundle) {
       !s.ok()) {
     return fail(s);
   }
-  std::optional<CriLogFile> log;
+  CriLogFile log;
   if (!spec->log_path.empty()) {
-    auto opened = CriLogFile::Open(spec->log_path);
-    if (!opened.ok()) return fail(opened.status());
-    log.emplace(*std::move(opened));
+    if (int e = log.Open(spec->log_path); e != 0) {
+      return fail(ErrnoError(e, "open log file", spec->log_path));
+    }
   }
   auto out = MakePipe("container stdout");
   if (!out.ok()) return fail(out.status());
@@ -354,57 +276,16 @@ int RunStart(const std::string& bundle) {
   }
   status.Send(json);
 
-  OutputPump pump(log, std::move(out->read), std::move(err->read));
-  bool exited = false;
-  int wait_status = 0;
-  while (!exited) {
-    std::array<struct pollfd, 3> fds{};
-    fds[0] = {sigfd.get(), POLLIN, 0};
-    fds[1] = {pump.fd(0), POLLIN, 0};
-    fds[2] = {pump.fd(1), POLLIN, 0};
-    int n = ::poll(fds.data(), fds.size(), pump.IdleTimeoutMs());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;  // cannot happen with valid fds; fall through to reaping
-    }
-    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(0);
-    if ((fds[2].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(1);
-    pump.FlushIdle();
-    if ((fds[0].revents & POLLIN) == 0) continue;
-    struct signalfd_siginfo si {};
-    while (::read(sigfd.get(), &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
-      if (si.ssi_signo == SIGTERM) {
-        ::kill(child, SIGKILL);
-      } else if (si.ssi_signo == SIGUSR1) {
-        ReopenLog(log, bundle);
-      }
-    }
-    // Reap everything: orphans of the container are ours (subreaper).
-    for (;;) {
-      int st = 0;
-      pid_t r = ::waitpid(-1, &st, WNOHANG);
-      if (r <= 0) break;
-      if (r == child) {
-        wait_status = st;
-        exited = true;
-      }
-    }
-  }
-  if (!exited) {
-    while (::waitpid(child, &wait_status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  pump.Drain();
-
-  ExitStatus exit;
-  exit.exit_code = ExitCodeOf(wait_status, &exit.signal);
-  exit.oom_killed = exit.signal == SIGKILL && OomKilled(spec->oom_counter_file);
-  exit.reason = exit.oom_killed ? "OOMKilled" : (exit.exit_code == 0 ? "Completed" : "Error");
-  exit.finished_at_ns = WallClockNanos();
-  if (!WriteFileAtomic(absl::StrCat(bundle, "/", kExitFile), ExitStatusToJson(exit), 0644).ok()) {
-    return 1;
-  }
-  return 0;
+  MonitorLoopArgs loop;
+  loop.bundle = bundle;
+  loop.child = static_cast<int>(child);
+  loop.out_fd = out->read.Release();
+  loop.err_fd = err->read.Release();
+  loop.log_path = log.path();
+  loop.log_fd = log.is_open() ? log.fd() : -1;  // `log` is never destroyed: we exec or exit
+  loop.oom_counter_file = spec->oom_counter_file;
+  sigfd.Reset();  // the loop makes its own; the mask stays, so no signal is lost
+  EnterLoop(loop);
 }
 
 // --- exec ------------------------------------------------------------------------

@@ -31,6 +31,7 @@
 #include "nlohmann/json.hpp"
 #include "runtime/files.h"
 #include "runtime/launch_spec.h"
+#include "runtime/monitor_loop.h"
 #include "runtime/security.h"
 #include "runtime/unique_fd.h"
 
@@ -336,6 +337,25 @@ TEST_F(MonitorTest, RunsTheWorkloadAndLogsBothStreams) {
   ASSERT_TRUE(started.ok()) << started.status();
   EXPECT_EQ(started->pid, r.pid);
   EXPECT_EQ((fs::status(LogPath()).permissions() & fs::perms::all), fs::perms(0640));
+}
+
+TEST_F(MonitorTest, BecomesTheSmallLoopBinaryWhileTheContainerRuns) {
+  StartReport r = Start(Spec({"sh", "-c", "echo before; exec sleep 1000"}));
+  ASSERT_TRUE(r.ok) << r.error;
+  const std::string loop = (fs::path(kMonitor).parent_path() / kMonitorLoopBinary).string();
+  std::error_code ec;
+  ASSERT_TRUE(Eventually([&] {
+    return fs::read_symlink(absl::StrCat("/proc/", monitor_, "/exe"), ec).string() == loop;
+  })) << fs::read_symlink(absl::StrCat("/proc/", monitor_, "/exe"), ec);
+  // Same pid, still the container's parent and its log writer.
+  EXPECT_EQ(r.monitor_pid, monitor_);
+  ASSERT_TRUE(Eventually([&] { return ReadText(LogPath()).find("before") != std::string::npos; }));
+  ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
+  ExitStatus e = WaitExit();
+  EXPECT_EQ(e.exit_code, 137);
+  EXPECT_EQ(e.signal, SIGKILL);
+  EXPECT_EQ(e.reason, "Error");
+  EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F before"));
 }
 
 TEST_F(MonitorTest, LongLineIsSplitIntoPartialChunks) {
@@ -668,6 +688,72 @@ TEST_F(MonitorTest, ExecRunsAsTheContainerUser) {
   EXPECT_EQ(e.out, "65534\n");
   ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
   EXPECT_EQ(WaitExit().exit_code, 137);
+}
+
+}  // namespace
+}  // namespace podshim::runtime
+
+namespace podshim::runtime {
+namespace {
+
+TEST(MonitorLoopTest, ArgvRoundTrips) {
+  MonitorLoopArgs a;
+  a.bundle = "/run/podshim/containers/c 1";
+  a.child = 4242;
+  a.out_fd = 5;
+  a.err_fd = 6;
+  a.log_fd = -1;
+  a.log_path = "";
+  a.oom_counter_file = "/sys/fs/cgroup/memory/x/memory.oom_control";
+  std::vector<std::string> text = MonitorLoopArgv("/bin/loop", a);
+  std::vector<const char*> argv;
+  argv.reserve(text.size());
+  for (const auto& t : text) argv.push_back(t.c_str());
+  MonitorLoopArgs b;
+  std::string error;
+  ASSERT_TRUE(ParseMonitorLoopArgv(static_cast<int>(argv.size()), argv.data(), &b, &error))
+      << error;
+  EXPECT_EQ(b.bundle, a.bundle);
+  EXPECT_EQ(b.child, 4242);
+  EXPECT_EQ(b.out_fd, 5);
+  EXPECT_EQ(b.err_fd, 6);
+  EXPECT_EQ(b.log_fd, -1);
+  EXPECT_EQ(b.log_path, "");
+  EXPECT_EQ(b.oom_counter_file, a.oom_counter_file);
+}
+
+TEST(MonitorLoopTest, BadArgvIsRefusedWithTheFlagNamed) {
+  MonitorLoopArgs b;
+  std::string error;
+  const char* no_child[] = {"loop", "--bundle", "/b"};
+  EXPECT_FALSE(ParseMonitorLoopArgv(3, no_child, &b, &error));
+  EXPECT_THAT(error, ::testing::HasSubstr("--child"));
+  const char* bad_fd[] = {"loop", "--bundle", "/b", "--child", "7", "--out-fd", "x"};
+  EXPECT_FALSE(ParseMonitorLoopArgv(7, bad_fd, &b, &error));
+  EXPECT_THAT(error, ::testing::HasSubstr("--out-fd"));
+  const char* unknown[] = {"loop", "--nope", "1"};
+  EXPECT_FALSE(ParseMonitorLoopArgv(3, unknown, &b, &error));
+  EXPECT_THAT(error, ::testing::HasSubstr("--nope"));
+  const char* dangling[] = {"loop", "--bundle"};
+  EXPECT_FALSE(ParseMonitorLoopArgv(2, dangling, &b, &error));
+}
+
+TEST(MonitorLoopTest, ExitJsonIsWhatTheAgentReads) {
+  auto e =
+      ExitStatusFromJson(ExitStatusJsonText(137, 9, true, 1'700'000'000'123'456'789, "OOMKilled"));
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->exit_code, 137);
+  EXPECT_EQ(e->signal, 9);
+  EXPECT_TRUE(e->oom_killed);
+  EXPECT_EQ(e->finished_at_ns, 1'700'000'000'123'456'789);
+  EXPECT_EQ(e->reason, "OOMKilled");
+}
+
+TEST(MonitorLoopTest, OomKillCounter) {
+  EXPECT_TRUE(OomKillCounted("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"));
+  EXPECT_FALSE(OomKillCounted("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"));
+  EXPECT_FALSE(OomKillCounted("oom_group_kill 3\n"));
+  EXPECT_FALSE(OomKillCounted(""));
 }
 
 }  // namespace

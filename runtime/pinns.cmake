@@ -7,6 +7,10 @@ podshim_library(podshim_spawn_ns
 
 add_executable(podshim-pinns pinns_main.cc)
 podshim_warnings(podshim-pinns)
+# One runs per RunPodSandbox: fully static, so it starts without ld.so.
+if(PODSHIM_STATIC_HELPERS AND NOT PODSHIM_SANITIZE)
+  target_link_options(podshim-pinns PRIVATE -static)
+endif()
 
 podshim_test(pinns_test SOURCES spawn_test.cc namespaces_test.cc DEPS podshim_spawn_ns)
 add_dependencies(pinns_test podshim-pinns)

@@ -113,6 +113,11 @@ def all_procs() -> list[tuple[int, list[bytes], int]]:
     return out
 
 
+def is_monitor(argv0: bytes) -> bool:
+    """podshim-monitor starts a container, then execs podshim-monitor-loop for its lifetime."""
+    return argv0.endswith(b"podshim-monitor") or argv0.endswith(b"podshim-monitor-loop")
+
+
 def mem_of(pids: list[int]) -> dict:
     return {"count": len(pids),
             "rss_kib": sum(proc_status_kib(p) for p in pids),
@@ -219,7 +224,7 @@ class PodshimRuntime(Runtime):
     def memory(self) -> dict:
         prefix = str(self.d.dir).encode()
         monitors = [pid for pid, argv, _ in all_procs()
-                    if argv and argv[0].endswith(b"podshim-monitor")
+                    if argv and is_monitor(argv[0])
                     and any(a.startswith(prefix) for a in argv)]
         return {"agent": mem_of([self.d.proc.pid]), "helpers": mem_of(monitors),
                 "infra": mem_of([])}
@@ -236,7 +241,7 @@ class PodshimRuntime(Runtime):
         # Monitors outlive the agent by design: kill what a failure left behind.
         prefix = str(self.d.dir).encode()
         for pid, argv, _ in all_procs():
-            if argv and argv[0].endswith(b"podshim-monitor") and any(
+            if argv and is_monitor(argv[0]) and any(
                     a.startswith(prefix) for a in argv):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -561,6 +566,8 @@ def main() -> int:
     ap.add_argument("--pods", type=int, default=100, help="running pods for the memory figure")
     ap.add_argument("--warmup", type=int, default=3, help="untimed lifecycles before each mode")
     ap.add_argument("--skip-containerd", action="store_true")
+    ap.add_argument("--networks", default="cni,host",
+                    help="which pod networks to time, comma separated: cni, host (default both)")
     ap.add_argument("--state-on-disk", action="store_true",
                     help="keep the runtimes' state dirs (podshim's --state_dir, containerd's "
                     "state and runc root) on the disk instead of a tmpfs like /run")
@@ -607,7 +614,7 @@ def main() -> int:
                     ("podshim", True): "host net", ("containerd", True): "host net"}
         concs = [1] + ([args.concurrency] if args.concurrency > 1 else [])
         for conc in concs:
-            for host_net in (False, True):
+            for host_net in [n == "host" for n in args.networks.split(",")]:
                 for rt in runtimes:  # alternated, so that both see the same machine
                     label = f"{rt.label.split()[0]} {net_name[(rt.name, host_net)]}"
                     print(f"{label}, {conc} client(s), {args.iterations} lifecycles ...",

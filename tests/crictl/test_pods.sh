@@ -71,4 +71,5 @@ for h in /sys/fs/cgroup/{cpu,memory,pids}/"${PODSHIM_CGROUP_PARENT#/}"; do
   [[ ! -d "$h" ]] || [[ -z "$(find "$h" -mindepth 1 -type d)" ]] || fail "cgroups left under $h"
 done
 [[ -z "$(find "$PODSHIM_WORK/run/pods" "$PODSHIM_WORK/run/containers" -mindepth 1)" ]] || fail "state left"
-if pgrep -f "podshim-monitor start --bundle $PODSHIM_WORK" >/dev/null; then fail "monitor left"; fi
+# A monitor is podshim-monitor while it starts the container, podshim-monitor-loop after.
+if pgrep -f "podshim-monitor(-loop)? (start )?--bundle $PODSHIM_WORK" >/dev/null; then fail "monitor left"; fi

@@ -1,0 +1,382 @@
+#include "runtime/monitor_loop.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "runtime/cri_log.h"
+
+namespace podshim::runtime {
+namespace {
+
+// A partial line is written as P once its stream was quiet this long.
+constexpr int64_t kIdleFlushNanos = 250'000'000;
+constexpr size_t kReadChunk = size_t{64} * 1024;
+constexpr char kExitFileName[] = "exit.json";  // launch_spec.h's kExitFile
+
+int64_t MonotonicNanos() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { Reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+bool WriteAllTo(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// temp file, fsync, rename, fsync of the directory: the file is whole or absent.
+bool WriteFileAtomically(const std::string& dir, const std::string& name, std::string_view data) {
+  const std::string path = dir + "/" + name;
+  const std::string tmp = path + ".tmp";
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return false;
+  if (!WriteAllTo(fd.get(), data) || ::fsync(fd.get()) != 0) {
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  fd.Reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.valid()) ::fsync(d.get());
+  return true;
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::string out;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+int ExitCodeOf(int wait_status, int* signal_out) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) {
+    *signal_out = WTERMSIG(wait_status);
+    return 128 + WTERMSIG(wait_status);
+  }
+  return 255;
+}
+
+// Copies the container's stdout/stderr into the CRI log until its init exits.
+class OutputPump {
+ public:
+  OutputPump(CriLogFile& log, int out, int err)
+      : writer_(
+            [&log](std::string_view records) { return log.is_open() ? log.Write(records) : 0; }) {
+    streams_[0].fd = out;
+    streams_[0].stream = LogStream::kStdout;
+    streams_[1].fd = err;
+    streams_[1].stream = LogStream::kStderr;
+    for (Stream& s : streams_) {
+      if (s.fd >= 0) ::fcntl(s.fd, F_SETFL, O_NONBLOCK);
+    }
+  }
+  ~OutputPump() {
+    for (Stream& s : streams_) Close(s);
+  }
+  OutputPump(const OutputPump&) = delete;
+  OutputPump& operator=(const OutputPump&) = delete;
+
+  int fd(int i) const { return streams_[i].fd; }
+
+  // Reads what is there; at EOF finishes the stream and closes its pipe.
+  void Read(int i) {
+    Stream& s = streams_[i];
+    char buf[kReadChunk];
+    while (s.fd >= 0) {
+      ssize_t n = ::read(s.fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;  // EAGAIN, or an error: try again on the next poll
+      if (n == 0) {
+        (void)writer_.Finish(s.stream);
+        Close(s);
+        return;
+      }
+      (void)writer_.Append(s.stream, std::string_view(buf, static_cast<size_t>(n)));
+      s.last_data_ns = MonotonicNanos();
+    }
+  }
+
+  // Poll timeout (ms) until the next idle flush is due; -1 when none is.
+  int IdleTimeoutMs() const {
+    int64_t now = MonotonicNanos(), best = -1;
+    for (const Stream& s : streams_) {
+      if (!writer_.HasPending(s.stream)) continue;
+      int64_t left = s.last_data_ns + kIdleFlushNanos - now;
+      if (left < 0) left = 0;
+      if (best < 0 || left < best) best = left;
+    }
+    return best < 0 ? -1 : static_cast<int>(best / 1'000'000 + 1);
+  }
+
+  void FlushIdle() {
+    int64_t now = MonotonicNanos();
+    for (const Stream& s : streams_) {
+      if (writer_.HasPending(s.stream) && now - s.last_data_ns >= kIdleFlushNanos) {
+        (void)writer_.FlushPartial(s.stream);
+      }
+    }
+  }
+
+  // After the init exited: take what is in the pipes now, without waiting
+  // for processes that still hold them open, and end both streams.
+  void Drain() {
+    for (int i = 0; i < 2; ++i) {
+      Read(i);
+      if (streams_[i].fd >= 0) {
+        (void)writer_.Finish(streams_[i].stream);
+        Close(streams_[i]);
+      }
+    }
+  }
+
+ private:
+  struct Stream {
+    int fd = -1;
+    LogStream stream = LogStream::kStdout;
+    int64_t last_data_ns = 0;
+  };
+  static void Close(Stream& s) {
+    if (s.fd >= 0) ::close(s.fd);
+    s.fd = -1;
+  }
+  CriLogWriter writer_;
+  std::array<Stream, 2> streams_;
+};
+
+void ReopenLog(CriLogFile& log, const std::string& bundle) {
+  if (!log.is_open()) return;
+  if (int err = log.Reopen(); err != 0) {
+    const char* name = ::strerrorname_np(err);  // thread-safe, unlike strerror
+    std::string msg = "open log file `" + log.path() +
+                      "`: " + (name != nullptr ? name : "errno " + std::to_string(err)) + "\n";
+    (void)WriteFileAtomically(bundle, kReopenErrorFile, msg);
+    return;
+  }
+  ::unlink((bundle + "/" + kReopenErrorFile).c_str());
+}
+
+bool ParseInt(const char* text, int* out) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(text, &end, 10);  // NOLINT(runtime/int): strtol's type
+  if (errno != 0 || end == text || *end != '\0' || v < -1 || v > 0x7fffffff) return false;
+  *out = static_cast<int>(v);
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> MonitorLoopArgv(const std::string& binary, const MonitorLoopArgs& args) {
+  return {binary,
+          "--bundle",
+          args.bundle,
+          "--child",
+          std::to_string(args.child),
+          "--out-fd",
+          std::to_string(args.out_fd),
+          "--err-fd",
+          std::to_string(args.err_fd),
+          "--log-fd",
+          std::to_string(args.log_fd),
+          "--log-path",
+          args.log_path,
+          "--oom-counter",
+          args.oom_counter_file};
+}
+
+bool ParseMonitorLoopArgv(int argc, const char* const* argv, MonitorLoopArgs* args,
+                          std::string* error) {
+  *args = MonitorLoopArgs{};
+  for (int i = 1; i < argc; i += 2) {
+    const std::string_view name = argv[i];
+    if (i + 1 >= argc) {
+      *error = "missing value for " + std::string(name);
+      return false;
+    }
+    const char* value = argv[i + 1];
+    bool ok = true;
+    if (name == "--bundle") {
+      args->bundle = value;
+    } else if (name == "--child") {
+      ok = ParseInt(value, &args->child) && args->child > 0;
+    } else if (name == "--out-fd") {
+      ok = ParseInt(value, &args->out_fd);
+    } else if (name == "--err-fd") {
+      ok = ParseInt(value, &args->err_fd);
+    } else if (name == "--log-fd") {
+      ok = ParseInt(value, &args->log_fd);
+    } else if (name == "--log-path") {
+      args->log_path = value;
+    } else if (name == "--oom-counter") {
+      args->oom_counter_file = value;
+    } else {
+      *error = "unknown flag " + std::string(name);
+      return false;
+    }
+    if (!ok) {
+      *error = "bad value for " + std::string(name) + ": " + value;
+      return false;
+    }
+  }
+  if (args->bundle.empty() || args->child <= 0) {
+    *error = "--bundle and --child are required";
+    return false;
+  }
+  return true;
+}
+
+std::string ExitStatusJsonText(int exit_code, int signal, bool oom_killed, int64_t finished_at_ns,
+                               const std::string& reason) {
+  // `reason` is one of our own words (Completed, Error, OOMKilled): no escaping needed.
+  char buf[256];
+  int n = std::snprintf(buf, sizeof(buf),
+                        "{\"exit_code\":%d,\"finished_at_ns\":%lld,\"oom_killed\":%s,"
+                        "\"reason\":\"%s\",\"signal\":%d}",
+                        exit_code, static_cast<long long>(finished_at_ns),  // NOLINT(runtime/int)
+                        oom_killed ? "true" : "false", reason.c_str(), signal);
+  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+bool OomKillCounted(const std::string& counter_text) {
+  std::string_view text(counter_text);
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+    constexpr std::string_view kKey = "oom_kill ";
+    if (line.substr(0, kKey.size()) != kKey) continue;
+    line.remove_prefix(kKey.size());
+    int64_t n = 0;
+    bool digits = false;
+    for (char c : line) {
+      if (c < '0' || c > '9') break;
+      n = n * 10 + (c - '0');
+      digits = true;
+    }
+    return digits && n > 0;
+  }
+  return false;
+}
+
+int RunMonitorLoop(const MonitorLoopArgs& args) {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGUSR1);
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  Fd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+
+  CriLogFile log;
+  if (args.log_fd >= 0) {
+    ::fcntl(args.log_fd, F_SETFD, FD_CLOEXEC);
+    log = CriLogFile(args.log_path, args.log_fd);
+  }
+  for (int fd : {args.out_fd, args.err_fd}) {
+    if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  OutputPump pump(log, args.out_fd, args.err_fd);
+  const pid_t child = args.child;
+  bool exited = false;
+  int wait_status = 0;
+  // Reaps everything: orphans of the container are ours (subreaper). Also
+  // run once before the first poll, for an init that is already gone.
+  auto reap = [&] {
+    for (;;) {
+      int st = 0;
+      pid_t r = ::waitpid(-1, &st, WNOHANG);
+      if (r <= 0) break;
+      if (r == child) {
+        wait_status = st;
+        exited = true;
+      }
+    }
+  };
+  reap();
+  while (!exited && sigfd.valid()) {
+    std::array<struct pollfd, 3> fds{};
+    fds[0] = {sigfd.get(), POLLIN, 0};
+    fds[1] = {pump.fd(0), POLLIN, 0};
+    fds[2] = {pump.fd(1), POLLIN, 0};
+    int n = ::poll(fds.data(), fds.size(), pump.IdleTimeoutMs());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // cannot happen with valid fds; fall through to reaping
+    }
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(0);
+    if ((fds[2].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(1);
+    pump.FlushIdle();
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    struct signalfd_siginfo si {};
+    while (::read(sigfd.get(), &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+      if (si.ssi_signo == SIGTERM) {
+        ::kill(child, SIGKILL);
+      } else if (si.ssi_signo == SIGUSR1) {
+        ReopenLog(log, args.bundle);
+      }
+    }
+    reap();
+  }
+  if (!exited) {
+    while (::waitpid(child, &wait_status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pump.Drain();
+
+  int signal = 0;
+  const int code = ExitCodeOf(wait_status, &signal);
+  const bool oom = signal == SIGKILL && !args.oom_counter_file.empty() &&
+                   OomKillCounted(ReadSmallFile(args.oom_counter_file));
+  const char* reason = oom ? "OOMKilled" : (code == 0 ? "Completed" : "Error");
+  const std::string json = ExitStatusJsonText(code, signal, oom, WallClockNanos(), reason);
+  return WriteFileAtomically(args.bundle, kExitFileName, json) ? 0 : 1;
+}
+
+}  // namespace podshim::runtime
