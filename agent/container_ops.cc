@@ -363,7 +363,8 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
   // Taken before the spawn: a workload that exits at once must never show a
   // finished_at before its started_at.
   const int64_t started_at = NowNs();
-  auto report = runtime::StartContainerProcess(options_.monitor_binary, *spec, kStartTimeout);
+  auto report = runtime::StartContainerProcess(options_.monitor_binary, *spec, kStartTimeout,
+                                               monitor_pool_.get());
   if (!report.ok()) {
     c->state = cri::CONTAINER_EXITED;
     c->exit_code = 128;

@@ -103,7 +103,10 @@ PodRuntime::PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
       cgroups_(std::move(cgroups)),
       records_dir_(options_.state_dir + "/records") {}
 
-PodRuntime::~PodRuntime() { watcher_.reset(); }
+PodRuntime::~PodRuntime() {
+  monitor_pool_.reset();
+  watcher_.reset();
+}
 
 absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::Open(PodRuntimeOptions options,
                                                              image::ImageManager* images,
@@ -119,6 +122,10 @@ absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::Open(PodRuntimeOptions o
   }
   rt->watcher_ = std::make_unique<runtime::ExitWatcher>();
   if (auto s = rt->Load(); !s.ok()) return s;
+  if (rt->options_.monitor_pool_size > 0) {
+    rt->monitor_pool_ = std::make_unique<runtime::MonitorPool>(rt->options_.monitor_binary,
+                                                               rt->options_.monitor_pool_size);
+  }
   return rt;
 }
 

@@ -41,6 +41,8 @@ struct PodRuntimeOptions {
   int64_t pids_limit = 0;
   // Pod networking; null: pods get loopback only.
   cni::NetworkManager* network = nullptr;
+  // Monitors kept started ahead of StartContainer (runtime::MonitorPool); 0: none.
+  int monitor_pool_size = 2;
 };
 
 // CPU and memory figures of a cgroup into CRI stats (shared by container and
@@ -176,6 +178,7 @@ class PodRuntime {
 
   // Last: its thread calls back into this object, so it goes first.
   std::unique_ptr<runtime::ExitWatcher> watcher_;
+  std::unique_ptr<runtime::MonitorPool> monitor_pool_;
 };
 
 }  // namespace podshim::agent

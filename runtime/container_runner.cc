@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -39,23 +41,108 @@ absl::StatusOr<Pipe> MakePipe() {
 
 }  // namespace
 
+MonitorPool::MonitorPool(std::string monitor_binary, int size)
+    : binary_(std::move(monitor_binary)), size_(size) {
+  if (size_ > 0) thread_ = std::thread([this] { Loop(); });
+}
+
+MonitorPool::~MonitorPool() {
+  {
+    absl::MutexLock l(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock l(&mu_);
+  for (Ready& r : ready_) {
+    r.control.Reset();  // end of file: it exits by itself
+    if (!r.child.Wait(absl::Seconds(2)).ok()) (void)r.child.Kill(SIGKILL);
+  }
+  ready_.clear();  // ChildProcess kills and reaps what is left
+}
+
+absl::StatusOr<MonitorPool::Ready> MonitorPool::SpawnWaiting(const std::string& monitor_binary) {
+  auto status = MakePipe();
+  if (!status.ok()) return status.status();
+  auto control = MakePipe();
+  if (!control.ok()) return control.status();
+  SpawnOptions options;
+  options.argv = {monitor_binary, "wait"};
+  options.new_session = true;
+  options.capture_output = false;
+  options.extra_fds = {{3, status->write.get()}, {4, control->read.get()}};
+  auto child = Spawn(options);
+  if (!child.ok()) return child.status();
+  return Ready{*std::move(child), std::move(status->read), std::move(control->write)};
+}
+
+std::optional<MonitorPool::Ready> MonitorPool::Take() {
+  absl::MutexLock l(&mu_);
+  if (ready_.empty()) return std::nullopt;
+  Ready r = std::move(ready_.back());
+  ready_.pop_back();
+  return r;
+}
+
+void MonitorPool::Loop() {
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (;;) {
+    {
+      absl::MutexLock l(&mu_);
+      auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stop_ || static_cast<int>(ready_.size()) < size_;
+      };
+      mu_.Await(absl::Condition(&wanted));
+      if (stop_) return;
+    }
+    auto r = SpawnWaiting(binary_);
+    absl::MutexLock l(&mu_);
+    if (stop_) return;  // `r` is dropped: its control pipe closes, it exits
+    if (r.ok()) {
+      ready_.push_back(*std::move(r));
+      backoff = absl::Milliseconds(50);
+    } else {
+      // Spawning fails only when the machine is short of something; callers
+      // spawn for themselves meanwhile.
+      mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+    }
+  }
+}
+
 absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
-                                                  const LaunchSpec& spec, absl::Duration timeout) {
+                                                  const LaunchSpec& spec, absl::Duration timeout,
+                                                  MonitorPool* pool) {
   if (auto s = WriteFileAtomic(absl::StrCat(spec.bundle, "/", kSpecFile), LaunchSpecToJson(spec));
       !s.ok()) {
     return s;
   }
-  auto pipe = MakePipe();
-  if (!pipe.ok()) return pipe.status();
-  SpawnOptions options;
-  options.argv = {monitor_binary, "start", "--bundle", spec.bundle};
-  options.new_session = true;
-  options.capture_output = false;
-  options.extra_fds = {{3, pipe->write.get()}};
-  auto child = Spawn(options);
-  if (!child.ok()) return child.status();
-  pipe->write.Reset();
-  auto text = ReadUntilEof(pipe->read.get(), timeout, kReportLimit);
+  std::optional<ChildProcess> child;
+  UniqueFd status;
+  if (std::optional<MonitorPool::Ready> ready = pool != nullptr ? pool->Take() : std::nullopt;
+      ready.has_value()) {
+    const std::string line = absl::StrCat(spec.bundle, "\n");
+    if (::write(ready->control.get(), line.data(), line.size()) ==
+        static_cast<ssize_t>(line.size())) {
+      child = std::move(ready->child);
+      status = std::move(ready->status);
+    }
+    // On a failed write (the idle monitor is gone) `ready` is dropped, which
+    // reaps it, and a monitor is spawned below as without a pool.
+  }
+  if (!child.has_value()) {
+    auto pipe = MakePipe();
+    if (!pipe.ok()) return pipe.status();
+    SpawnOptions options;
+    options.argv = {monitor_binary, "start", "--bundle", spec.bundle};
+    options.new_session = true;
+    options.capture_output = false;
+    options.extra_fds = {{3, pipe->write.get()}};
+    auto spawned = Spawn(options);
+    if (!spawned.ok()) return spawned.status();
+    child = *std::move(spawned);
+    status = std::move(pipe->read);
+  }
+  auto text = ReadUntilEof(status.get(), timeout, kReportLimit);
   if (!text.ok()) {
     // The monitor hangs or floods: kill its session (destructor) and say so.
     return absl::DeadlineExceededError(absl::StrCat(

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,17 +18,63 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "runtime/launch_spec.h"
+#include "runtime/spawn.h"
 #include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
 
-// Writes spec.json into spec.bundle, spawns `monitor_binary start` in a new
-// session and waits (at most `timeout`) for its report. On ok the container
-// runs; otherwise the monitor has exited and the error says why (the
-// workload's exec error, a mount that failed, ...), as FAILED_PRECONDITION
-// for problems of the request, INTERNAL otherwise.
+// Monitors started before they are needed. Each is `podshim-monitor wait`,
+// spawned in a new session with the status pipe on fd 3 and a control pipe on
+// fd 4, exec'd and initialised, blocked until it reads its bundle directory.
+// Handing one a container instead of spawning takes the spawn and the exec
+// (1-2 ms on a quiet machine, several under load) off StartContainer. A
+// thread keeps `size` of them ready. An idle monitor whose control pipe
+// closes (the pool is destroyed, or podshimd died) exits at once; the
+// destructor also reaps them.
+class MonitorPool {
+ public:
+  MonitorPool(std::string monitor_binary, int size);
+  ~MonitorPool();
+  MonitorPool(const MonitorPool&) = delete;
+  MonitorPool& operator=(const MonitorPool&) = delete;
+
+  const std::string& binary() const { return binary_; }
+  // How many are ready now (for tests and logs).
+  int ready() {
+    absl::MutexLock l(&mu_);
+    return static_cast<int>(ready_.size());
+  }
+
+  struct Ready {
+    ChildProcess child;
+    UniqueFd status;   // read end of its fd 3
+    UniqueFd control;  // write end of its fd 4
+  };
+  // A ready monitor, or nothing when none is (the caller spawns one itself).
+  std::optional<Ready> Take();
+  // Spawns one `podshim-monitor wait` (used by the pool's thread and tests).
+  static absl::StatusOr<Ready> SpawnWaiting(const std::string& monitor_binary);
+
+ private:
+  void Loop();
+
+  const std::string binary_;
+  const int size_;
+  absl::Mutex mu_;
+  std::vector<Ready> ready_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// Writes spec.json into spec.bundle, starts a monitor for it (one from `pool`
+// when it has one ready, else `monitor_binary start` spawned in a new session)
+// and waits (at most `timeout`) for its report. On ok the container runs;
+// otherwise the monitor has exited and the error says why (the workload's
+// exec error, a mount that failed, ...), as FAILED_PRECONDITION for problems
+// of the request, INTERNAL otherwise. `pool` may be null.
 absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
-                                                  const LaunchSpec& spec, absl::Duration timeout);
+                                                  const LaunchSpec& spec, absl::Duration timeout,
+                                                  MonitorPool* pool = nullptr);
 
 // Whether `pid` is still the process `start_report` named (guards against pid
 // reuse after a restart: compares the process start time recorded at start).

@@ -1,6 +1,7 @@
 // podshim-monitor: the per-container monitor and the ExecSync helper.
 //
 //   podshim-monitor start --bundle DIR
+//   podshim-monitor wait     (started ahead: reads DIR and a newline from fd 4, then starts)
 //   podshim-monitor exec --bundle DIR --pid PID [--timeout-ms N] -- ARGV...
 //
 // Both write one JSON line to fd 3 (the agent's status pipe). `start` forks
@@ -431,10 +432,34 @@ int RunExec(const ExecArgs& args) {
 
 // --- arguments -------------------------------------------------------------------
 
+// `wait`: a monitor started before it is needed (runtime::MonitorPool). It
+// blocks on fd 4 for the bundle directory, one line; at end of file without
+// one (podshimd stopped or died) it exits quietly.
+constexpr int kControlFd = 4;
+
+int Usage(absl::string_view why);
+
+int RunWait() {
+  std::string line;
+  char c = 0;
+  for (;;) {
+    ssize_t n = ::read(kControlFd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return 0;  // never asked for
+    if (c == '\n') break;
+    line.push_back(c);
+    if (line.size() > 4096) return Usage("bundle path on fd 4 too long");
+  }
+  ::close(kControlFd);
+  if (line.empty() || line[0] != '/') return Usage("bundle on fd 4 must be an absolute path");
+  return RunStart(line);
+}
+
 int Usage(absl::string_view why) {
   std::string msg = absl::StrCat(
       "podshim-monitor: ", why,
       "\nusage: podshim-monitor start --bundle DIR\n"
+      "       podshim-monitor wait   (DIR and a newline on fd 4)\n"
       "       podshim-monitor exec --bundle DIR --pid PID [--timeout-ms N] -- ARGV...\n");
   (void)WriteAll(2, msg, "stderr");
   return 2;
@@ -444,6 +469,7 @@ int Main(int argc, char** argv) {
   EnsureStdio();
   if (argc < 2) return Usage("no command");
   const std::string command = argv[1];
+  if (command == "wait" && argc == 2) return RunWait();
   ExecArgs args;
   bool have_pid = false;
   for (int i = 2; i < argc; ++i) {

@@ -29,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "runtime/container_runner.h"
 #include "runtime/files.h"
 #include "runtime/launch_spec.h"
 #include "runtime/monitor_loop.h"
@@ -356,6 +357,74 @@ TEST_F(MonitorTest, BecomesTheSmallLoopBinaryWhileTheContainerRuns) {
   EXPECT_EQ(e.signal, SIGKILL);
   EXPECT_EQ(e.reason, "Error");
   EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F before"));
+}
+
+TEST_F(MonitorTest, APooledMonitorStartsTheContainerAndThePoolRefills) {
+  MonitorPool pool(kMonitor, 1);
+  ASSERT_TRUE(Eventually([&] { return pool.ready() == 1; }));
+  LaunchSpec spec = Spec({"sh", "-c", "echo pooled"});
+  ASSERT_TRUE(WriteFileAtomic(spec.bundle + "/" + kSpecFile, LaunchSpecToJson(spec)).ok());
+  auto report = StartContainerProcess("/nonexistent/not-used", spec, absl::Seconds(20), &pool);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_TRUE(report->ok) << report->error;
+  ExitStatus e = WaitExit(report->monitor_pid);
+  EXPECT_EQ(e.exit_code, 0);
+  EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F pooled"));
+  // The one taken was replaced.
+  EXPECT_TRUE(Eventually([&] { return pool.ready() == 1; }));
+}
+
+TEST_F(MonitorTest, WithoutAReadyMonitorOneIsSpawned) {
+  MonitorPool empty(kMonitor, 0);
+  auto report = StartContainerProcess(kMonitor, Spec({"sh", "-c", "echo spawned"}),
+                                      absl::Seconds(20), &empty);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(WaitExit(report->monitor_pid).exit_code, 0);
+  EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F spawned"));
+}
+
+// Our children that are idle `podshim-monitor wait` processes.
+std::vector<pid_t> IdleMonitors() {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(e.path().filename().string(), &pid)) continue;
+    std::string stat = ReadText(e.path().string() + "/stat");
+    std::string cmdline = ReadText(e.path().string() + "/cmdline");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::vector<std::string> f = absl::StrSplit(stat.substr(close + 2), ' ');
+    if (f.size() > 1 && f[0] != "Z" && f[1] == std::to_string(::getpid()) &&
+        absl::StrContains(cmdline, std::string("wait"))) {
+      out.push_back(pid);
+    }
+  }
+  return out;
+}
+
+TEST_F(MonitorTest, IdleMonitorsExitWhenThePoolGoes) {
+  std::vector<pid_t> pids;
+  std::vector<pid_t> left_in_pool;
+  {
+    MonitorPool pool(kMonitor, 2);
+    ASSERT_TRUE(Eventually([&] { return pool.ready() == 2; }));
+    for (int i = 0; i < 2; ++i) {
+      auto r = pool.Take();
+      ASSERT_TRUE(r.has_value());
+      pids.push_back(r->child.pid());
+      // Closing the control pipe is what podshimd's death does too.
+      r->control.Reset();
+      auto exit = r->child.Wait(absl::Seconds(10));
+      ASSERT_TRUE(exit.ok()) << exit.status();
+      EXPECT_EQ(exit->exit_code, 0);
+    }
+    ASSERT_TRUE(Eventually([&] { return pool.ready() == 2; }));
+    left_in_pool = IdleMonitors();
+    EXPECT_EQ(left_in_pool.size(), 2u);
+  }
+  // The destructor ended and reaped the two it still had.
+  for (pid_t p : left_in_pool) EXPECT_NE(::kill(p, 0), 0) << p;
+  EXPECT_TRUE(IdleMonitors().empty());
 }
 
 TEST_F(MonitorTest, LongLineIsSplitIntoPartialChunks) {
