@@ -84,6 +84,10 @@ struct Config {
   // kubelet's pod-level limit on the pod cgroup applies either way), as
   // CRI-O's pids_limit.
   int64_t pids_limit = 0;
+  // How long a pod or pull made for a client that gave up (its deadline
+  // passed) waits for a retry to take it: an unclaimed pod is then stopped
+  // and removed, a pull nobody waits for is cancelled. Must be > 0.
+  int64_t handoff_ttl_seconds = 300;
   RegistryConfig registry;
   CniConfig cni;
 

@@ -43,6 +43,9 @@ ABSL_FLAG(absl::optional<std::string>, cni_default_subnet, absl::nullopt,
           "(default: the kubelet's pod CIDR, else 10.88.0.0/16)");
 ABSL_FLAG(absl::optional<int64_t>, pids_limit, absl::nullopt,
           "pids.max of every container's cgroup (default 0: no limit of podshim's)");
+ABSL_FLAG(absl::optional<int64_t>, handoff_ttl_seconds, absl::nullopt,
+          "how long a pod or pull made for a client that gave up waits for a retry to take it "
+          "before it is removed or cancelled (default 300; more than 0)");
 ABSL_FLAG(absl::optional<bool>, cni, absl::nullopt,
           "pod networking through CNI (default true; false: loopback only)");
 ABSL_FLAG(std::string, name, "",
@@ -85,6 +88,9 @@ absl::StatusOr<Config> EffectiveConfig() {
   }
   if (auto on = absl::GetFlag(FLAGS_cni); on.has_value()) config.cni.enabled = *on;
   if (auto n = absl::GetFlag(FLAGS_pids_limit); n.has_value()) config.pids_limit = *n;
+  if (auto n = absl::GetFlag(FLAGS_handoff_ttl_seconds); n.has_value()) {
+    config.handoff_ttl_seconds = *n;
+  }
   if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
   return config;
 }
