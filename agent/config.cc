@@ -195,6 +195,13 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       base.cgroup_favor_dynmods = value.as_boolean();
       continue;
     }
+    if (key == "handoff_ttl_seconds") {
+      if (!value.is_integer() || value.as_integer() <= 0) {
+        return Invalid(origin, key, "must be an integer number of seconds, more than 0");
+      }
+      base.handoff_ttl_seconds = value.as_integer();
+      continue;
+    }
     const StringKey* match = nullptr;
     for (const auto& k : kStringKeys) {
       if (key == k.name) match = &k;
@@ -202,7 +209,7 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
     if (match == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("config ", origin, ": unknown key \"", key, "\" (known keys: ", KeyNames(),
-                       ", pids_limit, cgroup_favor_dynmods, registry, cni)"));
+                       ", pids_limit, cgroup_favor_dynmods, handoff_ttl_seconds, registry, cni)"));
     }
     if (!value.is_string()) {
       return absl::InvalidArgumentError(
@@ -238,6 +245,12 @@ absl::Status ValidateConfig(const Config& config) {
     return absl::InvalidArgumentError(
         absl::StrCat("pids_limit: ", config.pids_limit, " is negative (0 means no limit)"));
   }
+  if (config.handoff_ttl_seconds <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("handoff_ttl_seconds: ", config.handoff_ttl_seconds,
+                     " must be more than 0 (seconds a pod or pull made for a client that gave "
+                     "up waits for its retry)"));
+  }
   if (auto s = CheckAbsolute("cni.conf_dir", config.cni.conf_dir); !s.ok()) return s;
   for (const auto& dir : config.cni.bin_dirs) {
     if (auto s = CheckAbsolute("cni.bin_dirs", dir); !s.ok()) return s;
@@ -271,6 +284,7 @@ nlohmann::json ConfigToJson(const Config& config) {
   j["registry"] = registry;
   j["pids_limit"] = config.pids_limit;
   j["cgroup_favor_dynmods"] = config.cgroup_favor_dynmods;
+  j["handoff_ttl_seconds"] = config.handoff_ttl_seconds;
   j["cni"] = {{"enabled", config.cni.enabled},
               {"conf_dir", config.cni.conf_dir},
               {"bin_dirs", config.cni.bin_dirs},

@@ -88,6 +88,10 @@ struct Config {
   // container into its cgroup does not wait for an RCU grace period (see
   // runtime/cgroups.h). Host-wide: forks and exits get slightly dearer.
   bool cgroup_favor_dynmods = true;
+  // How long a pod or pull made for a client that gave up (its deadline
+  // passed) waits for a retry to take it: an unclaimed pod is then stopped
+  // and removed, a pull nobody waits for is cancelled. Must be > 0.
+  int64_t handoff_ttl_seconds = 300;
   RegistryConfig registry;
   CniConfig cni;
 

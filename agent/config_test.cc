@@ -72,7 +72,31 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["cni"]["conf_dir"], "/etc/cni/net.d");
   EXPECT_EQ(j["pids_limit"], 0);
   EXPECT_EQ(j["cgroup_favor_dynmods"], true);
-  EXPECT_EQ(j.size(), 11u);
+  EXPECT_EQ(j["handoff_ttl_seconds"], 300);
+  EXPECT_EQ(j.size(), 12u);
+}
+
+TEST(Config, HandoffTtl) {
+  EXPECT_EQ(Config{}.handoff_ttl_seconds, 300);
+  auto c = ParseConfigToml("handoff_ttl_seconds = 2\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->handoff_ttl_seconds, 2);
+  EXPECT_TRUE(ValidateConfig(*c).ok());
+  for (const char* bad : {"handoff_ttl_seconds = 0\n", "handoff_ttl_seconds = -5\n",
+                          "handoff_ttl_seconds = \"5m\"\n", "handoff_ttl_seconds = 1.5\n"}) {
+    auto parsed = ParseConfigToml(bad, "t.toml");
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(parsed.status().message(), HasSubstr("handoff_ttl_seconds")) << bad;
+    EXPECT_THAT(parsed.status().message(), HasSubstr("more than 0")) << bad;
+  }
+  // A value set by a flag is checked by ValidateConfig.
+  Config zero;
+  zero.handoff_ttl_seconds = 0;
+  EXPECT_EQ(ValidateConfig(zero).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ValidateConfig(zero).message(), HasSubstr("handoff_ttl_seconds"));
+  zero.handoff_ttl_seconds = -1;
+  EXPECT_THAT(ValidateConfig(zero).message(), HasSubstr("more than 0"));
 }
 
 TEST(Config, PidsLimit) {

@@ -70,6 +70,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
                                          cri::CreateContainerResponse* resp) {
   auto pod_id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
   if (!pod_id.ok()) return pod_id.status();
+  Claim(*pod_id, "CreateContainer");
   if (!req.has_config()) return absl::InvalidArgumentError("config: missing");
   const auto& config = req.config();
   if (auto s = ValidateContainerConfig(config); !s.ok()) return s;
@@ -326,7 +327,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
       !s.ok()) {
     return s;
   }
-  CrashPoint("create-container:before-save");
+  FaultPoint("create-container:before-save");
   if (auto s = SaveContainer(r); !s.ok()) return s;
   done = true;
   resp->set_container_id(id);
@@ -375,7 +376,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
     (void)cgroups_->Remove(c->cgroup);
     return report.status();
   }
-  CrashPoint("start-container:after-spawn");
+  FaultPoint("start-container:after-spawn");
   c->state = cri::CONTAINER_RUNNING;
   c->pid = report->pid;
   c->monitor_pid = report->monitor_pid;

@@ -1,6 +1,10 @@
-// Test-only crash points, for fault-injection tests: with the environment
-// variable PODSHIM_CRASH_AT set to a point's name, podshimd kills itself with
-// SIGKILL when it reaches that point, as if the machine pulled the plug on it.
+// Test-only fault points, for fault-injection tests, at the same named steps:
+// - crash: with the environment variable PODSHIM_CRASH_AT set to a point's
+//   name, podshimd kills itself with SIGKILL when it reaches that point, as
+//   if the machine pulled the plug on it;
+// - delay: with PODSHIM_DELAY_AT="NAME=MILLISECONDS" the thread that reaches
+//   point NAME sleeps that long there (to make a call outlive a short client
+//   deadline deterministically).
 // Unset (always, outside tests), a point costs one comparison.
 #pragma once
 
@@ -18,5 +22,12 @@ namespace podshim::agent {
 //   remove-pod:after-containers  containers and network gone; the pod's
 //                           namespaces, cgroup and directory not yet
 void CrashPoint(const char* name);
+void DelayPoint(const char* name);
+
+// CrashPoint and DelayPoint at one step.
+inline void FaultPoint(const char* name) {
+  CrashPoint(name);
+  DelayPoint(name);
+}
 
 }  // namespace podshim::agent

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "image/reference.h"
 #include "runtime/files.h"
 
 namespace podshim::agent {
@@ -73,7 +74,11 @@ grpc::ServerUnaryReactor* ImageServiceImpl::PullImage(grpc::CallbackServerContex
     auth.auth = req->auth().auth();
     auth.identity_token = req->auth().identity_token();
     auth.registry_token = req->auth().registry_token();
-    auto record = images_.Pull(req->image().image(), auth, CallOptionsOf(ctx));
+    const std::string& text = req->image().image();
+    auto ref = image::ParseReference(text);
+    // A bad reference gets the image module's own answer.
+    auto record = ref.ok() ? pulls_.Pull(ref->String(), text, auth, ClientCallOf(ctx))
+                           : images_.Pull(text, auth, CallOptionsOf(ctx));
     if (!record.ok()) return ToGrpcStatus(record.status());
     resp->set_image_ref(record->id);
     return grpc::Status::OK;

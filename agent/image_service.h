@@ -2,6 +2,7 @@
 #pragma once
 
 #include "agent/config.h"
+#include "agent/pull_jobs.h"
 #include "agent/rpc.h"
 #include "agent/work_pool.h"
 #include "image/image_manager.h"
@@ -15,8 +16,16 @@ class ImageServiceImpl final : public cri::ImageService::CallbackService {
  public:
   // `images` and `pool` must outlive the service.
   ImageServiceImpl(Config config, image::ImageManager& images, WorkPool& pool)
-      : config_(std::move(config)), images_(images), pool_(pool) {}
+      : config_(std::move(config)),
+        images_(images),
+        pool_(pool),
+        pulls_([&images](const std::string& ref, const image::RegistryAuth& auth,
+                         const image::CallOptions& call) { return images.Pull(ref, auth, call); },
+               absl::Seconds(config_.handoff_ttl_seconds)) {}
 
+  // Pulls of one image (after normalisation) share one job; a pull whose
+  // caller's deadline passes goes on in the background for a retry
+  // (agent/pull_jobs.h).
   grpc::ServerUnaryReactor* PullImage(grpc::CallbackServerContext* ctx,
                                       const cri::PullImageRequest* req,
                                       cri::PullImageResponse* resp) override;
@@ -46,6 +55,8 @@ class ImageServiceImpl final : public cri::ImageService::CallbackService {
   const Config config_;
   image::ImageManager& images_;
   WorkPool& pool_;
+  // Last: its destructor cancels the pulls still running, which use images_.
+  PullJobs pulls_;
 };
 
 }  // namespace podshim::agent

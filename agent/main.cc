@@ -46,6 +46,9 @@ ABSL_FLAG(absl::optional<int64_t>, pids_limit, absl::nullopt,
 ABSL_FLAG(absl::optional<bool>, cgroup_favor_dynmods, absl::nullopt,
           "turn on the kernel's favordynmods cgroup option at start: faster cgroup moves, "
           "host-wide (default true)");
+ABSL_FLAG(absl::optional<int64_t>, handoff_ttl_seconds, absl::nullopt,
+          "how long a pod or pull made for a client that gave up waits for a retry to take it "
+          "before it is removed or cancelled (default 300; more than 0)");
 ABSL_FLAG(absl::optional<bool>, cni, absl::nullopt,
           "pod networking through CNI (default true; false: loopback only)");
 ABSL_FLAG(std::string, name, "",
@@ -90,6 +93,9 @@ absl::StatusOr<Config> EffectiveConfig() {
   if (auto n = absl::GetFlag(FLAGS_pids_limit); n.has_value()) config.pids_limit = *n;
   if (auto on = absl::GetFlag(FLAGS_cgroup_favor_dynmods); on.has_value()) {
     config.cgroup_favor_dynmods = *on;
+  }
+  if (auto n = absl::GetFlag(FLAGS_handoff_ttl_seconds); n.has_value()) {
+    config.handoff_ttl_seconds = *n;
   }
   if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
   return config;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -104,6 +105,12 @@ PodRuntime::PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
       records_dir_(options_.state_dir + "/records") {}
 
 PodRuntime::~PodRuntime() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    unclaimed_changed_.SignalAll();
+  }
+  if (reaper_.joinable()) reaper_.join();
   monitor_pool_.reset();
   watcher_.reset();
 }
@@ -126,6 +133,7 @@ absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::Open(PodRuntimeOptions o
     rt->monitor_pool_ = std::make_unique<runtime::MonitorPool>(rt->options_.monitor_binary,
                                                                rt->options_.monitor_pool_size);
   }
+  rt->reaper_ = std::thread([p = rt.get()] { p->ReapLoop(); });
   return rt;
 }
 
@@ -408,7 +416,7 @@ std::vector<ContainerRecord> PodRuntime::ContainersOf(const std::string& pod_id)
 }
 
 absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
-                                       cri::RunPodSandboxResponse* resp) {
+                                       cri::RunPodSandboxResponse* resp, const ClientCall& call) {
   if (!req.has_config()) return absl::InvalidArgumentError("config: missing");
   const auto& config = req.config();
   if (auto s = ValidatePodConfig(config); !s.ok()) return s;
@@ -426,20 +434,59 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
     return absl::InvalidArgumentError(absl::StrCat("config.linux.sysctls: ", s.message()));
   }
 
-  // Reserve the name first.
-  const std::string id = NewId();
+  // Reserve the name first, unless an earlier call holds it for a pod that
+  // is ours to hand over (see the handoff note in pod_runtime.h).
   const std::string key = PodNameKey(config.metadata());
+  std::string id;
+  std::shared_ptr<Creation> creation;
   {
     absl::MutexLock lock(&mu_);
-    auto [it, inserted] = pod_names_.emplace(key, id);
-    if (!inserted) {
+    for (;;) {
+      auto held = pod_names_.find(key);
+      if (held == pod_names_.end()) break;
+      if (auto c = creations_.find(key); c != creations_.end()) {
+        // An earlier call is making this very pod: wait for it, for as long
+        // as our own client waits.
+        const std::shared_ptr<Creation> earlier = c->second;
+        const std::string earlier_id = held->second;
+        while (!earlier->done) {
+          const absl::Time now = absl::Now();
+          if (call.Gone(now)) {
+            const std::string what =
+                absl::StrCat("pod sandbox `", key, "` is still being created by an earlier call (",
+                             earlier_id, "); a retry gets it");
+            return call.CancelledBeforeDeadline(now) ? absl::CancelledError(what)
+                                                     : absl::DeadlineExceededError(what);
+          }
+          creation_done_.WaitWithDeadline(&mu_,
+                                          std::min(call.deadline, now + absl::Milliseconds(20)));
+        }
+        if (earlier->result.ok()) {
+          unclaimed_.erase(earlier->id);
+          Log("runtime")->info("pod {} ({}): a retry waited for its creation and takes it",
+                               earlier->id, key);
+          resp->set_pod_sandbox_id(earlier->id);
+          return absl::OkStatus();
+        }
+        continue;  // it failed and was undone: make the pod afresh
+      }
+      if (auto u = unclaimed_.find(held->second); u != unclaimed_.end()) {
+        unclaimed_.erase(u);
+        Log("runtime")->info("pod {} ({}), made for a client that gave up, handed to its retry",
+                             held->second, key);
+        resp->set_pod_sandbox_id(held->second);
+        return absl::OkStatus();
+      }
       return absl::AlreadyExistsError(
-          absl::StrCat("pod sandbox name `", key, "` is reserved by ", it->second));
+          absl::StrCat("pod sandbox name `", key, "` is reserved by ", held->second));
     }
+    id = NewId();
+    pod_names_.emplace(key, id);
+    creation = std::make_shared<Creation>();
+    creations_[key] = creation;
   }
-  auto release_name = [&] {
-    absl::MutexLock lock(&mu_);
-    pod_names_.erase(key);
+  auto release_name = [&](const absl::Status& why) {
+    FinishCreation(key, creation, id, why, /*client_gone=*/false);
   };
   auto op = PodLock(id);
   absl::MutexLock op_lock(op.get());
@@ -473,13 +520,13 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   const std::string marker = CreatingMarker(options_.state_dir, id);
   if (auto s = runtime::WriteFileAtomic(marker, nlohmann::json({{"cgroup", setup.cgroup}}).dump());
       !s.ok()) {
-    release_name();
+    release_name(s);
     return s;
   }
   auto res = runtime::SetUpPod(setup, *cgroups_);
   if (!res.ok()) {
     (void)::unlink(marker.c_str());
-    release_name();
+    release_name(res.status());
     return res.status();
   }
   SandboxRecord r;
@@ -506,10 +553,10 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
     if (r.network_attached) (void)options_.network->Teardown(PodNetworkOf(r));
     (void)runtime::RemovePod(r.dir, r.infra_pid, r.cgroup, *cgroups_);
     (void)::unlink(marker.c_str());
-    release_name();
+    release_name(s);
     return s;
   };
-  CrashPoint("run-pod:after-setup");
+  FaultPoint("run-pod:after-setup");
   if (!config.log_directory().empty()) {
     if (auto s = runtime::MakeDirs(config.log_directory(), 0755); !s.ok()) return fail(s);
   }
@@ -523,12 +570,103 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
       r.additional_ips.assign(attachment->ips.begin() + 1, attachment->ips.end());
     }
   }
-  CrashPoint("run-pod:after-network");
+  FaultPoint("run-pod:after-network");
   if (auto s = SavePod(r); !s.ok()) return fail(s);
-  CrashPoint("run-pod:after-save");
+  FaultPoint("run-pod:after-save");
   (void)::unlink(marker.c_str());
+  // A client that left will not read the reply: keep the pod for its retry.
+  FinishCreation(key, creation, id, absl::OkStatus(), call.Gone(absl::Now()));
   resp->set_pod_sandbox_id(id);
   return absl::OkStatus();
+}
+
+void PodRuntime::FinishCreation(const std::string& key, const std::shared_ptr<Creation>& creation,
+                                const std::string& id, const absl::Status& result,
+                                bool client_gone) {
+  absl::MutexLock lock(&mu_);
+  if (!result.ok()) {
+    if (auto it = pod_names_.find(key); it != pod_names_.end() && it->second == id) {
+      pod_names_.erase(it);
+    }
+  }
+  creation->done = true;
+  creation->result = result;
+  creation->id = id;
+  if (auto it = creations_.find(key); it != creations_.end() && it->second == creation) {
+    creations_.erase(it);
+  }
+  if (result.ok() && client_gone) {
+    unclaimed_[id] = absl::Now() + options_.handoff_ttl;
+    unclaimed_changed_.SignalAll();
+    Log("runtime")->info(
+        "pod {} ({}) was made after its client gave up; kept for a retry for {}, then removed", id,
+        key, absl::FormatDuration(options_.handoff_ttl));
+  }
+  creation_done_.SignalAll();
+}
+
+void PodRuntime::Claim(const std::string& id, absl::string_view by) {
+  absl::MutexLock lock(&mu_);
+  if (unclaimed_.erase(id) > 0) {
+    Log("runtime")->info("pod {}, made for a client that gave up, claimed by {}", id, by);
+  }
+}
+
+void PodRuntime::ReapLoop() {
+  mu_.Lock();
+  while (!stopping_) {
+    absl::Time next = absl::InfiniteFuture();
+    for (const auto& [id, when] : unclaimed_) next = std::min(next, when);
+    const absl::Time now = absl::Now();
+    if (now < next) {
+      unclaimed_changed_.WaitWithDeadline(&mu_, next);
+      continue;
+    }
+    std::vector<std::string> due;
+    for (const auto& [id, when] : unclaimed_) {
+      if (when <= now) due.push_back(id);
+    }
+    // The op lock comes before mu_, never the other way round.
+    mu_.Unlock();
+    for (const auto& id : due) ReapUnclaimed(id);
+    mu_.Lock();
+  }
+  mu_.Unlock();
+}
+
+void PodRuntime::ReapUnclaimed(const std::string& id) {
+  auto log = Log("runtime");
+  auto op = PodLock(id);
+  absl::MutexLock op_lock(op.get());
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = unclaimed_.find(id);
+    if (it == unclaimed_.end() || it->second > absl::Now()) return;  // claimed meanwhile
+    unclaimed_.erase(it);
+  }
+  auto pod = GetPod(id);
+  if (!pod.ok()) {
+    DropPodLockIfGone(id);
+    return;
+  }
+  const std::string key = PodNameKey(pod->config.metadata());
+  log->warn(
+      "pod {} ({}) was made for a client that gave up, and nothing claimed it within {}: "
+      "stopping and removing it",
+      id, key, absl::FormatDuration(options_.handoff_ttl));
+  absl::Status s = StopPodLocked(id);
+  if (s.ok()) {
+    pod = GetPod(id);
+    s = pod.ok() ? RemovePodLocked(*pod) : pod.status();
+  }
+  if (!s.ok()) {
+    log->error("unclaimed pod {} ({}): {}; tried again in {}", id, key, s.ToString(),
+               absl::FormatDuration(options_.handoff_ttl));
+    absl::MutexLock lock(&mu_);
+    unclaimed_[id] = absl::Now() + options_.handoff_ttl;
+    return;
+  }
+  log->info("removed unclaimed pod {} ({})", id, key);
 }
 
 absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
@@ -541,7 +679,7 @@ absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
   if (!pod.ok()) return pod.status();
   // The network goes first, while its namespace is still pinned.
   if (auto s = DetachNetwork(&*pod); !s.ok()) return s;
-  CrashPoint("stop-pod:after-network");
+  FaultPoint("stop-pod:after-network");
   if (auto s = runtime::StopPod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
     return s;
   }
@@ -558,6 +696,7 @@ absl::Status PodRuntime::StopPodSandbox(const cri::StopPodSandboxRequest& req) {
     // Stopping what is gone is success (CRI: idempotent, as containerd 1.7+).
     return id.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : id.status();
   }
+  Claim(*id, "StopPodSandbox");
   auto op = PodLock(*id);
   absl::MutexLock op_lock(op.get());
   if (!GetPod(*id).ok()) {  // removed while we waited: stopped for good
@@ -573,6 +712,7 @@ absl::Status PodRuntime::RemovePodSandbox(const cri::RemovePodSandboxRequest& re
     // Removing what is not there is success (CRI: idempotent).
     return id.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : id.status();
   }
+  Claim(*id, "RemovePodSandbox");
   auto op = PodLock(*id);
   absl::MutexLock op_lock(op.get());
   auto pod = GetPod(*id);
@@ -580,21 +720,28 @@ absl::Status PodRuntime::RemovePodSandbox(const cri::RemovePodSandboxRequest& re
     DropPodLockIfGone(*id);
     return absl::OkStatus();
   }
-  for (const auto& c : ContainersOf(*id)) {
+  return RemovePodLocked(*pod);
+}
+
+absl::Status PodRuntime::RemovePodLocked(const SandboxRecord& record) {
+  SandboxRecord pod = record;
+  const std::string& id = record.id;
+  for (const auto& c : ContainersOf(id)) {
     if (auto s = RemoveContainerLocked(c.id); !s.ok()) return s;
   }
-  if (auto s = DetachNetwork(&*pod); !s.ok()) return s;
-  CrashPoint("remove-pod:after-containers");
-  if (auto s = runtime::RemovePod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
+  if (auto s = DetachNetwork(&pod); !s.ok()) return s;
+  FaultPoint("remove-pod:after-containers");
+  if (auto s = runtime::RemovePod(pod.dir, pod.infra_pid, pod.cgroup, *cgroups_); !s.ok()) {
     return s;
   }
-  if (::unlink(RecordPath(records_dir_, "pods", *id).c_str()) != 0 && errno != ENOENT) {
-    return runtime::ErrnoError(errno, "remove", RecordPath(records_dir_, "pods", *id));
+  if (::unlink(RecordPath(records_dir_, "pods", id).c_str()) != 0 && errno != ENOENT) {
+    return runtime::ErrnoError(errno, "remove", RecordPath(records_dir_, "pods", id));
   }
   absl::MutexLock lock(&mu_);
-  pod_names_.erase(PodNameKey(pod->config.metadata()));
-  pods_.erase(*id);
-  pod_locks_.erase(*id);  // holders keep their shared_ptr
+  pod_names_.erase(PodNameKey(pod.config.metadata()));
+  pods_.erase(id);
+  unclaimed_.erase(id);
+  pod_locks_.erase(id);  // holders keep their shared_ptr
   return absl::OkStatus();
 }
 
@@ -630,6 +777,7 @@ absl::Status PodRuntime::PodSandboxStatus(const cri::PodSandboxStatusRequest& re
                                           cri::PodSandboxStatusResponse* resp) {
   auto id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
   if (!id.ok()) return id.status();
+  Claim(*id, "PodSandboxStatus");
   auto pod = GetPod(*id);
   if (!pod.ok()) return pod.status();
   FillPodStatus(*pod, resp->mutable_status());

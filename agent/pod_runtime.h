@@ -8,17 +8,28 @@
 // syscalls that may block); every operation on one pod (and on its
 // containers) holds that pod's op lock, so calls on one pod are serialised
 // while different pods proceed in parallel.
+//
+// Handoff (issue 6): a RunPodSandbox whose client is gone when the pod is
+// made (deadline passed, or cancelled) leaves the pod "unclaimed": a retry
+// with the same metadata gets its ID, and so does a retry that arrives while
+// the first call is still making it (it waits for it). Any RPC that names the
+// pod (PodSandboxStatus, CreateContainer, StopPodSandbox, RemovePodSandbox)
+// claims it too. A pod still unclaimed after handoff_ttl is stopped and
+// removed. The mark is kept in memory only: after a restart of podshimd such
+// a pod stays, as any other pod.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/client_call.h"
 #include "agent/config.h"
 #include "agent/event_bus.h"
 #include "agent/records.h"
@@ -43,6 +54,8 @@ struct PodRuntimeOptions {
   cni::NetworkManager* network = nullptr;
   // Monitors kept started ahead of StartContainer (runtime::MonitorPool); 0: none.
   int monitor_pool_size = 2;
+  // How long a pod made for a client that was gone waits to be claimed.
+  absl::Duration handoff_ttl = absl::Seconds(300);
 };
 
 // CPU and memory figures of a cgroup into CRI stats (shared by container and
@@ -64,8 +77,11 @@ class PodRuntime {
                                                           EventBus* events = nullptr);
   ~PodRuntime();
 
-  absl::Status RunPodSandbox(const cri::RunPodSandboxRequest& req,
-                             cri::RunPodSandboxResponse* resp);
+  // `call` is the client's: a retry waits for an earlier call making the
+  // same pod for no longer than its deadline, and a pod made after the
+  // client left is kept for a retry (see the handoff note above).
+  absl::Status RunPodSandbox(const cri::RunPodSandboxRequest& req, cri::RunPodSandboxResponse* resp,
+                             const ClientCall& call = {});
   absl::Status StopPodSandbox(const cri::StopPodSandboxRequest& req);
   absl::Status RemovePodSandbox(const cri::RemovePodSandboxRequest& req);
   absl::Status PodSandboxStatus(const cri::PodSandboxStatusRequest& req,
@@ -141,6 +157,25 @@ class PodRuntime {
   absl::Status StopContainerLocked(const std::string& id, int64_t timeout_s);
   absl::Status RemoveContainerLocked(const std::string& id);
   absl::Status StopPodLocked(const std::string& pod_id);
+  // Removes the pod's containers, network, namespaces, cgroup, directory and
+  // record. Holds the pod's op lock.
+  absl::Status RemovePodLocked(const SandboxRecord& pod);
+
+  // A RunPodSandbox in progress, for a retry of it to wait for.
+  struct Creation {
+    bool done = false;
+    absl::Status result;
+    std::string id;
+  };
+  // Ends the creation of pod `id` (name key `key`): a failure frees the name;
+  // a pod made for a client that was gone (`client_gone`) is unclaimed.
+  void FinishCreation(const std::string& key, const std::shared_ptr<Creation>& creation,
+                      const std::string& id, const absl::Status& result, bool client_gone);
+  // An RPC named pod `id`: it is no longer unclaimed.
+  void Claim(const std::string& id, absl::string_view by);
+  // The reaper thread: removes pods left unclaimed past their time.
+  void ReapLoop();
+  void ReapUnclaimed(const std::string& id);
   // Runs the CNI DEL for a pod whose network is attached and records that
   // it no longer is.
   absl::Status DetachNetwork(SandboxRecord* pod);
@@ -175,6 +210,14 @@ class PodRuntime {
   std::map<std::string, std::string> pod_names_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> container_names_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<absl::Mutex>> pod_locks_ ABSL_GUARDED_BY(mu_);
+  // Creations in progress by name key, and a signal when one ends.
+  std::map<std::string, std::shared_ptr<Creation>> creations_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar creation_done_;
+  // Unclaimed pods (made for a client that was gone) → when they are removed.
+  std::map<std::string, absl::Time> unclaimed_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar unclaimed_changed_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reaper_;
 
   // Last: its thread calls back into this object, so it goes first.
   std::unique_ptr<runtime::ExitWatcher> watcher_;

@@ -1,5 +1,6 @@
 #include "agent/rpc.h"
 
+#include <chrono>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +52,15 @@ absl::string_view CodeName(grpc::StatusCode code) {
     default:
       return "CODE_UNKNOWN";
   }
+}
+
+ClientCall ClientCallOf(grpc::ServerContextBase* ctx) {
+  ClientCall call;
+  if (auto deadline = ctx->deadline(); deadline != std::chrono::system_clock::time_point::max()) {
+    call.deadline = absl::FromChrono(deadline);
+  }
+  call.cancelled = [ctx] { return ctx->IsCancelled(); };
+  return call;
 }
 
 void LogRpc(absl::string_view method, const grpc::Status& status, absl::Duration took) {

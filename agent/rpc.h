@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/client_call.h"
 
 namespace podshim::agent {
 
@@ -21,6 +22,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // "INVALID_ARGUMENT" and so on.
 absl::string_view CodeName(grpc::StatusCode code);
+
+// The deadline and cancellation of the call behind `ctx`.
+ClientCall ClientCallOf(grpc::ServerContextBase* ctx);
 
 // Logs one finished RPC: debug level on success; warn for errors the client
 // caused or can retry; error for internal failures.

@@ -67,8 +67,9 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::RuntimeConfig(
 grpc::ServerUnaryReactor* RuntimeServiceImpl::RunPodSandbox(grpc::CallbackServerContext* ctx,
                                                             const cri::RunPodSandboxRequest* req,
                                                             cri::RunPodSandboxResponse* resp) {
-  return ServeUnaryOn(pool_, ctx, "RuntimeService/RunPodSandbox",
-                      [this, req, resp] { return ToGrpcStatus(pods_.RunPodSandbox(*req, resp)); });
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/RunPodSandbox", [this, ctx, req, resp] {
+    return ToGrpcStatus(pods_.RunPodSandbox(*req, resp, ClientCallOf(ctx)));
+  });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::StopPodSandbox(

@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   pod_options.root_dir = config.root_dir;
   pod_options.cgroup_parent = config.cgroup_parent;
   pod_options.pids_limit = config.pids_limit;
+  pod_options.handoff_ttl = absl::Seconds(config.handoff_ttl_seconds);
   pod_options.pinns_binary = HelperPath(config, "podshim-pinns");
   pod_options.monitor_binary = HelperPath(config, "podshim-monitor");
   for (const auto& helper : {pod_options.pinns_binary, pod_options.monitor_binary}) {

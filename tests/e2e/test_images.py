@@ -7,7 +7,6 @@ import stat
 import sys
 import threading
 import time
-import urllib.error
 from pathlib import Path
 
 import grpc
@@ -18,6 +17,7 @@ sys.path.insert(0, str(REPO / "tests" / "helpers"))
 
 import images  # noqa: E402
 from registry import Registry  # noqa: E402
+from slow_proxy import SlowProxy  # noqa: E402
 
 from podshim.daemon import Podshimd  # noqa: E402
 
@@ -311,53 +311,8 @@ def test_credentials_from_config(podshimd_path, auth_registry, tmp_path):
         d.cleanup()
 
 
-class _SlowProxy:
-    """A registry front on 127.0.0.1 that relays to the real one but trickles blobs out, so a
-    pull can be cancelled while a layer is half downloaded."""
-
-    def __init__(self, upstream: str):
-        import http.server
-        import urllib.request
-
-        self.started_blob = threading.Event()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                req = urllib.request.Request(f"http://{upstream}{self.path}",
-                                             headers={"Accept": self.headers.get("Accept", "")})
-                try:
-                    resp = urllib.request.urlopen(req, timeout=30)
-                except urllib.error.HTTPError as e:
-                    resp = e
-                self.send_response(resp.status if hasattr(resp, "status") else resp.code)
-                for k, v in resp.headers.items():
-                    if k.lower() not in ("transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                self.end_headers()
-                slow = "/blobs/" in self.path
-                try:
-                    while chunk := resp.read(16 * 1024):
-                        if slow:
-                            proxy.started_blob.set()
-                            time.sleep(0.05)
-                        self.wfile.write(chunk)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-
-
 def test_pull_cancelled_midway_leaves_nothing(daemon, client, registry):
-    proxy = _SlowProxy(registry.addr)
+    proxy = SlowProxy(registry.addr)
     try:
         ref = f"{proxy.addr}/test/busybox:1.0"
         fut = client.image.PullImage.future(
@@ -389,7 +344,7 @@ def test_agent_killed_mid_pull_restarts_clean_and_pulls_again(podshimd_path, reg
     """SIGKILL of podshimd while a layer is half downloaded: after a restart no partial blob,
     temp snapshot or record is left, and the same pull then succeeds."""
     import signal
-    proxy = _SlowProxy(registry.addr)
+    proxy = SlowProxy(registry.addr)
     d = Podshimd(podshimd_path)
     try:
         d.start()
