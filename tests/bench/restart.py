@@ -431,7 +431,7 @@ def bench(rt: Runtime, n: int, restarts: int, poll_s: float, concurrency: int) -
     helpers_before = rt.helpers()
     agent_before = smaps_kib(rt.agent_pid())
     res: dict = {"runtime": rt.name, "label": rt.label, "pods": n, "restarts": [],
-                 "agent_before_kill": agent_before,
+                 "agent_before_kill": agent_before, "loadavg_before": os.getloadavg()[0],
                  "helpers_count": {k: len(v) for k, v in helpers_before.items()}}
     for k in range(restarts):
         rt.kill_agent()
@@ -461,6 +461,7 @@ def bench(rt: Runtime, n: int, restarts: int, poll_s: float, concurrency: int) -
             f"{agent['rss_kib'] / 1024:.1f} MiB")
         if changed or extra:
             log(f"  WARNING: restarted or new containers: {(changed + extra)[:5]} ...")
+    res["loadavg_after"] = os.getloadavg()[0]
     time.sleep(2)
     h = rt.helpers()
     res["memory"] = {"agent": smaps_kib(rt.agent_pid()), "helpers": mem_sum(h["helpers"]),
@@ -485,13 +486,14 @@ def print_tables(res: dict) -> None:
     print(f"\nrecovery after SIGKILL of the agent, ms from its exec, p50 / p99 / max over {k} "
           "restarts")
     print(f"{'runtime':<22}{'pods':>6}{'Version answers':>26}{'all READY + RUNNING':>26}"
-          f"{'restarted':>11}")
+          f"{'restarted':>11}{'load':>12}")
     for r in res["results"]:
         v, a = r["version_ms"], r["ready_ms"]
         print(f"{r['label']:<22}{r['pods']:>6}"
               f"{v['p50']:>10.1f} /{v['p99']:>7.1f} /{v['max']:>7.1f}"
               f"{a['p50']:>10.1f} /{a['p99']:>7.1f} /{a['max']:>7.1f}"
-              f"{r['containers_changed'] + r['helpers_changed']:>11}")
+              f"{r['containers_changed'] + r['helpers_changed']:>11}"
+              f"{r['loadavg_before']:>6.1f}-{r['loadavg_after']:.1f}")
     print("\nmemory in MiB after the last recovery (/proc/PID/smaps_rollup); agent RSS before "
           "the first kill in brackets; helpers: sum (mean per process)")
     print(f"{'runtime':<22}{'pods':>6}{'agent RSS':>18}{'helper RSS':>20}{'helper PSS':>18}"
@@ -507,7 +509,8 @@ def print_tables(res: dict) -> None:
               f"{cell(i, 'rss_kib'):>18}{cell(i, 'pss_kib'):>16}")
     print("helpers: podshim-monitor (podshim), containerd-shim-runc-v2 (containerd); "
           "'restarted' counts containers whose pid or start time changed, and helper "
-          "processes that appeared or went, over all restarts")
+          "processes that appeared or went, over all restarts; load: 1-minute load average "
+          "before the first kill and after the last recovery")
 
 
 # -------------------------------------------------------------------------------------- main
