@@ -28,7 +28,7 @@ Everything started here is removed at the end, on failure and on Ctrl-C or SIGTE
 through the CRI (the agent is started again for that if it is down), then the agent, leftover
 monitors and shims, mounts, cgroups, the CNI bridge of containerd and the temp dirs. Prints a
 table; --json FILE writes the numbers. Needs root, containerd + runc + CNI plugins
-(deploy/setup.sh --bench) and a podshimd build (--podshimd or $PODSHIMD, default
+(deploy/setup.sh) and a podshimd build (--podshimd or $PODSHIMD, default
 build/release/agent/podshimd; its helpers are found beside it as podshimd finds them).
 """
 
@@ -542,7 +542,7 @@ def main() -> int:
         print("restart: run as root", file=sys.stderr)
         return 2
     if not args.skip_containerd and shutil.which("containerd") is None:
-        print("restart: containerd not installed (deploy/setup.sh --bench), or use "
+        print("restart: containerd not installed (deploy/setup.sh), or use "
               "--skip-containerd", file=sys.stderr)
         return 2
     if not args.skip_podshim and not Path(args.podshimd).exists():
