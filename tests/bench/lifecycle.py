@@ -23,7 +23,7 @@ containerd's busybox and pause images), containerd (tests/helpers/containerd.py)
 (busybox imported with `podshimd import`, its own --cgroup_parent). All of it is removed at
 the end, on failure and on Ctrl-C or SIGTERM too. Prints tables; --json FILE writes the
 numbers, --svg FILE a bar chart of the p50s, --from-json FILE redoes both from a saved run.
-Needs root, containerd + runc + CNI plugins (deploy/setup.sh --bench) and a podshimd build
+Needs root, containerd + runc + CNI plugins (deploy/setup.sh installs them) and a podshimd build
 (release is best: --podshimd or $PODSHIMD, default build/release/agent/podshimd).
 """
 
@@ -591,7 +591,7 @@ def main() -> int:
         print("lifecycle: run as root", file=sys.stderr)
         return 2
     if not args.skip_containerd and shutil.which("containerd") is None:
-        print("lifecycle: containerd not installed (deploy/setup.sh --bench), or use "
+        print("lifecycle: containerd not installed (deploy/setup.sh installs them), or use "
               "--skip-containerd", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, interrupted)

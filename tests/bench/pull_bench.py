@@ -5,7 +5,7 @@ Builds a ~100 MB image of 5 incompressible layers on busybox, pushes it to a doc
 127.0.0.1, then for each runtime and each of --runs rounds: starts the daemon on fresh private
 dirs, pulls the image once over the CRI (Python client), and records the pull's wall time and
 the daemon's peak RSS (VmHWM). Prints p50/p99 and peak memory per runtime. Nothing leaves the
-machine. Needs root, containerd (deploy/setup.sh --bench), and a podshimd build (release is
+machine. Needs root, containerd (deploy/setup.sh installs them), and a podshimd build (release is
 best: PODSHIMD=build/release/agent/podshimd).
 """
 
@@ -122,7 +122,7 @@ def main() -> int:
     global LAYER_BYTES
     LAYER_BYTES = args.layer_mib * 1024 * 1024
     if shutil.which("containerd") is None:
-        print("pull_bench: containerd not installed (deploy/setup.sh --bench)", file=sys.stderr)
+        print("pull_bench: containerd not installed (deploy/setup.sh installs them)", file=sys.stderr)
         return 2
     print(f"building and pushing a {LAYERS}-layer image of {LAYERS * LAYER_BYTES >> 20} MiB "
           "of incompressible data ...", flush=True)

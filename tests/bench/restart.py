@@ -226,7 +226,8 @@ class PodshimRuntime(Runtime):
     def _monitors(self) -> list[int]:
         prefix = str(self.d.dir).encode()
         return [pid for pid, argv, _ in all_procs()
-                if argv and argv[0].endswith(b"podshim-monitor")
+                if argv and (argv[0].endswith(b"podshim-monitor")
+                             or argv[0].endswith(b"podshim-monitor-loop"))
                 and any(a.startswith(prefix) for a in argv)]
 
     def helpers(self):
@@ -507,7 +508,7 @@ def print_tables(res: dict) -> None:
         print(f"{r['label']:<22}{r['pods']:>6}{agent:>18}"
               f"{cell(h, 'rss_kib'):>20}{cell(h, 'pss_kib'):>18}"
               f"{cell(i, 'rss_kib'):>18}{cell(i, 'pss_kib'):>16}")
-    print("helpers: podshim-monitor (podshim), containerd-shim-runc-v2 (containerd); "
+    print("helpers: podshim-monitor / podshim-monitor-loop (podshim), containerd-shim-runc-v2 (containerd); "
           "'restarted' counts containers whose pid or start time changed, and helper "
           "processes that appeared or went, over all restarts; load: 1-minute load average "
           "before the first kill and after the last recovery")
