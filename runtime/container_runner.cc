@@ -112,9 +112,12 @@ void MonitorPool::Loop() {
 absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
                                                   const LaunchSpec& spec, absl::Duration timeout,
                                                   MonitorPool* pool) {
-  if (auto s = WriteFileAtomic(absl::StrCat(spec.bundle, "/", kSpecFile), LaunchSpecToJson(spec));
-      !s.ok()) {
-    return s;
+  // CreateContainer wrote this very spec already; rewriting it would cost a
+  // second fsync of the file and its directory on the StartContainer path.
+  const std::string spec_path = absl::StrCat(spec.bundle, "/", kSpecFile);
+  const std::string spec_json = LaunchSpecToJson(spec);
+  if (auto on_disk = ReadFile(spec_path); !on_disk.ok() || *on_disk != spec_json) {
+    if (auto s = WriteFileAtomic(spec_path, spec_json); !s.ok()) return s;
   }
   std::optional<ChildProcess> child;
   UniqueFd status;

@@ -66,12 +66,11 @@ class MonitorPool {
   std::thread thread_;
 };
 
-// Writes spec.json into spec.bundle, starts a monitor for it (one from `pool`
-// when it has one ready, else `monitor_binary start` spawned in a new session)
-// and waits (at most `timeout`) for its report. On ok the container runs;
-// otherwise the monitor has exited and the error says why (the workload's
-// exec error, a mount that failed, ...), as FAILED_PRECONDITION for problems
-// of the request, INTERNAL otherwise. `pool` may be null.
+// Writes spec.json into spec.bundle (unless it holds this spec already), starts a monitor for it
+// (one from `pool` when it has one ready, else `monitor_binary start` spawned in a new session) and
+// waits (at most `timeout`) for its report. On ok the container runs; otherwise the monitor has
+// exited and the error says why (the workload's exec error, a mount that failed, ...), as
+// FAILED_PRECONDITION for problems of the request, INTERNAL otherwise. `pool` may be null.
 absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
                                                   const LaunchSpec& spec, absl::Duration timeout,
                                                   MonitorPool* pool = nullptr);
