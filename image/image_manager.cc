@@ -318,8 +318,11 @@ absl::StatusOr<std::vector<std::string>> ImageManager::AcquireLease(absl::string
   auto dirs = LowerDirs(image);
   if (!dirs.ok()) return dirs.status();
   nlohmann::json ids = image.diff_ids;
-  if (auto s = runtime::WriteFileAtomic(absl::StrCat(leases_dir_, "/", holder), ids.dump());
-      !s.ok()) {
+  // Not fsynced: a lease protects the snapshots of a container, and after a
+  // crash of the machine no container is left (its state is on /run). A
+  // lease lost or emptied then only lets the next collection free what no
+  // container uses any more; the collector skips unreadable leases.
+  if (auto s = runtime::ReplaceFile(absl::StrCat(leases_dir_, "/", holder), ids.dump()); !s.ok()) {
     return WithContext(s, "write lease");
   }
   return dirs;

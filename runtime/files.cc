@@ -61,7 +61,10 @@ absl::Status MakeDirs(const std::string& path, mode_t mode) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
+namespace {
+
+absl::Status WriteAndRename(const std::string& path, absl::string_view data, mode_t mode,
+                            bool durable) {
   std::filesystem::path p(path);
   std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
   std::string tmp = absl::StrCat(dir, "/.", p.filename().string(), ".tmp-XXXXXX");
@@ -73,10 +76,20 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
   };
   if (::fchmod(fd.get(), mode) != 0) return fail(ErrnoError(errno, "chmod", tmp));
   if (auto s = WriteAll(fd.get(), data, tmp); !s.ok()) return fail(s);
-  if (::fsync(fd.get()) != 0) return fail(ErrnoError(errno, "fsync", tmp));
+  if (durable && ::fsync(fd.get()) != 0) return fail(ErrnoError(errno, "fsync", tmp));
   fd.Reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(ErrnoError(errno, "rename", tmp));
-  return FsyncDir(dir);
+  return durable ? FsyncDir(dir) : absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
+  return WriteAndRename(path, data, mode, /*durable=*/true);
+}
+
+absl::Status ReplaceFile(const std::string& path, absl::string_view data, mode_t mode) {
+  return WriteAndRename(path, data, mode, /*durable=*/false);
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {

@@ -31,6 +31,11 @@ absl::Status FsyncDir(const std::string& dir);
 // fsync, rename over `path`, fsync the directory.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode = 0600);
 
+// The same without the fsyncs: `path` is whole or absent after a crash of
+// the process (the rename is atomic), but after a crash of the machine it may
+// be missing or empty. For files whose meaning does not outlive a reboot.
+absl::Status ReplaceFile(const std::string& path, absl::string_view data, mode_t mode = 0600);
+
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 // An exclusive advisory lock (flock) on a file, held while this object lives.

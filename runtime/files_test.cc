@@ -68,6 +68,20 @@ TEST_F(FilesTest, WriteFileAtomicReplacesAndLeavesNoTempFiles) {
   EXPECT_EQ(entries, 1);
 }
 
+TEST_F(FilesTest, ReplaceFileReplacesAndLeavesNoTempFiles) {
+  std::string file = dir_ + "/lease";
+  ASSERT_TRUE(ReplaceFile(file, "one").ok());
+  ASSERT_TRUE(ReplaceFile(file, "two", 0640).ok());
+  auto text = ReadFile(file);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "two");
+  EXPECT_EQ(ModeOf(file), 0640u);
+  int entries = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir_)) ++entries;
+  EXPECT_EQ(entries, 1);
+  EXPECT_EQ(ReplaceFile(dir_ + "/no/such/dir/f", "x").code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(FilesTest, ReadMissingFileIsNotFound) {
   auto text = ReadFile(dir_ + "/missing");
   EXPECT_EQ(text.status().code(), absl::StatusCode::kNotFound);
