@@ -365,7 +365,8 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
   // finished_at before its started_at.
   const int64_t started_at = NowNs();
   auto report = runtime::StartContainerProcess(options_.monitor_binary, *spec, kStartTimeout,
-                                               monitor_pool_.get());
+                                               monitor_pool_.get(),
+                                               [] { CrashPoint("start-container:handed"); });
   if (!report.ok()) {
     c->state = cri::CONTAINER_EXITED;
     c->exit_code = 128;

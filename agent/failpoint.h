@@ -16,6 +16,8 @@ namespace podshim::agent {
 //   run-pod:after-save      the pod record written, the reply not yet sent
 //   create-container:before-save  cgroup, dirs, lease and spec made; the
 //                           record still marked incomplete
+//   start-container:handed  the monitor has the container, its report is
+//                           not read yet; the record says CREATED
 //   start-container:after-spawn   the monitor started the workload; the
 //                           record still says CREATED
 //   stop-pod:after-network  CNI DEL done; namespaces still pinned

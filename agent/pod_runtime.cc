@@ -11,7 +11,9 @@
 #include <filesystem>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/cri_convert.h"
 #include "agent/failpoint.h"
@@ -206,12 +208,45 @@ absl::Status PodRuntime::Load() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A StartContainer cut short before the monitor's report: the monitor (its
+// pid in monitor.pid, written as it begins) may still be starting the
+// container. Waits until it writes `started` or exits, at most as long as
+// StartContainer would have; true when `started` exists then.
+bool MonitorStillStarting(const std::string& bundle, const std::string& started) {
+  auto pid_text = runtime::ReadFile(absl::StrCat(bundle, "/", runtime::kMonitorPidFile));
+  int pid = 0;
+  if (!pid_text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*pid_text), &pid) ||
+      pid <= 0) {
+    return false;
+  }
+  // Only a monitor: the pid may have been reused since (exe is
+  // podshim-monitor, or podshim-monitor-loop once the workload runs).
+  std::error_code ec;
+  const std::string exe =
+      std::filesystem::read_symlink(absl::StrCat("/proc/", pid, "/exe"), ec).filename().string();
+  if (ec || !absl::StartsWith(exe, "podshim-monitor")) return false;
+  Log("runtime")->info("{}: waiting for monitor {} to report a start cut short by a restart",
+                       bundle, pid);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);  // StartContainer's own bound
+  while (absl::Now() < deadline) {
+    if (std::filesystem::exists(started, ec)) return true;
+    if (!runtime::ProcessAlive(pid)) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return std::filesystem::exists(started, ec);
+}
+
+}  // namespace
+
 void PodRuntime::AdoptStartedContainer(ContainerRecord* c) {
   // A StartContainer cut short after its monitor reported the start: the
   // monitor owns the container, so the record follows it (and the exit file,
   // if it has ended since).
   const std::string started = absl::StrCat(c->bundle, "/", runtime::kStartedFile);
   auto text = runtime::ReadFile(started);
+  if (!text.ok() && MonitorStillStarting(c->bundle, started)) text = runtime::ReadFile(started);
   if (!text.ok()) return;
   auto report = runtime::StartReportFromJson(*text);
   if (!report.ok() || !report->ok) return;

@@ -111,7 +111,8 @@ void MonitorPool::Loop() {
 
 absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
                                                   const LaunchSpec& spec, absl::Duration timeout,
-                                                  MonitorPool* pool) {
+                                                  MonitorPool* pool,
+                                                  const std::function<void()>& on_handed) {
   // CreateContainer wrote this very spec already; rewriting it would cost a
   // second fsync of the file and its directory on the StartContainer path.
   const std::string spec_path = absl::StrCat(spec.bundle, "/", kSpecFile);
@@ -145,6 +146,7 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
     child = *std::move(spawned);
     status = std::move(pipe->read);
   }
+  if (on_handed) on_handed();
   auto text = ReadUntilEof(status.get(), timeout, kReportLimit);
   if (!text.ok()) {
     // The monitor hangs or floods: kill its session (destructor) and say so.

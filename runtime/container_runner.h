@@ -71,9 +71,12 @@ class MonitorPool {
 // waits (at most `timeout`) for its report. On ok the container runs; otherwise the monitor has
 // exited and the error says why (the workload's exec error, a mount that failed, ...), as
 // FAILED_PRECONDITION for problems of the request, INTERNAL otherwise. `pool` may be null.
+// `on_handed`, when set, runs once the monitor has the container and before its
+// report is read (the agent's crash point there).
 absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
                                                   const LaunchSpec& spec, absl::Duration timeout,
-                                                  MonitorPool* pool = nullptr);
+                                                  MonitorPool* pool = nullptr,
+                                                  const std::function<void()>& on_handed = nullptr);
 
 // Whether `pid` is still the process `start_report` named (guards against pid
 // reuse after a restart: compares the process start time recorded at start).

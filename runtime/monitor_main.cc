@@ -24,6 +24,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -270,6 +271,13 @@ int RunStart(const std::string& bundle) {
   report.uid = result.user.uid;
   report.gid = result.user.gid;
   report.groups = result.user.groups;
+  // Test-only: PODSHIM_MONITOR_DELAY_MS holds the report back, so that a
+  // crash of podshimd before it arrives can be tested (tests/e2e/test_restart.py).
+  if (const char* delay = std::getenv("PODSHIM_MONITOR_DELAY_MS"); delay != nullptr) {
+    int64_t ms = 0;
+    if (absl::SimpleAtoi(delay, &ms) && ms > 0 && ms < 60'000)
+      ::usleep(static_cast<useconds_t>(ms) * 1000);
+  }
   std::string json = StartReportToJson(report);
   if (auto s = WriteFileAtomic(absl::StrCat(bundle, "/", kStartedFile), json, 0644); !s.ok()) {
     // The workload runs: report it anyway; the agent reads the pipe.

@@ -60,11 +60,11 @@ class Agent:
         self.d.stop()
         self.d = self._daemon()
 
-    def crash_during(self, point, call):
+    def crash_during(self, point, call, env=None):
         """Restarts podshimd armed to SIGKILL itself at `point`, makes `call` (which must die
         with the agent), then starts a plain podshimd again."""
         self.kill()
-        self.d = self._daemon(env={"PODSHIM_CRASH_AT": point})
+        self.d = self._daemon(env={"PODSHIM_CRASH_AT": point, **(env or {})})
         self.start()
         with pytest.raises(grpc.RpcError) as e:
             call()
@@ -319,6 +319,35 @@ def test_crash_in_start_container_adopts_the_started_container(agent):
     st, info = agent.container(cid)
     assert st.state == pb.CONTAINER_RUNNING, st
     assert st.started_at > 0 and Path(f"/proc/{info['pid']}").exists()
+    agent.c.runtime.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))
+    st, _ = agent.container(cid)
+    assert st.state == pb.CONTAINER_EXITED and st.exit_code == 137
+    agent.remove_all()
+    agent.assert_nothing_left(veths)
+
+
+def test_crash_before_the_monitors_report_waits_for_it_and_adopts(agent):
+    """podshimd dies after handing the container to its monitor, before the report; the
+    monitor (held back 2 s) reports while the new podshimd loads, which waits for it."""
+    veths = veth_count()
+    pb = agent.pb
+    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="hand", namespace="e2e-restart",
+                                                             uid=uuid.uuid4().hex),
+                              log_directory=str(agent.base / "logs" / "hand"))
+    pod_id = agent.c.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
+    ctr = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="slow"), log_path="slow.log",
+                             image=pb.ImageSpec(image=IMAGE), command=["sh", "-c", "echo up; sleep 1000"])
+    cid = agent.c.runtime.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=ctr, sandbox_config=cfg)).container_id
+    agent.crash_during("start-container:handed", lambda: agent.c.runtime.StartContainer(
+        pb.StartContainerRequest(container_id=cid), timeout=30),
+        env={"PODSHIM_MONITOR_DELAY_MS": "2000"})
+    assert "waiting for monitor" in agent.d.log()
+    st, info = agent.container(cid)
+    assert st.state == pb.CONTAINER_RUNNING, st
+    assert st.started_at > 0 and Path(f"/proc/{info['pid']}").exists()
+    # One workload, owned by the monitor that was handed it, and its log is there.
+    assert (agent.base / "logs" / "hand" / "slow.log").read_text().count(" F up") == 1
     agent.c.runtime.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))
     st, _ = agent.container(cid)
     assert st.state == pb.CONTAINER_EXITED and st.exit_code == 137
