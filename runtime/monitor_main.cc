@@ -273,6 +273,7 @@ int RunStart(const std::string& bundle) {
   report.groups = result.user.groups;
   // Test-only: PODSHIM_MONITOR_DELAY_MS holds the report back, so that a
   // crash of podshimd before it arrives can be tested (tests/e2e/test_restart.py).
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): the monitor is single-threaded
   if (const char* delay = std::getenv("PODSHIM_MONITOR_DELAY_MS"); delay != nullptr) {
     int64_t ms = 0;
     if (absl::SimpleAtoi(delay, &ms) && ms > 0 && ms < 60'000)

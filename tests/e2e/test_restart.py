@@ -194,7 +194,7 @@ def test_twenty_pods_survive_five_sigkills_of_the_agent(agent):
 
 
 def test_concurrent_stop_and_remove_of_one_pod(agent):
-    """Stop and Remove of the same pod at once, 50 times: both succeed, the pod is gone."""
+    """Stop and Remove of the same pod at once, 100 times (issue 6): both succeed, the pod is gone."""
     def stop(pod_id):
         agent.c.runtime.StopPodSandbox(agent.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id),
                                        timeout=60)
@@ -204,7 +204,7 @@ def test_concurrent_stop_and_remove_of_one_pod(agent):
                                          timeout=60)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        for i in range(50):
+        for i in range(100):
             pod_id, _, _ = agent.run_pod(f"race-{i}", ["sleep", "1000"])
             futures = [pool.submit(f, pod_id) for f in (stop, remove, stop, remove)]
             for f in futures:
