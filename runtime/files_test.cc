@@ -55,31 +55,21 @@ TEST_F(FilesTest, MakeDirsOverAFileFailsNamingThePath) {
   EXPECT_THAT(s.message(), HasSubstr("ENOTDIR"));
 }
 
-TEST_F(FilesTest, WriteFileAtomicReplacesAndLeavesNoTempFiles) {
-  std::string file = dir_ + "/state.json";
-  ASSERT_TRUE(WriteFileAtomic(file, "one").ok());
-  ASSERT_TRUE(WriteFileAtomic(file, "two", 0640).ok());
-  auto text = ReadFile(file);
-  ASSERT_TRUE(text.ok());
-  EXPECT_EQ(*text, "two");
-  EXPECT_EQ(ModeOf(file), 0640u);
-  int entries = 0;
-  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir_)) ++entries;
-  EXPECT_EQ(entries, 1);
-}
-
-TEST_F(FilesTest, ReplaceFileReplacesAndLeavesNoTempFiles) {
-  std::string file = dir_ + "/lease";
-  ASSERT_TRUE(ReplaceFile(file, "one").ok());
-  ASSERT_TRUE(ReplaceFile(file, "two", 0640).ok());
-  auto text = ReadFile(file);
-  ASSERT_TRUE(text.ok());
-  EXPECT_EQ(*text, "two");
-  EXPECT_EQ(ModeOf(file), 0640u);
-  int entries = 0;
-  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir_)) ++entries;
-  EXPECT_EQ(entries, 1);
-  EXPECT_EQ(ReplaceFile(dir_ + "/no/such/dir/f", "x").code(), absl::StatusCode::kNotFound);
+TEST_F(FilesTest, WriteFileAtomicAndReplaceFileReplaceAndLeaveNoTempFiles) {
+  for (auto write : {&WriteFileAtomic, &ReplaceFile}) {
+    std::string file = dir_ + "/state.json";
+    ASSERT_TRUE(write(file, "one", 0600).ok());
+    ASSERT_TRUE(write(file, "two", 0640).ok());
+    auto text = ReadFile(file);
+    ASSERT_TRUE(text.ok());
+    EXPECT_EQ(*text, "two");
+    EXPECT_EQ(ModeOf(file), 0640u);
+    int entries = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir_)) ++entries;
+    EXPECT_EQ(entries, 1);
+    EXPECT_EQ(write(dir_ + "/no/such/dir/f", "x", 0600).code(), absl::StatusCode::kNotFound);
+    ASSERT_EQ(::unlink(file.c_str()), 0);
+  }
 }
 
 TEST_F(FilesTest, ReadMissingFileIsNotFound) {

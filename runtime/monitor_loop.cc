@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "runtime/cri_log.h"
+#include "runtime/launch_spec.h"  // file names only: no code of it is linked
 
 namespace podshim::runtime {
 namespace {
@@ -24,7 +25,6 @@ namespace {
 // A partial line is written as P once its stream was quiet this long.
 constexpr int64_t kIdleFlushNanos = 250'000'000;
 constexpr size_t kReadChunk = size_t{64} * 1024;
-constexpr char kExitFileName[] = "exit.json";  // launch_spec.h's kExitFile
 
 int64_t MonotonicNanos() {
   struct timespec ts {};
@@ -91,15 +91,6 @@ std::string ReadSmallFile(const std::string& path) {
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
-}
-
-int ExitCodeOf(int wait_status, int* signal_out) {
-  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-  if (WIFSIGNALED(wait_status)) {
-    *signal_out = WTERMSIG(wait_status);
-    return 128 + WTERMSIG(wait_status);
-  }
-  return 255;
 }
 
 // Copies the container's stdout/stderr into the CRI log until its init exits.
@@ -211,6 +202,15 @@ bool ParseInt(const char* text, int* out) {
 }
 
 }  // namespace
+
+int ExitCodeOf(int wait_status, int* signal_out) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) {
+    if (signal_out != nullptr) *signal_out = WTERMSIG(wait_status);
+    return 128 + WTERMSIG(wait_status);
+  }
+  return 255;
+}
 
 std::vector<std::string> MonitorLoopArgv(const std::string& binary, const MonitorLoopArgs& args) {
   return {binary,
@@ -376,7 +376,7 @@ int RunMonitorLoop(const MonitorLoopArgs& args) {
                    OomKillCounted(ReadSmallFile(args.oom_counter_file));
   const char* reason = oom ? "OOMKilled" : (code == 0 ? "Completed" : "Error");
   const std::string json = ExitStatusJsonText(code, signal, oom, WallClockNanos(), reason);
-  return WriteFileAtomically(args.bundle, kExitFileName, json) ? 0 : 1;
+  return WriteFileAtomically(args.bundle, kExitFile, json) ? 0 : 1;
 }
 
 }  // namespace podshim::runtime

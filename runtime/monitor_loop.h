@@ -49,6 +49,10 @@ int RunMonitorLoop(const MonitorLoopArgs& args);
 std::string ExitStatusJsonText(int exit_code, int signal, bool oom_killed, int64_t finished_at_ns,
                                const std::string& reason);
 
+// The CRI exit code of a wait(2) status: the code, or 128 + the signal (then
+// stored in `*signal_out` when given); 255 for anything else.
+int ExitCodeOf(int wait_status, int* signal_out);
+
 // "oom_kill N" with N > 0 in a memory.oom_control (v1) or memory.events (v2) text.
 bool OomKillCounted(const std::string& counter_text);
 

@@ -123,15 +123,6 @@ absl::StatusOr<std::string> ReadUntilEof(int fd, int64_t deadline_ns) {
   }
 }
 
-int ExitCodeOf(int wait_status, int* signal_out) {
-  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-  if (WIFSIGNALED(wait_status)) {
-    if (signal_out != nullptr) *signal_out = WTERMSIG(wait_status);
-    return 128 + WTERMSIG(wait_status);
-  }
-  return 255;
-}
-
 absl::Status EnterPidNamespace(const NamespaceSpec& ns) {
   switch (ns.mode) {
     case NsMode::kHost:

@@ -303,19 +303,22 @@ def test_crash_in_create_container_leaves_no_half_container(agent):
     agent.assert_nothing_left(veths)
 
 
-def test_crash_in_start_container_adopts_the_started_container(agent):
-    veths = veth_count()
+def create_unstarted(agent, pod_name, ctr_name, command, log_path=""):
+    """A pod with one created (not started) container; its id."""
     pb = agent.pb
-    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="sc", namespace="e2e-restart",
-                                                             uid=uuid.uuid4().hex),
-                              log_directory=str(agent.base / "logs" / "sc"))
+    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(
+        name=pod_name, namespace="e2e-restart", uid=uuid.uuid4().hex),
+        log_directory=str(agent.base / "logs" / pod_name))
     pod_id = agent.c.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
-    ctr = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="late"),
-                             image=pb.ImageSpec(image=IMAGE), command=["sleep", "1000"])
-    cid = agent.c.runtime.CreateContainer(pb.CreateContainerRequest(
+    ctr = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=ctr_name), log_path=log_path,
+                             image=pb.ImageSpec(image=IMAGE), command=command)
+    return agent.c.runtime.CreateContainer(pb.CreateContainerRequest(
         pod_sandbox_id=pod_id, config=ctr, sandbox_config=cfg)).container_id
-    agent.crash_during("start-container:after-spawn", lambda: agent.c.runtime.StartContainer(
-        pb.StartContainerRequest(container_id=cid), timeout=30))
+
+
+def assert_adopted_then_removed(agent, cid, veths):
+    """The container runs after the restart, stops with 137 and leaves nothing."""
+    pb = agent.pb
     st, info = agent.container(cid)
     assert st.state == pb.CONTAINER_RUNNING, st
     assert st.started_at > 0 and Path(f"/proc/{info['pid']}").exists()
@@ -324,35 +327,29 @@ def test_crash_in_start_container_adopts_the_started_container(agent):
     assert st.state == pb.CONTAINER_EXITED and st.exit_code == 137
     agent.remove_all()
     agent.assert_nothing_left(veths)
+
+
+def test_crash_in_start_container_adopts_the_started_container(agent):
+    veths = veth_count()
+    cid = create_unstarted(agent, "sc", "late", ["sleep", "1000"])
+    agent.crash_during("start-container:after-spawn", lambda: agent.c.runtime.StartContainer(
+        agent.pb.StartContainerRequest(container_id=cid), timeout=30))
+    assert_adopted_then_removed(agent, cid, veths)
 
 
 def test_crash_before_the_monitors_report_waits_for_it_and_adopts(agent):
     """podshimd dies after handing the container to its monitor, before the report; the
     monitor (held back 2 s) reports while the new podshimd loads, which waits for it."""
     veths = veth_count()
-    pb = agent.pb
-    cfg = pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="hand", namespace="e2e-restart",
-                                                             uid=uuid.uuid4().hex),
-                              log_directory=str(agent.base / "logs" / "hand"))
-    pod_id = agent.c.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
-    ctr = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="slow"), log_path="slow.log",
-                             image=pb.ImageSpec(image=IMAGE), command=["sh", "-c", "echo up; sleep 1000"])
-    cid = agent.c.runtime.CreateContainer(pb.CreateContainerRequest(
-        pod_sandbox_id=pod_id, config=ctr, sandbox_config=cfg)).container_id
+    cid = create_unstarted(agent, "hand", "slow", ["sh", "-c", "echo up; sleep 1000"],
+                           log_path="slow.log")
     agent.crash_during("start-container:handed", lambda: agent.c.runtime.StartContainer(
-        pb.StartContainerRequest(container_id=cid), timeout=30),
+        agent.pb.StartContainerRequest(container_id=cid), timeout=30),
         env={"PODSHIM_MONITOR_DELAY_MS": "2000"})
     assert "waiting for monitor" in agent.d.log()
-    st, info = agent.container(cid)
-    assert st.state == pb.CONTAINER_RUNNING, st
-    assert st.started_at > 0 and Path(f"/proc/{info['pid']}").exists()
     # One workload, owned by the monitor that was handed it, and its log is there.
     assert (agent.base / "logs" / "hand" / "slow.log").read_text().count(" F up") == 1
-    agent.c.runtime.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=0))
-    st, _ = agent.container(cid)
-    assert st.state == pb.CONTAINER_EXITED and st.exit_code == 137
-    agent.remove_all()
-    agent.assert_nothing_left(veths)
+    assert_adopted_then_removed(agent, cid, veths)
 
 
 @pytest.mark.parametrize("point,rpc", [("stop-pod:after-network", "StopPodSandbox"),
