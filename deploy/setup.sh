@@ -2,12 +2,13 @@
 # Installs everything podshim needs to build, run and test on a fresh Debian
 # (bookworm) machine, as root. Idempotent: a second run only checks.
 #
-#   deploy/setup.sh              everything: Debian packages, crictl, critest, Python venv
+#   deploy/setup.sh              everything: Debian packages, crictl, critest, dynamic busybox, Python venv
 #   deploy/setup.sh --run-only   what building and running needs: build packages and crictl
 #
 # Project-local tools go into $PODSHIM_TOOLS (default: <repo>/.tools, git-ignored):
 #   .tools/bin/crictl, .tools/bin/critest   built from the Go module proxy
 #   .tools/venv                              Python with grpcio, grpcio-tools, pytest
+#   .tools/busybox-dyn/busybox               Debian's dynamic busybox, extracted from its .deb
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -112,6 +113,43 @@ else
 fi
 # The upstream CRI definition, for the wire-compatibility test.
 go mod download "k8s.io/cri-api@$CRI_API_VERSION" >/dev/null
+
+# --- Dynamic busybox for critest's busybox stand-in -------------------------
+# busybox-static runs `sh -c ls` in-process (SH_STANDALONE, PREFER_APPLETS), so
+# a masked /bin/ls is never exec'd; Debian's dynamic `busybox` execs applets.
+# The two packages conflict: `busybox` is only downloaded and its /bin/busybox
+# extracted (tests/helpers/images.py adds the libraries it needs to the image).
+bbdir="$TOOLS/busybox-dyn"
+bb_candidate() { apt-cache policy busybox 2>/dev/null | awk '$1 == "Candidate:" {print $2}'; }
+bbver="$(bb_candidate)"
+if [[ -z $bbver || $bbver == "(none)" ]]; then
+  apt-get update -q
+  bbver="$(bb_candidate)"
+fi
+if [[ -z $bbver || $bbver == "(none)" ]]; then
+  echo "setup.sh: apt knows no version of Debian's busybox package" >&2
+  exit 1
+fi
+if [[ ! -x "$bbdir/busybox" || "$(cat "$bbdir/.version" 2>/dev/null)" != "$bbver" ]]; then
+  log "fetching Debian's dynamic busybox $bbver (download only; it conflicts with busybox-static)"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  chown _apt "$work" 2>/dev/null || true # apt downloads as _apt where it can write
+  (cd "$work" && apt-get download -q "busybox=$bbver")
+  dpkg-deb -x "$work"/busybox_*.deb "$work/root"
+  if ! applets="$("$work/root/bin/busybox" --list)" || ! grep -qx sh <<<"$applets"; then
+    echo "setup.sh: /bin/busybox of Debian's busybox $bbver does not run or has no sh applet" >&2
+    exit 1
+  fi
+  mkdir -p "$bbdir"
+  install -m 0755 "$work/root/bin/busybox" "$bbdir/busybox.tmp"
+  mv "$bbdir/busybox.tmp" "$bbdir/busybox"
+  echo "$bbver" >"$bbdir/.version"
+  rm -rf "$work"
+  trap - EXIT
+else
+  log "dynamic busybox $bbver present"
+fi
 
 # --- Python virtual environment ---------------------------------------------
 venv="$TOOLS/venv"
