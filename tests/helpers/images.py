@@ -9,9 +9,18 @@ env, workdir, labels). Where a stand-in needs a real program (pause, nginx,
 nonewprivs) it is a small C file from tests/helpers/images-src/, compiled with
 ``gcc -static``.
 
+The base "busybox-dyn" uses Debian's *dynamic* busybox instead (the `busybox`
+package, which conflicts with busybox-static: deploy/setup.sh only downloads it
+and extracts its binary to <tools>/busybox-dyn/busybox), plus the shared
+libraries it needs and the ELF interpreter, copied from this machine. Its shell
+execs applets rather than running them in-process (busybox-static has
+SH_STANDALONE and PREFER_APPLETS), so a masked /bin/ls cannot run: critest's
+MaskedPaths spec needs that. Only critest's busybox stand-in
+("critest-busybox") uses it.
+
 Built OCI layouts are cached under a cache dir (default <repo>/build/test-images,
-git-ignored), keyed by a hash of every input (spec, busybox binary, C sources,
-BUILDER_VERSION), so a rerun only pushes.
+git-ignored), keyed by a hash of every input (spec, busybox binary, shared
+libraries, C sources, BUILDER_VERSION), so a rerun only pushes.
 
 The critest stand-ins and the table of original reference -> local reference
 are at the bottom (CRITEST_IMAGES); ``push_critest_images(addr)`` pushes them.
@@ -19,8 +28,10 @@ are at the bottom (CRITEST_IMAGES); ``push_critest_images(addr)`` pushes them.
 generating a runtime's registry-mirror configuration from the same table.
 
 Environment: PODSHIM_TEST_BUSYBOX=/path/to/static/busybox replaces Debian's
-/bin/busybox (Debian's is built with SH_STANDALONE and PREFER_APPLETS, so
-``sh -c ls`` never execs /bin/ls; see tests/critest/README.md).
+/bin/busybox in the "busybox" base (Debian's is built with SH_STANDALONE and
+PREFER_APPLETS, so ``sh -c ls`` never execs /bin/ls; see
+tests/critest/README.md). PODSHIM_TOOLS moves the tools dir (default
+<repo>/.tools) where the "busybox-dyn" base finds busybox-dyn/busybox.
 
 Command line::
 
@@ -52,7 +63,10 @@ DEFAULT_CACHE = os.path.join(REPO, "build", "test-images")
 TAG = "image"  # tag inside each cached OCI layout
 
 # Bump when the way images are built changes (invalidates the cache).
-BUILDER_VERSION = "6"
+BUILDER_VERSION = "7"
+
+# Bases with busybox in them; "scratch" is the other base.
+BUSYBOX_BASES = ("busybox", "busybox-dyn")
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -117,10 +131,14 @@ class Layer:
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """A test image: busybox base (unless base="scratch") + layers + config."""
+    """A test image: a base + layers + config.
+
+    base: "busybox" (Debian's busybox-static), "busybox-dyn" (Debian's dynamic
+    busybox and its shared libraries; its sh execs applets) or "scratch"
+    (nothing)."""
     name: str
     description: str = ""
-    base: str = "busybox"            # "busybox" or "scratch"
+    base: str = "busybox"            # "busybox", "busybox-dyn" or "scratch"
     layers: tuple = ()               # tuple[Layer]
     cmd: tuple | None = None
     entrypoint: tuple | None = None
@@ -143,7 +161,83 @@ class ImageSpec:
 # --------------------------------------------------------------------------
 
 def busybox_path() -> str:
+    """The static busybox of the "busybox" base."""
     return os.environ.get("PODSHIM_TEST_BUSYBOX", "/bin/busybox")
+
+
+def dynamic_busybox_path() -> str:
+    """The dynamic busybox of the "busybox-dyn" base (deploy/setup.sh puts it there)."""
+    tools = os.environ.get("PODSHIM_TOOLS", os.path.join(REPO, ".tools"))
+    return os.path.join(tools, "busybox-dyn", "busybox")
+
+
+def _elf_interpreter(path: str) -> str | None:
+    """The program interpreter an ELF file names (PT_INTERP), None if it names none."""
+    import struct
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF":
+        raise ImageBuildError(f"{path} is not an ELF file")
+    is64, end = data[4] == 2, "<" if data[5] == 1 else ">"
+    phoff, phentsize, phnum = (
+        (struct.unpack_from(end + "Q", data, 0x20)[0], *struct.unpack_from(end + "HH", data, 0x36))
+        if is64 else
+        (struct.unpack_from(end + "I", data, 0x1C)[0], *struct.unpack_from(end + "HH", data, 0x2A)))
+    for i in range(phnum):
+        ph = phoff + i * phentsize
+        if struct.unpack_from(end + "I", data, ph)[0] != 3:  # PT_INTERP
+            continue
+        offset, size = ((struct.unpack_from(end + "Q", data, ph + 8)[0],
+                         struct.unpack_from(end + "Q", data, ph + 32)[0]) if is64 else
+                        (struct.unpack_from(end + "I", data, ph + 4)[0],
+                         struct.unpack_from(end + "I", data, ph + 16)[0]))
+        return data[offset:offset + size].rstrip(b"\0").decode()
+    return None
+
+
+def _shared_libraries(binary: str) -> list[tuple[str, str]]:
+    """(path in the image, file on this machine) for every shared library that
+    `ldd` resolves for binary, plus the ELF interpreter at the path the binary
+    names. Both are copied at the same paths, where the loader looks."""
+    interp = _elf_interpreter(binary)
+    if interp is None:
+        return []
+    out = [(interp, interp)]
+    for line in _run(["ldd", binary]).stdout.splitlines():
+        m = re.match(r"\s*(\S+) => (.*?)(?: \(0x[0-9a-f]+\))?$", line)
+        if not m:
+            continue  # linux-vdso.so.1, the interpreter itself
+        if not m.group(2).startswith("/"):
+            raise ImageBuildError(f"ldd {binary}: {m.group(1)} {m.group(2)}")
+        if m.group(2) not in (inside for inside, _ in out):
+            out.append((m.group(2), m.group(2)))
+    return out
+
+
+def _base_files(base: str) -> list[tuple[str, str]]:
+    """(path in the image, file on this machine) of what a base copies in; the
+    busybox binary comes first, at /bin/busybox."""
+    if base == "busybox":
+        return [("/bin/busybox", busybox_path())]
+    if base == "busybox-dyn":
+        bb = dynamic_busybox_path()
+        if not os.access(bb, os.X_OK):
+            raise ImageBuildError(
+                f"{bb} is missing or not executable: the busybox-dyn base (critest's busybox stand-in) needs "
+                "Debian's dynamic busybox; run deploy/setup.sh, which downloads it")
+        return [("/bin/busybox", bb), *_shared_libraries(bb)]
+    if base == "scratch":
+        return []
+    raise ImageBuildError(f"unknown base {base!r}")
+
+
+def _base_key(base: str) -> str:
+    """A hash of a base's inputs: the builder, the base, each file's path and content."""
+    h = hashlib.sha256()
+    h.update(f"{BUILDER_VERSION}\0{base}\0".encode())
+    for inside, host in _base_files(base):
+        h.update(f"{inside}\0{_sha256_file(host)}\0".encode())
+    return h.hexdigest()
 
 
 def _sha256_file(path: str) -> str:
@@ -170,8 +264,7 @@ def _input_hash(spec: ImageSpec) -> str:
     h = hashlib.sha256()
     h.update(BUILDER_VERSION.encode())
     h.update(json.dumps(spec.key(), sort_keys=True).encode())
-    if spec.base == "busybox":
-        h.update(_sha256_file(busybox_path()).encode())
+    h.update(_base_key(spec.base).encode())
     for prog in _programs_used(spec):
         h.update(prog.encode())
         h.update(_sha256_file(os.path.join(SRC_DIR, prog + ".c")).encode())
@@ -191,9 +284,11 @@ def compile_program(name: str, cache_dir: str) -> str:
     return out
 
 
-def _busybox_rootfs(root: str) -> None:
-    """The base layer: busybox + hard-linked applets + minimal /etc."""
-    bb = busybox_path()
+def _busybox_rootfs(root: str, base: str) -> None:
+    """The base layer: busybox (with, for busybox-dyn, its shared libraries and
+    the ELF interpreter) + hard-linked applets + minimal /etc."""
+    files = _base_files(base)
+    bb = files[0][1]
     for d, mode in (("bin", 0o755), ("dev", 0o755), ("etc", 0o755), ("home", 0o755),
                     ("proc", 0o555), ("root", 0o700), ("sys", 0o555), ("tmp", 0o1777),
                     ("usr", 0o755), ("usr/bin", 0o755), ("usr/sbin", 0o755),
@@ -202,9 +297,17 @@ def _busybox_rootfs(root: str) -> None:
         p = os.path.join(root, d)
         os.makedirs(p, exist_ok=True)
         os.chmod(p, mode)
+    for inside, host in files:
+        d = root
+        for part in os.path.dirname(inside).strip("/").split("/"):  # e.g. /lib64
+            d = os.path.join(d, part)
+            if not os.path.isdir(d):
+                os.mkdir(d)
+                os.chmod(d, 0o755)
+        dest = os.path.join(root, inside.lstrip("/"))
+        shutil.copyfile(host, dest)  # the content, also where host is a symlink
+        os.chmod(dest, 0o755)
     target = os.path.join(root, "bin", "busybox")
-    shutil.copyfile(bb, target)
-    os.chmod(target, 0o755)
     applets = _run([bb, "--list"]).stdout.split()
     for a in applets:
         if a in ("busybox",) or "/" in a:
@@ -212,7 +315,7 @@ def _busybox_rootfs(root: str) -> None:
         link = os.path.join(root, "bin", a)
         if not os.path.exists(link):
             os.link(target, link)
-    # Applets critest needs that Debian's busybox-static lacks: small scripts.
+    # Applets critest needs that Debian's busybox lacks (both builds): small scripts.
     for name, body in FALLBACK_APPLETS.items():
         if name not in applets:
             p = os.path.join(root, "bin", name)
@@ -406,10 +509,11 @@ def _append_layer(layout: str, tag: str, layer: Layer, cache_dir: str, created_b
         json.dump(index, f)
 
 
-def _base_layout(cache_dir: str) -> str:
-    """Cached layout holding only the busybox base layer (shared blob)."""
-    key = hashlib.sha256((BUILDER_VERSION + _sha256_file(busybox_path())).encode()).hexdigest()
-    path = os.path.join(cache_dir, "layouts", f"_busybox-base-{key[:16]}")
+def _base_layout(cache_dir: str, base: str) -> str:
+    """Cached layout holding only the base layer of a busybox base (a blob the
+    images on that base share)."""
+    key = _base_key(base)
+    path = os.path.join(cache_dir, "layouts", f"_{base}-base-{key[:16]}")
     if os.path.exists(os.path.join(path, ".complete")):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -420,9 +524,9 @@ def _base_layout(cache_dir: str) -> str:
         _run(["umoci", "new", "--image", f"{layout}:{TAG}"])
         root = os.path.join(tmp, "rootfs")
         os.makedirs(root)
-        _busybox_rootfs(root)
+        _busybox_rootfs(root, base)
         _run(["umoci", "insert", "--image", f"{layout}:{TAG}",
-              "--history.created_by", "podshim test images: busybox base", root, "/"])
+              "--history.created_by", f"podshim test images: {base} base", root, "/"])
         open(os.path.join(layout, ".complete"), "w").close()
         _install(layout, path)
     finally:
@@ -454,8 +558,8 @@ def build_image(spec: ImageSpec, cache_dir: str = DEFAULT_CACHE) -> str:
     tmp = tempfile.mkdtemp(prefix=f"_{spec.name}.", dir=os.path.dirname(path))
     try:
         layout = os.path.join(tmp, "layout")
-        if spec.base == "busybox":
-            shutil.copytree(_base_layout(cache_dir), layout)
+        if spec.base in BUSYBOX_BASES:
+            shutil.copytree(_base_layout(cache_dir, spec.base), layout)
             os.remove(os.path.join(layout, ".complete"))
         elif spec.base == "scratch":
             _run(["umoci", "init", "--layout", layout])
@@ -519,6 +623,11 @@ NGINX_HTML = "<html><body><h1>Welcome to nginx!</h1><p>podshim test stand-in</p>
 
 STANDINS: dict[str, ImageSpec] = {s.name: s for s in [
     ImageSpec("busybox", "busybox (Debian busybox-static), cmd sh", cmd=("sh",)),
+    ImageSpec(
+        "critest-busybox",
+        "critest's busybox: Debian's dynamic busybox and its shared libraries, cmd sh; "
+        "its sh execs applets, so a masked /bin/ls cannot run (the MaskedPaths spec)",
+        base="busybox-dyn", cmd=("sh",)),
     ImageSpec(
         "pause",
         "pause: static C program sleeping in pause(), reaping children, exit 0 on "
@@ -607,7 +716,7 @@ _STG = "gcr.io/k8s-staging-cri-tools/"
 # the digest-pinned reference: a stand-in cannot have upstream's digest, so its
 # stand-in is pushed with tag latest and that spec is an honest expected failure.
 CRITEST_IMAGES: dict[str, tuple[str, str]] = {
-    _E2E + "busybox:1.29-2": ("e2e-test-images/busybox:1.29-2", "busybox"),
+    _E2E + "busybox:1.29-2": ("e2e-test-images/busybox:1.29-2", "critest-busybox"),
     _E2E + "nginx:1.14-2": ("e2e-test-images/nginx:1.14-2", "nginx"),
     _E2E + "httpd:2.4.39-4": ("e2e-test-images/httpd:2.4.39-4", "httpd"),
     _E2E + "nonewprivs:1.3": ("e2e-test-images/nonewprivs:1.3", "nonewprivs"),
@@ -676,7 +785,8 @@ def push_critest_images(registry_addr: str, cache_dir: str = DEFAULT_CACHE,
     refs = build_all(cache_dir, sorted({standin for _, standin in table.values()}))
     # Tags of one repository are pushed one after the other (concurrent pushes
     # of the same manifest into one repository race in docker-registry); the
-    # first repository goes alone, so the shared busybox layer is stored once.
+    # first repository on the busybox-static base goes alone, so that shared
+    # layer is stored once.
     by_repo: dict[str, list[tuple[str, str]]] = {}
     for path, standin in sorted({(p, s) for p, s in table.values()}):
         by_repo.setdefault(path.rsplit(":", 1)[0], []).append((path, standin))
@@ -686,7 +796,7 @@ def push_critest_images(registry_addr: str, cache_dir: str = DEFAULT_CACHE,
             push(refs[standin], f"{registry_addr}/{path}")
 
     groups = list(by_repo.values())
-    first = next((i for i, g in enumerate(groups) if g[0][1] == "busybox"), 0)
+    first = next((i for i, g in enumerate(groups) if STANDINS[g[0][1]].base == "busybox"), 0)
     push_repo(groups.pop(first))
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:
         for f in [ex.submit(push_repo, g) for g in groups]:
