@@ -354,10 +354,38 @@ def lifecycles(rt: Runtime, host_net: bool, cycles: int, tag: str,
             samples[k].extend(v)
 
 
+def cpu_busy(window: float) -> float:
+    """The machine's busy CPU fraction (0..1, all cores) over `window` seconds."""
+    def sample() -> tuple[int, int]:
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = f[3] + f[4]  # idle + iowait
+        return sum(f[:8]) - idle, sum(f[:8])
+    b0, t0 = sample()
+    time.sleep(window)
+    b1, t1 = sample()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def settle(limit_s: float, busy_max: float = 0.10) -> dict:
+    """Waits until the machine is quiet: two 0.5 s windows in a row under `busy_max`.
+
+    Both runtimes leave work behind a mode (containerd's shims exiting and its
+    garbage collection, podshim's monitors and reaper), so the next mode, of
+    either runtime, starts only when that is done; `limit_s` bounds the wait.
+    """
+    t0 = time.monotonic()
+    quiet, busy = 0, 1.0
+    while quiet < 2 and time.monotonic() - t0 < limit_s:
+        busy = cpu_busy(0.5)
+        quiet = quiet + 1 if busy < busy_max else 0
+    return {"settle_s": round(time.monotonic() - t0, 1), "busy_before": round(busy, 3)}
+
+
 def run_mode(rt: Runtime, host_net: bool, iterations: int, concurrency: int,
-             warmup: int) -> dict:
+             warmup: int, settle_limit_s: float = 0) -> dict:
     if warmup:
         lifecycles(rt, host_net, warmup, "warm", None)
+    quiet = settle(settle_limit_s) if settle_limit_s > 0 else {}
     samples: dict[str, list[float]] = {r: [] for r in ROWS}
     lock = threading.Lock()
     per = [iterations // concurrency + (1 if i < iterations % concurrency else 0)
@@ -381,7 +409,7 @@ def run_mode(rt: Runtime, host_net: bool, iterations: int, concurrency: int,
     out = {rpc: {"p50": percentile(v, 50), "p99": percentile(v, 99),
                  "mean": statistics.mean(v), "max": max(v), "n": len(v)}
            for rpc, v in samples.items()}
-    return {"rpcs": out, "wall_s": wall, "pods_per_s": iterations / wall}
+    return {"rpcs": out, "wall_s": wall, "pods_per_s": iterations / wall, **quiet}
 
 
 def memory_with_pods(rt: Runtime, pods: int) -> dict:
@@ -566,6 +594,9 @@ def main() -> int:
     ap.add_argument("--pods", type=int, default=100, help="running pods for the memory figure")
     ap.add_argument("--warmup", type=int, default=3, help="untimed lifecycles before each mode")
     ap.add_argument("--skip-containerd", action="store_true")
+    ap.add_argument("--settle", type=float, default=30, metavar="S",
+                    help="before each timed mode, wait up to S seconds for the machine to be "
+                         "quiet (CPU under 10%% busy); 0: do not wait")
     ap.add_argument("--networks", default="cni,host",
                     help="which pod networks to time, comma separated: cni, host (default both)")
     ap.add_argument("--state-on-disk", action="store_true",
@@ -619,13 +650,17 @@ def main() -> int:
                     label = f"{rt.label.split()[0]} {net_name[(rt.name, host_net)]}"
                     print(f"{label}, {conc} client(s), {args.iterations} lifecycles ...",
                           flush=True)
-                    m = run_mode(rt, host_net, args.iterations, conc, args.warmup)
+                    m = run_mode(rt, host_net, args.iterations, conc, args.warmup,
+                                 args.settle)
                     m.update(runtime=rt.name, version=rt.label, host_net=host_net,
                              concurrency=conc, label=label)
                     res["modes"].append(m)
                     v = m["rpcs"][POD_START]
                     print(f"  pod+container start p50 {v['p50']:.1f} ms, p99 {v['p99']:.1f} ms; "
-                          f"{m['pods_per_s']:.1f} lifecycles/s", flush=True)
+                          f"{m['pods_per_s']:.1f} lifecycles/s"
+                          + (f" (waited {m['settle_s']} s for a quiet machine, "
+                             f"{m['busy_before'] * 100:.0f}% busy)" if "settle_s" in m else ""),
+                          flush=True)
         for rt in runtimes:
             print(f"{rt.label}: memory with {args.pods} running pods ...", flush=True)
             res["memory"][rt.name]["with_pods"] = memory_with_pods(rt, args.pods)
