@@ -252,6 +252,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   r.id = id;
   r.pod_id = pod->id;
   r.config = config;
+  r.config_json = std::make_shared<const std::string>(ProtoJsonText(config));
   r.image_id = image->id;
   r.image_ref = image->repo_digests.empty() ? image->id : image->repo_digests.front();
   r.created_at_ns = NowNs();

@@ -567,6 +567,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   SandboxRecord r;
   r.id = id;
   r.config = config;
+  r.config_json = std::make_shared<const std::string>(ProtoJsonText(config));
   r.runtime_handler = req.runtime_handler();
   r.created_at_ns = NowNs();
   r.state = cri::SANDBOX_READY;

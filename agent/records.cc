@@ -1,5 +1,9 @@
 #include "agent/records.h"
 
+#include <initializer_list>
+#include <string_view>
+#include <utility>
+
 #include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 
@@ -10,12 +14,26 @@ namespace {
 
 using Json = nlohmann::json;
 
-Json ProtoToJson(const google::protobuf::Message& m) {
-  std::string text;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &text, options);
-  return Json::parse(text, nullptr, false);
+// `object` printed, with each (key, JSON text) added as a member: the
+// message texts go in as they are instead of being parsed into Json values
+// only to be printed again.
+std::string WithRawFields(const Json& object,
+                          std::initializer_list<std::pair<const char*, std::string_view>> fields) {
+  std::string out = object.dump();
+  out.pop_back();  // the closing brace
+  for (const auto& [key, text] : fields) {
+    if (out.size() > 1) out.push_back(',');
+    out += Json(key).dump();
+    out.push_back(':');
+    out += text;
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string ConfigText(const std::shared_ptr<const std::string>& cached,
+                       const google::protobuf::Message& config) {
+  return cached != nullptr ? *cached : ProtoJsonText(config);
 }
 
 absl::Status ProtoFromJson(const Json& j, google::protobuf::Message* m, absl::string_view what) {
@@ -41,10 +59,19 @@ absl::StatusOr<Json> Parse(const std::string& text, absl::string_view what) {
 
 }  // namespace
 
+std::string ProtoJsonText(const google::protobuf::Message& m) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(m, &text, options).ok() || text.empty()) {
+    return "{}";
+  }
+  return text;
+}
+
 std::string SandboxToJson(const SandboxRecord& r) {
   Json j;
   j["id"] = r.id;
-  j["config"] = ProtoToJson(r.config);
   j["runtime_handler"] = r.runtime_handler;
   j["created_at_ns"] = r.created_at_ns;
   j["state"] = static_cast<int>(r.state);
@@ -64,7 +91,7 @@ std::string SandboxToJson(const SandboxRecord& r) {
   j["additional_ips"] = r.additional_ips;
   j["network_name"] = r.network_name;
   j["network_attached"] = r.network_attached;
-  return j.dump();
+  return WithRawFields(j, {{"config", ConfigText(r.config_json, r.config)}});
 }
 
 absl::StatusOr<SandboxRecord> SandboxFromJson(const std::string& text) {
@@ -108,7 +135,6 @@ std::string ContainerToJson(const ContainerRecord& r) {
   Json j;
   j["id"] = r.id;
   j["pod_id"] = r.pod_id;
-  j["config"] = ProtoToJson(r.config);
   j["image_id"] = r.image_id;
   j["image_ref"] = r.image_ref;
   j["created_at_ns"] = r.created_at_ns;
@@ -127,10 +153,10 @@ std::string ContainerToJson(const ContainerRecord& r) {
   j["gid"] = r.gid;
   j["groups"] = r.groups;
   j["stop_signal"] = r.stop_signal;
-  j["resources"] = ProtoToJson(r.resources);
   j["spec_json"] = r.spec_json;
   j["incomplete"] = r.incomplete;
-  return j.dump();
+  return WithRawFields(j, {{"config", ConfigText(r.config_json, r.config)},
+                           {"resources", ProtoJsonText(r.resources)}});
 }
 
 absl::StatusOr<ContainerRecord> ContainerFromJson(const std::string& text) {

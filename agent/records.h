@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ namespace cri = ::runtime::v1;
 struct SandboxRecord {
   std::string id;
   cri::PodSandboxConfig config;
+  // `config` as protobuf JSON, printed once (ProtoJsonText) when the record
+  // is made: the config never changes after that, and printing it costs
+  // more than the rest of a save. Null: printed at each save.
+  std::shared_ptr<const std::string> config_json;
   std::string runtime_handler;
   int64_t created_at_ns = 0;
   cri::PodSandboxState state = cri::SANDBOX_NOTREADY;
@@ -40,6 +45,8 @@ struct ContainerRecord {
   std::string id;
   std::string pod_id;
   cri::ContainerConfig config;
+  // As in SandboxRecord.
+  std::shared_ptr<const std::string> config_json;
   std::string image_id;   // "sha256:..." (image_ref in the status)
   std::string image_ref;  // what the request named, normalised to a tag when possible
   int64_t created_at_ns = 0;
@@ -63,6 +70,9 @@ struct ContainerRecord {
   // incomplete at start names leftovers of a crash, which are removed.
   bool incomplete = false;
 };
+
+// A message as protobuf JSON text, field names as in the .proto.
+std::string ProtoJsonText(const google::protobuf::Message& m);
 
 std::string SandboxToJson(const SandboxRecord& r);
 absl::StatusOr<SandboxRecord> SandboxFromJson(const std::string& text);

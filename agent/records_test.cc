@@ -1,5 +1,8 @@
 #include "agent/records.h"
 
+#include <memory>
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace podshim::agent {
@@ -44,6 +47,44 @@ TEST(Records, ContainerRoundTrip) {
   EXPECT_EQ(back->reason, "OOMKilled");
   EXPECT_EQ(back->groups, (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(back->resources.memory_limit_in_bytes(), 1 << 20);
+}
+
+// The config printed once at creation is what a save writes; a record
+// without it (read back from disk) prints its config at each save, to the
+// same text.
+TEST(Records, CachedConfigTextIsSavedAsIs) {
+  ContainerRecord r;
+  r.id = "c1";
+  r.config.mutable_metadata()->set_name("app");
+  r.config.add_args("a \"quoted\" arg");
+  const std::string plain = ContainerToJson(r);
+  r.config_json = std::make_shared<const std::string>(ProtoJsonText(r.config));
+  EXPECT_EQ(ContainerToJson(r), plain);
+  auto back = ContainerFromJson(plain);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->config.args(0), "a \"quoted\" arg");
+  EXPECT_EQ(back->config_json, nullptr);
+  EXPECT_EQ(ContainerToJson(*back), plain);
+
+  SandboxRecord p;
+  p.id = "p1";
+  p.config.mutable_metadata()->set_name("web");
+  const std::string pod_plain = SandboxToJson(p);
+  p.config_json = std::make_shared<const std::string>(ProtoJsonText(p.config));
+  EXPECT_EQ(SandboxToJson(p), pod_plain);
+  auto pod_back = SandboxFromJson(pod_plain);
+  ASSERT_TRUE(pod_back.ok()) << pod_back.status();
+  EXPECT_EQ(pod_back->config.metadata().name(), "web");
+}
+
+// An empty message is an empty object, not a missing member.
+TEST(Records, EmptyConfigIsAnObject) {
+  ContainerRecord r;
+  r.id = "c1";
+  auto back = ContainerFromJson(ContainerToJson(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->id, "c1");
+  EXPECT_NE(ContainerToJson(r).find(R"("config":{})"), std::string::npos) << ContainerToJson(r);
 }
 
 TEST(Records, CorruptTextIsInvalidArgument) {
