@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -255,6 +256,9 @@ class CgroupV1 final : public CgroupManager {
     if (!p.ok()) return p.status();
     const std::string* cpuset = Hierarchy("cpuset");
     for (const std::string& top : dirs_) {
+      absl::StatusOr<bool> made = CreateLeaf(top, *p, cpuset != nullptr && top == *cpuset);
+      if (!made.ok()) return made.status();
+      if (*made) continue;
       std::string dir = top;
       for (absl::string_view part : absl::StrSplit(*p, '/', absl::SkipEmpty())) {
         std::string parent = dir;
@@ -401,6 +405,34 @@ class CgroupV1 final : public CgroupManager {
 
   static std::string HugetlbFile(const std::string& dir, absl::string_view size) {
     return absl::StrCat(dir, "/hugetlb.", size, ".limit_in_bytes");
+  }
+
+  // The common case of Create, a new cgroup under one that exists and is
+  // set up: one mkdir, and for cpuset the parent's cpus and mems copied
+  // down. False (nothing made) when the leaf exists already, its parent does
+  // not, or the parent's cpuset is not set: the level-by-level walk then
+  // does, and checks, everything.
+  static absl::StatusOr<bool> CreateLeaf(const std::string& top, const std::string& path,
+                                         bool is_cpuset) {
+    const std::string dir = top + path;
+    const std::string parent = top + path.substr(0, path.rfind('/'));
+    std::string cpus, mems;
+    if (is_cpuset) {
+      absl::StatusOr<std::string> c = ReadTrimmed(parent + "/cpuset.cpus");
+      absl::StatusOr<std::string> m = ReadTrimmed(parent + "/cpuset.mems");
+      if (!c.ok() || !m.ok() || c->empty() || m->empty()) return false;
+      cpus = *std::move(c);
+      mems = *std::move(m);
+    }
+    if (::mkdir(dir.c_str(), 0755) != 0) return false;
+    if (!is_cpuset) return true;
+    for (const auto& [file, value] : {std::pair{"cpuset.cpus", &cpus}, {"cpuset.mems", &mems}}) {
+      absl::StatusOr<std::string> own = ReadTrimmed(absl::StrCat(dir, "/", file));
+      if (!own.ok()) return own.status();
+      if (!own->empty()) continue;  // cgroup.clone_children filled it in
+      if (absl::Status s = WriteCgroupFile(absl::StrCat(dir, "/", file), *value); !s.ok()) return s;
+    }
+    return true;
   }
 
   // A new cpuset cgroup starts with empty cpus and mems, and no task can join

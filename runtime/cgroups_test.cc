@@ -4,6 +4,7 @@
 #include <linux/magic.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -685,6 +686,35 @@ TEST_F(RealV1Test, LimitsReachTheKernel) {
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(s.message(), HasSubstr("cpuset.cpus"));
   EXPECT_THAT(s.message(), HasSubstr("4096"));
+}
+
+// A new leaf under a parent that is set up takes Create's short path; a
+// parent whose cpuset is empty (made by someone else) sends it down the
+// level-by-level walk, which fills the parent in first.
+TEST_F(RealV1Test, CreateUnderExistingParentsCopiesCpuset) {
+  const std::string root_cpus = Trimmed("/sys/fs/cgroup/cpuset/cpuset.cpus");
+  const std::string root_mems = Trimmed("/sys/fs/cgroup/cpuset/cpuset.mems");
+  ASSERT_TRUE(mgr_->Create(top_ + "/a").ok());
+  absl::Status s = mgr_->Create(top_ + "/a/b");
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(mgr_->Exists(top_ + "/a/b"));
+  for (const std::string& procs : mgr_->ProcsFiles(top_ + "/a/b")) {
+    EXPECT_TRUE(std::filesystem::exists(procs)) << procs;
+  }
+  const std::string cpuset = "/sys/fs/cgroup/cpuset" + top_;
+  EXPECT_EQ(Trimmed(cpuset + "/a/b/cpuset.cpus"), root_cpus);
+  EXPECT_EQ(Trimmed(cpuset + "/a/b/cpuset.mems"), root_mems);
+  EXPECT_TRUE(mgr_->Create(top_ + "/a/b").ok());  // idempotent
+
+  // Someone else's parent, made in the cpuset hierarchy only, cpus and mems empty.
+  ASSERT_EQ(::mkdir((cpuset + "/c").c_str(), 0755), 0);
+  ASSERT_EQ(Trimmed(cpuset + "/c/cpuset.cpus"), "");
+  s = mgr_->Create(top_ + "/c/d");
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Trimmed(cpuset + "/c/cpuset.cpus"), root_cpus);
+  EXPECT_EQ(Trimmed(cpuset + "/c/d/cpuset.cpus"), root_cpus);
+  EXPECT_EQ(Trimmed(cpuset + "/c/d/cpuset.mems"), root_mems);
+  EXPECT_TRUE(mgr_->Exists(top_ + "/c/d"));
 }
 
 TEST_F(RealV1Test, ProcessJoinsAndRemoveKillsIt) {
