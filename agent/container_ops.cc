@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -308,6 +309,29 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   r.incomplete = true;
   if (auto s = runtime::WriteFileAtomic(record, ContainerToJson(r)); !s.ok()) return s;
   r.incomplete = false;
+  // The cgroup with its limits is made on a thread of its own while the
+  // lease and the writable layer are made here: each takes most of a
+  // millisecond, mostly in the kernel, and neither needs the other. The
+  // joiner, destroyed before `guard`, joins it before any undo.
+  runtime::CgroupResources limits = ToCgroup(r.resources);
+  if (options_.pids_limit > 0) limits.pids_limit = options_.pids_limit;
+  absl::Status cgroup_status;
+  struct Joiner {
+    std::thread thread;
+    ~Joiner() {
+      if (thread.joinable()) thread.join();
+    }
+  } cgroup_maker;
+  cgroup_made = true;  // from now on the undo removes it (a missing cgroup is fine)
+  cgroup_maker.thread =
+      std::thread([cgroups = cgroups_.get(), cgroup = r.cgroup, limits, &cgroup_status] {
+        cgroup_status = cgroups->Create(cgroup);
+        if (cgroup_status.ok()) {
+          if (auto s = cgroups->Apply(cgroup, limits); !s.ok()) {
+            cgroup_status = WithField(s, "config.linux.resources");
+          }
+        }
+      });
   auto lower = images_->AcquireLease(id, *image);
   if (!lower.ok()) return lower.status();
   leased = true;
@@ -315,13 +339,8 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   for (const auto& dir : {spec.bundle, spec.rootfs.target, spec.rootfs.upper, spec.rootfs.work}) {
     if (auto s = runtime::MakeDirs(dir, 0711); !s.ok()) return s;
   }
-  if (auto s = cgroups_->Create(r.cgroup); !s.ok()) return s;
-  cgroup_made = true;
-  runtime::CgroupResources limits = ToCgroup(r.resources);
-  if (options_.pids_limit > 0) limits.pids_limit = options_.pids_limit;
-  if (auto s = cgroups_->Apply(r.cgroup, limits); !s.ok()) {
-    return WithField(s, "config.linux.resources");
-  }
+  cgroup_maker.thread.join();
+  if (!cgroup_status.ok()) return cgroup_status;
   r.spec_json = runtime::LaunchSpecToJson(spec);
   if (auto s =
           runtime::WriteFileAtomic(absl::StrCat(spec.bundle, "/", runtime::kSpecFile), r.spec_json);
