@@ -80,7 +80,13 @@ std::optional<MonitorPool::Ready> MonitorPool::Take() {
   if (ready_.empty()) return std::nullopt;
   Ready r = std::move(ready_.back());
   ready_.pop_back();
+  ++starting_;
   return r;
+}
+
+void MonitorPool::StartDone() {
+  absl::MutexLock l(&mu_);
+  if (starting_ > 0) --starting_;
 }
 
 void MonitorPool::Loop() {
@@ -89,7 +95,8 @@ void MonitorPool::Loop() {
     {
       absl::MutexLock l(&mu_);
       auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stop_ || static_cast<int>(ready_.size()) < size_;
+        return stop_ ||
+               (static_cast<int>(ready_.size()) < size_ && (starting_ == 0 || ready_.empty()));
       };
       mu_.Await(absl::Condition(&wanted));
       if (stop_) return;
@@ -122,8 +129,15 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
   }
   std::optional<ChildProcess> child;
   UniqueFd status;
+  struct PoolStart {
+    MonitorPool* pool = nullptr;
+    ~PoolStart() {
+      if (pool != nullptr) pool->StartDone();
+    }
+  } pool_start;
   if (std::optional<MonitorPool::Ready> ready = pool != nullptr ? pool->Take() : std::nullopt;
       ready.has_value()) {
+    pool_start.pool = pool;
     const std::string line = absl::StrCat(spec.bundle, "\n");
     if (::write(ready->control.get(), line.data(), line.size()) ==
         static_cast<ssize_t>(line.size())) {

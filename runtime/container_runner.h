@@ -51,7 +51,12 @@ class MonitorPool {
     UniqueFd control;  // write end of its fd 4
   };
   // A ready monitor, or nothing when none is (the caller spawns one itself).
+  // A monitor taken is replaced once no start that took one is in progress
+  // (or at once when none is left ready): spawning one costs a core for about
+  // a millisecond, which the container being started needs more. Every Take
+  // that returned a monitor is followed by one StartDone.
   std::optional<Ready> Take();
+  void StartDone();
   // Spawns one `podshim-monitor wait` (used by the pool's thread and tests).
   static absl::StatusOr<Ready> SpawnWaiting(const std::string& monitor_binary);
 
@@ -62,6 +67,7 @@ class MonitorPool {
   const int size_;
   absl::Mutex mu_;
   std::vector<Ready> ready_ ABSL_GUARDED_BY(mu_);
+  int starting_ ABSL_GUARDED_BY(mu_) = 0;  // Takes not yet followed by StartDone
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

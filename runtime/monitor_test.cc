@@ -26,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -402,6 +403,32 @@ std::vector<pid_t> IdleMonitors() {
   return out;
 }
 
+// A monitor taken while another is still ready is replaced only after the
+// start that took it is done; with none left ready, at once.
+TEST_F(MonitorTest, ThePoolRefillsAfterTheStartUnlessItRanDry) {
+  MonitorPool pool(kMonitor, 2);
+  ASSERT_TRUE(Eventually([&] { return pool.ready() == 2; }));
+  std::optional<MonitorPool::Ready> first = pool.Take();
+  ASSERT_TRUE(first.has_value());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(pool.ready(), 1);  // the start is in progress: no spawn beside it
+  pool.StartDone();
+  EXPECT_TRUE(Eventually([&] { return pool.ready() == 2; }));
+
+  std::optional<MonitorPool::Ready> a = pool.Take();
+  std::optional<MonitorPool::Ready> b = pool.Take();
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  // Both starts still in progress, none ready: refilled anyway.
+  EXPECT_TRUE(Eventually([&] { return pool.ready() >= 1; }));
+  pool.StartDone();
+  pool.StartDone();
+  EXPECT_TRUE(Eventually([&] { return pool.ready() == 2; }));
+  for (auto* r : {&first, &a, &b}) {
+    (*r)->control.Reset();  // end of file: each exits by itself
+    EXPECT_TRUE((*r)->child.Wait(absl::Seconds(10)).ok());
+  }
+}
+
 TEST_F(MonitorTest, IdleMonitorsExitWhenThePoolGoes) {
   std::vector<pid_t> pids;
   std::vector<pid_t> left_in_pool;
@@ -411,6 +438,7 @@ TEST_F(MonitorTest, IdleMonitorsExitWhenThePoolGoes) {
     for (int i = 0; i < 2; ++i) {
       auto r = pool.Take();
       ASSERT_TRUE(r.has_value());
+      pool.StartDone();
       pids.push_back(r->child.pid());
       // Closing the control pipe is what podshimd's death does too.
       r->control.Reset();
