@@ -255,7 +255,7 @@ absl::StatusOr<std::vector<MountStep>> PlanMounts(const LaunchSpec& spec) {
       Filesystem("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"));
   for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
     std::string path = absl::StrCat("/dev/", node);
-    plan.push_back(Step(MountKind::kBind, path, path, MS_BIND));
+    plan.push_back(Step(MountKind::kDevice, path, path, MS_BIND));
   }
   plan.push_back(Filesystem("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                             "newinstance,ptmxmode=0666,mode=0620"));
@@ -436,6 +436,31 @@ absl::Status ExecuteMountStep(int root_fd, const MountStep& step) {
     case MountKind::kMkdir: {
       auto fd = MkdirAllInRoot(root_fd, step.target);
       return fd.ok() ? absl::OkStatus() : fd.status();
+    }
+    case MountKind::kDevice: {
+      struct stat st {};
+      if (::stat(step.source.c_str(), &st) != 0) {
+        return ErrnoError(errno, "stat device", step.source);
+      }
+      if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("device `", step.source, "` is not a device node"));
+      }
+      auto [dir, base] = SplitLast(CleanPath(step.target));
+      auto parent = MkdirAllInRoot(root_fd, dir);
+      if (!parent.ok()) return parent.status();
+      if (::mknodat(parent->get(), base.c_str(), st.st_mode & (S_IFMT | 07777), st.st_rdev) == 0) {
+        // mknod's mode went through the umask.
+        if (::fchmodat(parent->get(), base.c_str(), st.st_mode & 07777, 0) != 0) {
+          return ErrnoError(errno, "chmod", step.target);
+        }
+        return absl::OkStatus();
+      }
+      if (errno != EPERM && errno != EACCES) return ErrnoError(errno, "mknod", step.target);
+      MountStep bind = step;
+      bind.kind = MountKind::kBind;
+      bind.flags = MS_BIND;
+      return ExecuteMountStep(root_fd, bind);
     }
   }
   return absl::InternalError("unknown mount step");
@@ -725,13 +750,22 @@ absl::Status InitContainer(const LaunchSpec& spec, const ChildFds& fds) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
     return ErrnoError(errno, "prctl PR_SET_PDEATHSIG", "self");
   }
-  for (const std::string& procs : spec.cgroup_procs) {
-    if (auto s = WriteToFile(procs, "0", "join cgroup"); !s.ok()) return s;
+  if (fds.go_fd < 0) {
+    for (const std::string& procs : spec.cgroup_procs) {
+      if (auto s = WriteToFile(procs, "0", "join cgroup"); !s.ok()) return s;
+    }
   }
   if (auto s = JoinNamespace(spec.net, CLONE_NEWNET, "net"); !s.ok()) return s;
   if (auto s = JoinNamespace(spec.ipc, CLONE_NEWIPC, "ipc"); !s.ok()) return s;
   if (auto s = JoinNamespace(spec.uts, CLONE_NEWUTS, "uts"); !s.ok()) return s;
-  if (auto s = JoinNamespace(spec.cgroup, CLONE_NEWCGROUP, "cgroup"); !s.ok()) return s;
+  // A cgroup namespace is rooted at the cgroup its process is in when it is
+  // made: it waits for the move into the container's cgroups (go_fd). The
+  // one to join is opened now, while the host's /proc is still there.
+  UniqueFd cgroup_ns;
+  if (spec.cgroup.mode == NsMode::kJoin) {
+    cgroup_ns = UniqueFd(::open(spec.cgroup.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!cgroup_ns.valid()) return ErrnoError(errno, "open cgroup namespace", spec.cgroup.path);
+  }
   if (spec.uts.mode == NsMode::kNew && !spec.hostname.empty() &&
       ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0) {
     return ErrnoError(errno, "sethostname", spec.hostname);
@@ -780,12 +814,38 @@ absl::Status InitContainer(const LaunchSpec& spec, const ChildFds& fds) {
   auto user = ResolveUser(new_root.get(), spec.process.user);
   if (!user.ok()) return user.status();
   new_root.Reset();
+  if (fds.go_fd >= 0) {
+    char go = 0;
+    ssize_t n;
+    do {
+      n = ::read(fds.go_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) {
+      return absl::InternalError("the monitor did not move the container into its cgroups");
+    }
+    ::close(fds.go_fd);
+  }
+  if (spec.cgroup.mode == NsMode::kNew && ::unshare(CLONE_NEWCGROUP) != 0) {
+    return ErrnoError(errno, "unshare", "cgroup namespace");
+  }
+  if (cgroup_ns.valid() && ::setns(cgroup_ns.get(), CLONE_NEWCGROUP) != 0) {
+    return ErrnoError(errno, "setns cgroup namespace", spec.cgroup.path);
+  }
+  cgroup_ns.Reset();
   if (auto s = WriteSync(fds.sync_fd, SyncUserLine(*user)); !s.ok()) return s;
   return SecureAndExec(spec.process, *user, spec.process.args, spec.process.env, fds,
                        /*die_with_parent=*/false);
 }
 
 }  // namespace
+
+absl::Status MoveIntoCgroups(int pid, const std::vector<std::string>& procs_files) {
+  const std::string text = absl::StrCat(pid);
+  for (const std::string& procs : procs_files) {
+    if (auto s = WriteToFile(procs, text, "join cgroup"); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 void RunContainerInit(const LaunchSpec& spec, const ChildFds& fds) {
   absl::Status s = InitContainer(spec, fds);

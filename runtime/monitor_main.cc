@@ -215,6 +215,8 @@ int RunStart(const std::string& bundle) {
   if (!err.ok()) return fail(err.status());
   auto sync = MakePipe("sync");
   if (!sync.ok()) return fail(sync.status());
+  auto go = MakePipe("go");
+  if (!go.ok()) return fail(go.status());
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull.valid()) return fail(ErrnoError(errno, "open", "/dev/null"));
 
@@ -234,13 +236,28 @@ int RunStart(const std::string& bundle) {
   if (child < 0) return fail(ErrnoError(errno, "fork", "container init"));
   if (child == 0) {
     status.CloseInChild();
-    RunContainerInit(
-        *spec, ChildFds{devnull.get(), out->write.get(), err->write.get(), sync->write.get()});
+    go->write.Reset();  // so that the monitor's death is end of file there
+    RunContainerInit(*spec, ChildFds{devnull.get(), out->write.get(), err->write.get(),
+                                     sync->write.get(), go->read.get()});
   }
   out->write.Reset();
   err->write.Reset();
   sync->write.Reset();
+  go->read.Reset();
   devnull.Reset();
+  // While the init makes its mounts, move it into its cgroups; it waits for
+  // the go byte before it execs.
+  if (auto s = MoveIntoCgroups(static_cast<int>(child), spec->cgroup_procs); !s.ok()) {
+    ::kill(child, SIGKILL);
+    int st = 0;
+    while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
+    }
+    return fail(s);
+  }
+  if (::write(go->write.get(), "g", 1) != 1) {
+    // The init is gone already; the sync pipe says why.
+  }
+  go->write.Reset();
 
   auto text = ReadUntilEof(sync->read.get(), 0);
   SyncResult result;

@@ -1,8 +1,14 @@
 // The pure parts of container_init: the mount plan, the overlay options, the
 // sync pipe protocol and PATH lookup. No kernel involved.
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -65,7 +71,7 @@ TEST(MountPlanTest, StandardFilesystemsInOrder) {
   EXPECT_EQ(p[2].fstype, "tmpfs");
   EXPECT_EQ(p[2].flags & MS_NODEV, 0u) << "/dev must allow device nodes";
   EXPECT_THAT(p[2].data, HasSubstr("mode=755"));
-  EXPECT_EQ(p[3], (MountStep{MountKind::kBind, "/dev/null", "/dev/null", "", MS_BIND, ""}));
+  EXPECT_EQ(p[3], (MountStep{MountKind::kDevice, "/dev/null", "/dev/null", "", MS_BIND, ""}));
   EXPECT_EQ(p[9].fstype, "devpts");
   EXPECT_EQ(p[9].data, "newinstance,ptmxmode=0666,mode=0620");
   EXPECT_EQ(p[10], (MountStep{MountKind::kSymlink, "pts/ptmx", "/dev/ptmx", "", 0, ""}));
@@ -197,6 +203,39 @@ TEST(MountPlanTest, DotDotCannotClimbAboveTheRoot) {
   auto plan = PlanMounts(spec);
   ASSERT_TRUE(plan.ok());
   EXPECT_NE(Find(*plan, MountKind::kBind, "/etc/x"), nullptr);
+}
+
+// The standard /dev nodes are made with mknod, like the host's, in a
+// directory that stands for the container's root.
+TEST(MountStepTest, DeviceNodesAreMadeLikeTheHosts) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mknod needs root";
+  char tmpl[] = "/tmp/podshim-devstep-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  int root_fd = ::open(root.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(root_fd, 0);
+  const mode_t old_umask = ::umask(077);  // the node's mode must not depend on it
+  for (const char* node : {"/dev/null", "/dev/tty"}) {
+    absl::Status s =
+        ExecuteMountStep(root_fd, MountStep{MountKind::kDevice, node, node, "", MS_BIND, ""});
+    ASSERT_TRUE(s.ok()) << node << ": " << s;
+    struct stat host {
+    }, made{};
+    ASSERT_EQ(::stat(node, &host), 0);
+    ASSERT_EQ(::lstat((root + node).c_str(), &made), 0) << node;
+    EXPECT_TRUE(S_ISCHR(made.st_mode)) << node;
+    EXPECT_EQ(made.st_rdev, host.st_rdev) << node;
+    EXPECT_EQ(made.st_mode & 07777, host.st_mode & 07777) << node;
+    EXPECT_EQ(made.st_uid, 0u) << node;
+  }
+  ::umask(old_umask);
+  // Not a device: refused, nothing made.
+  absl::Status s = ExecuteMountStep(
+      root_fd, MountStep{MountKind::kDevice, "/etc/hostname", "/dev/bogus", "", MS_BIND, ""});
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_FALSE(std::filesystem::exists(root + "/dev/bogus"));
+  ::close(root_fd);
+  std::filesystem::remove_all(root);
 }
 
 TEST(OverlayPlanTest, AbsoluteWhenItFits) {
