@@ -1,9 +1,12 @@
 // Containers: Create, Start, Stop, Remove, Status, List, ExecSync, Update,
 // ReopenContainerLog and stats. Pods are in pod_runtime.cc.
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -231,12 +234,28 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
     mount.recursive_readonly = m.recursive_read_only();
     spec.mounts.push_back(std::move(mount));
   }
+  // The devices cgroup: unless privileged, runc's default list and the
+  // requested device nodes with their permissions, nothing else.
+  std::optional<std::vector<runtime::DeviceRule>> device_rules;
+  if (!sc.privileged()) device_rules = runtime::DefaultDeviceRules();
   for (int i = 0; i < config.devices_size(); ++i) {
     const auto& d = config.devices(i);
     std::error_code ec;
     if (!std::filesystem::exists(d.host_path(), ec)) {
       return absl::NotFoundError(
           absl::StrCat("config.devices[", i, "].host_path: `", d.host_path(), "` does not exist"));
+    }
+    const std::string access = d.permissions().empty() ? "rwm" : d.permissions();
+    if (access.find_first_not_of("rwm") != std::string::npos || access.size() > 3) {
+      return absl::InvalidArgumentError(absl::StrCat("config.devices[", i, "].permissions: `",
+                                                     d.permissions(), "` is not a subset of rwm"));
+    }
+    struct stat st {};
+    if (device_rules.has_value() && ::stat(d.host_path().c_str(), &st) == 0 &&
+        (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+      device_rules->push_back({S_ISCHR(st.st_mode) ? 'c' : 'b',
+                               static_cast<int64_t>(major(st.st_rdev)),
+                               static_cast<int64_t>(minor(st.st_rdev)), access});
     }
     spec.devices.push_back({d.host_path(), d.container_path(), d.permissions()});
   }
@@ -323,13 +342,16 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
     }
   } cgroup_maker;
   cgroup_made = true;  // from now on the undo removes it (a missing cgroup is fine)
-  cgroup_maker.thread =
-      std::thread([cgroups = cgroups_.get(), cgroup = r.cgroup, limits, &cgroup_status] {
+  cgroup_maker.thread = std::thread(
+      [cgroups = cgroups_.get(), cgroup = r.cgroup, limits, &device_rules, &cgroup_status] {
         cgroup_status = cgroups->Create(cgroup);
         if (cgroup_status.ok()) {
           if (auto s = cgroups->Apply(cgroup, limits); !s.ok()) {
             cgroup_status = WithField(s, "config.linux.resources");
           }
+        }
+        if (cgroup_status.ok() && device_rules.has_value()) {
+          cgroup_status = cgroups->RestrictDevices(cgroup, *device_rules);
         }
       });
   auto lower = images_->AcquireLease(id, *image);

@@ -323,6 +323,22 @@ class CgroupV1 final : public CgroupManager {
     return absl::OkStatus();
   }
 
+  absl::Status RestrictDevices(absl::string_view path,
+                               const std::vector<DeviceRule>& allow) override {
+    absl::StatusOr<std::string> p = NormalizeCgroupPath(path);
+    if (!p.ok()) return p.status();
+    const std::string* h = Hierarchy("devices");
+    if (h == nullptr) return absl::OkStatus();
+    const std::string dir = *h + *p;
+    if (absl::Status s = WriteCgroupFile(dir + "/devices.deny", "a"); !s.ok()) return s;
+    for (const DeviceRule& rule : allow) {
+      if (absl::Status s = WriteCgroupFile(dir + "/devices.allow", DeviceRuleText(rule)); !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+
   std::vector<std::string> ProcsFiles(absl::string_view path) const override {
     std::vector<std::string> files;
     absl::StatusOr<std::string> p = NormalizeCgroupPath(path);
@@ -564,6 +580,12 @@ class CgroupV2 final : public CgroupManager {
       if (absl::Status s = WriteCgroupFile(file, value); !s.ok()) return s;
     }
     return absl::OkStatus();
+  }
+
+  absl::Status RestrictDevices(absl::string_view path,
+                               const std::vector<DeviceRule>& /*allow*/) override {
+    absl::StatusOr<std::string> p = NormalizeCgroupPath(path);
+    return p.ok() ? absl::OkStatus() : p.status();
   }
 
   std::vector<std::string> ProcsFiles(absl::string_view path) const override {
@@ -818,6 +840,24 @@ absl::StatusOr<std::string> EnableFavorDynmods(const std::string& scratch_dir) {
   ::rmdir(scratch_dir.c_str());
   if (!status.ok()) return status;
   return absl::StrCat("set on the cgroup2 root through a mount on ", scratch_dir);
+}
+
+std::string DeviceRuleText(const DeviceRule& rule) {
+  auto number = [](int64_t n) { return n < 0 ? std::string("*") : absl::StrCat(n); };
+  if (rule.type == 'a') return absl::StrCat("a *:* ", rule.access);
+  return absl::StrCat(std::string(1, rule.type), " ", number(rule.major), ":", number(rule.minor),
+                      " ", rule.access);
+}
+
+std::vector<DeviceRule> DefaultDeviceRules() {
+  return {
+      {'c', -1, -1, "m"},    {'b', -1, -1, "m"},     // mknod of any node
+      {'c', 1, 3, "rwm"},    {'c', 1, 5, "rwm"},     // null, zero
+      {'c', 1, 7, "rwm"},    {'c', 1, 8, "rwm"},     // full, random
+      {'c', 1, 9, "rwm"},    {'c', 5, 0, "rwm"},     // urandom, tty
+      {'c', 5, 1, "rwm"},    {'c', 5, 2, "rwm"},     // console, ptmx
+      {'c', 136, -1, "rwm"}, {'c', 10, 200, "rwm"},  // pts, net/tun
+  };
 }
 
 absl::StatusOr<std::unique_ptr<CgroupManager>> OpenCgroups(const std::string& root,

@@ -57,6 +57,25 @@ struct CgroupStats {
   uint64_t oom_kills = 0;
 };
 
+// One rule of the devices controller: type 'c' (char), 'b' (block) or 'a'
+// (all); major and minor, -1 for any; access, a subset of "rwm".
+struct DeviceRule {
+  char type = 'a';
+  int64_t major = -1;
+  int64_t minor = -1;
+  std::string access = "rwm";
+  bool operator==(const DeviceRule&) const = default;
+};
+
+// The rule as the v1 devices files take it: "c 1:3 rwm", "b *:* m".
+std::string DeviceRuleText(const DeviceRule& rule);
+
+// What a container that is not privileged may use, runc's default list:
+// mknod of any node (opening one still needs its own rule), and read, write
+// and mknod of /dev/null, zero, full, random, urandom, tty, console, ptmx,
+// the pts and net/tun.
+std::vector<DeviceRule> DefaultDeviceRules();
+
 class CgroupManager {
  public:
   virtual ~CgroupManager() = default;
@@ -76,6 +95,13 @@ class CgroupManager {
   // it (hugetlb aside, skipped when the cgroup does not offer it). Errors
   // from the kernel name the file and the value.
   virtual absl::Status Apply(absl::string_view path, const CgroupResources& res) = 0;
+  // Denies every device to the cgroup's processes but the `allow` rules. v1:
+  // "a" to devices.deny, then each rule to devices.allow; skipped when the
+  // devices hierarchy is not mounted. v2 has no such files (the kernel wants
+  // an eBPF program there): nothing is written, and it returns OK, so on v2
+  // devices are not restricted yet (docs/pods.md).
+  virtual absl::Status RestrictDevices(absl::string_view path,
+                                       const std::vector<DeviceRule>& allow) = 0;
   // The cgroup.procs files a process writes "0" into to join `path`.
   virtual std::vector<std::string> ProcsFiles(absl::string_view path) const = 0;
   // The file the OOM-kill counter ("oom_kill N") is read from after an exit;

@@ -717,6 +717,34 @@ TEST_F(RealV1Test, CreateUnderExistingParentsCopiesCpuset) {
   EXPECT_TRUE(mgr_->Exists(top_ + "/c/d"));
 }
 
+TEST(DeviceRules, TextAndDefaults) {
+  EXPECT_EQ(DeviceRuleText({'c', 1, 3, "rwm"}), "c 1:3 rwm");
+  EXPECT_EQ(DeviceRuleText({'b', -1, -1, "m"}), "b *:* m");
+  EXPECT_EQ(DeviceRuleText({'c', 136, -1, "rw"}), "c 136:* rw");
+  EXPECT_EQ(DeviceRuleText({}), "a *:* rwm");
+  std::vector<DeviceRule> d = DefaultDeviceRules();
+  auto has = [&d](const DeviceRule& r) { return std::find(d.begin(), d.end(), r) != d.end(); };
+  EXPECT_TRUE(has({'c', 1, 3, "rwm"}));     // /dev/null
+  EXPECT_TRUE(has({'c', 5, 2, "rwm"}));     // /dev/ptmx
+  EXPECT_TRUE(has({'c', 136, -1, "rwm"}));  // the pts
+  EXPECT_TRUE(has({'b', -1, -1, "m"}));     // mknod only
+  for (const DeviceRule& r : d) EXPECT_NE(r.type, 'a') << DeviceRuleText(r);
+}
+
+// After RestrictDevices the kernel lists exactly the rules given.
+TEST_F(RealV1Test, RestrictDevicesLeavesOnlyTheRulesGiven) {
+  const std::string a = top_ + "/a";
+  ASSERT_TRUE(mgr_->Create(a).ok());
+  const std::string list = "/sys/fs/cgroup/devices" + a + "/devices.list";
+  if (!std::filesystem::exists(list)) GTEST_SKIP() << "no v1 devices hierarchy";
+  EXPECT_EQ(Trimmed(list), "a *:* rwm");
+  std::vector<DeviceRule> rules = {{'c', 1, 3, "rwm"}, {'b', 7, 0, "r"}};
+  absl::Status s = mgr_->RestrictDevices(a, rules);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(Trimmed(list), "c 1:3 rwm\nb 7:0 r");
+  EXPECT_FALSE(mgr_->RestrictDevices("relative", rules).ok());
+}
+
 TEST_F(RealV1Test, ProcessJoinsAndRemoveKillsIt) {
   const std::string a = top_ + "/a";
   ASSERT_TRUE(mgr_->Create(a).ok());

@@ -498,6 +498,62 @@ def test_masked_and_readonly_paths(env, pods):
     assert env.exec(plain, ["cat", "/proc/kcore"]).stdout == b""
 
 
+def a_device_outside_the_defaults():
+    """(path, type, major, minor) of a device node that any root process may open without
+    capabilities (the host's disks may need CAP_SYS_ADMIN to open) and that is not in the
+    default list: /dev/fuse, else /dev/loop0."""
+    import stat as st
+    for path in ("/dev/fuse", "/dev/loop0"):
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            continue
+        kind = "c" if st.S_ISCHR(info.st_mode) else "b"
+        return path, kind, str(os.major(info.st_rdev)), str(os.minor(info.st_rdev))
+    pytest.skip("neither /dev/fuse nor /dev/loop0 exists to test the devices cgroup with")
+
+
+def test_devices_cgroup_allows_the_defaults_and_the_requested_only(env, pods):
+    """Unless privileged, a container may make any node but open only runc's default devices
+    and those it asked for."""
+    path, kind, major, minor = a_device_outside_the_defaults()
+    cfg = env.pod_config()
+    pod_id = pods.run(cfg)
+    plain = env.run(pod_id, cfg, "plain", ["sleep", "1000"])
+    made = env.exec(plain, ["mknod", "/node", kind, major, minor])
+    assert made.exit_code == 0, made.stderr  # mknod is allowed ...
+    opened = env.exec(plain, ["sh", "-c", "exec 3< /node"])
+    assert opened.exit_code != 0 and b"not permitted" in opened.stderr, opened  # ... open is not
+    assert env.exec(plain, ["head", "-c", "4", "/dev/zero"]).stdout == b"\0\0\0\0"
+    assert env.exec(plain, ["sh", "-c", "echo x > /dev/null"]).exit_code == 0
+
+    # Asked for, read-only: it opens for reading, not for writing.
+    asked = env.container_config("asked", ["sleep", "1000"])
+    asked.devices.add(container_path="/dev/xdev", host_path=path, permissions="r")
+    cid = env.create(pod_id, cfg, asked)
+    env.start(cid)
+    got = env.exec(cid, ["sh", "-c", "exec 3< /dev/xdev"])
+    assert got.exit_code == 0, got.stderr
+    wrote = env.exec(cid, ["sh", "-c", "exec 3> /dev/xdev"])
+    assert wrote.exit_code != 0 and b"not permitted" in wrote.stderr, wrote
+
+    # Permissions that are not a subset of rwm name the field.
+    bad = env.container_config("bad", ["sleep", "1000"])
+    bad.devices.add(container_path="/dev/xdev", host_path=path, permissions="rx")
+    with pytest.raises(grpc.RpcError) as e:
+        env.create(pod_id, cfg, bad)
+    assert code(e) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "config.devices[0].permissions" in e.value.details()
+
+    # Privileged: no restriction.
+    linux = env.pb.LinuxContainerConfig()
+    linux.security_context.privileged = True
+    priv = env.run(pod_id, cfg, "priv", ["sleep", "1000"], linux=linux)
+    assert env.exec(priv, ["mknod", "/node", kind, major, minor]).exit_code == 0
+    got = env.exec(priv, ["sh", "-c", "exec 3<> /node"])
+    assert got.exit_code == 0, got.stderr
+
+
 def test_containers_survive_a_restart_of_podshimd(env, pods):
     cfg = env.pod_config()
     pod_id = pods.run(cfg)
