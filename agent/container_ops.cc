@@ -240,8 +240,8 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   if (!sc.privileged()) device_rules = runtime::DefaultDeviceRules();
   for (int i = 0; i < config.devices_size(); ++i) {
     const auto& d = config.devices(i);
-    std::error_code ec;
-    if (!std::filesystem::exists(d.host_path(), ec)) {
+    struct stat st {};
+    if (::stat(d.host_path().c_str(), &st) != 0) {
       return absl::NotFoundError(
           absl::StrCat("config.devices[", i, "].host_path: `", d.host_path(), "` does not exist"));
     }
@@ -250,9 +250,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
       return absl::InvalidArgumentError(absl::StrCat("config.devices[", i, "].permissions: `",
                                                      d.permissions(), "` is not a subset of rwm"));
     }
-    struct stat st {};
-    if (device_rules.has_value() && ::stat(d.host_path().c_str(), &st) == 0 &&
-        (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+    if (device_rules.has_value() && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
       device_rules->push_back({S_ISCHR(st.st_mode) ? 'c' : 'b',
                                static_cast<int64_t>(major(st.st_rdev)),
                                static_cast<int64_t>(minor(st.st_rdev)), access});
@@ -331,18 +329,12 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   // The cgroup with its limits is made on a thread of its own while the
   // lease and the writable layer are made here: each takes most of a
   // millisecond, mostly in the kernel, and neither needs the other. The
-  // joiner, destroyed before `guard`, joins it before any undo.
+  // thread, destroyed before `guard`, is joined before any undo.
   runtime::CgroupResources limits = ToCgroup(r.resources);
   if (options_.pids_limit > 0) limits.pids_limit = options_.pids_limit;
   absl::Status cgroup_status;
-  struct Joiner {
-    std::thread thread;
-    ~Joiner() {
-      if (thread.joinable()) thread.join();
-    }
-  } cgroup_maker;
   cgroup_made = true;  // from now on the undo removes it (a missing cgroup is fine)
-  cgroup_maker.thread = std::thread(
+  std::jthread cgroup_maker(
       [cgroups = cgroups_.get(), cgroup = r.cgroup, limits, &device_rules, &cgroup_status] {
         cgroup_status = cgroups->Create(cgroup);
         if (cgroup_status.ok()) {
@@ -361,7 +353,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   for (const auto& dir : {spec.bundle, spec.rootfs.target, spec.rootfs.upper, spec.rootfs.work}) {
     if (auto s = runtime::MakeDirs(dir, 0711); !s.ok()) return s;
   }
-  cgroup_maker.thread.join();
+  cgroup_maker.join();
   if (!cgroup_status.ok()) return cgroup_status;
   r.spec_json = runtime::LaunchSpecToJson(spec);
   if (auto s =

@@ -750,11 +750,7 @@ absl::Status InitContainer(const LaunchSpec& spec, const ChildFds& fds) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
     return ErrnoError(errno, "prctl PR_SET_PDEATHSIG", "self");
   }
-  if (fds.go_fd < 0) {
-    for (const std::string& procs : spec.cgroup_procs) {
-      if (auto s = WriteToFile(procs, "0", "join cgroup"); !s.ok()) return s;
-    }
-  }
+  if (fds.go_fd < 0) return absl::InternalError("container init: no go pipe from the monitor");
   if (auto s = JoinNamespace(spec.net, CLONE_NEWNET, "net"); !s.ok()) return s;
   if (auto s = JoinNamespace(spec.ipc, CLONE_NEWIPC, "ipc"); !s.ok()) return s;
   if (auto s = JoinNamespace(spec.uts, CLONE_NEWUTS, "uts"); !s.ok()) return s;
@@ -814,17 +810,15 @@ absl::Status InitContainer(const LaunchSpec& spec, const ChildFds& fds) {
   auto user = ResolveUser(new_root.get(), spec.process.user);
   if (!user.ok()) return user.status();
   new_root.Reset();
-  if (fds.go_fd >= 0) {
-    char go = 0;
-    ssize_t n;
-    do {
-      n = ::read(fds.go_fd, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) {
-      return absl::InternalError("the monitor did not move the container into its cgroups");
-    }
-    ::close(fds.go_fd);
+  char go = 0;
+  ssize_t n;
+  do {
+    n = ::read(fds.go_fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) {
+    return absl::InternalError("the monitor did not move the container into its cgroups");
   }
+  ::close(fds.go_fd);
   if (spec.cgroup.mode == NsMode::kNew && ::unshare(CLONE_NEWCGROUP) != 0) {
     return ErrnoError(errno, "unshare", "cgroup namespace");
   }

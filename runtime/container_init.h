@@ -126,8 +126,8 @@ struct ChildFds {
   // its mounts are made and before it enters its cgroup namespace and execs,
   // for one byte from the monitor: the monitor has moved it into
   // spec.cgroup_procs meanwhile, in parallel with the init's own work. End of
-  // file instead means the monitor failed (it says why itself). -1: the init
-  // joins its cgroups itself, first thing. Unused by RunExecChild.
+  // file instead means the monitor failed (it says why itself). Required by
+  // RunContainerInit, unused by RunExecChild.
   int go_fd = -1;
 };
 

@@ -83,8 +83,8 @@ std::string ResolvConf(const DnsSettings& dns) {
 }
 
 absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager& cgroups) {
-  // Before `undo`, which joins the thread when it has to.
-  std::thread cgroup_maker;
+  // Before `undo`, whose step joins the thread when it has to.
+  std::jthread cgroup_maker;
   absl::Status cgroup_made;
   Rollback undo;
   PodResources res;
@@ -108,7 +108,7 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
     if (!cgroup_made.ok()) return cgroup_made;
   } else {
     cgroup_maker =
-        std::thread([&cgroup_made, &cgroups, &req] { cgroup_made = cgroups.Create(req.cgroup); });
+        std::jthread([&cgroup_made, &cgroups, &req] { cgroup_made = cgroups.Create(req.cgroup); });
   }
   undo.Add([&cgroups, &cgroup_maker, cg = req.cgroup] {
     if (cgroup_maker.joinable()) cgroup_maker.join();
