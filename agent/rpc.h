@@ -61,6 +61,31 @@ grpc::ServerUnaryReactor* ServeUnaryOn(Pool& pool, grpc::CallbackServerContext* 
   return reactor;
 }
 
+// The one call that may run on the gRPC thread that took it (see
+// ServeUnaryQuick): true when it was free and is now the caller's.
+bool TakeInlineSlot();
+void ReleaseInlineSlot();
+
+// For RPCs whose work is bounded (no wait on a workload, a pull or a
+// timeout the client chose): `fn` runs on the gRPC callback thread that took
+// the request when no other call does so, else on `pool` as ServeUnaryOn.
+// Running there saves the hop to the pool and back, which costs more than
+// the hop itself suggests on a small VM: about 1 ms of each pod + container
+// start (docs/benchmarks.md). gRPC serves callbacks from at least two
+// threads, so with one call at a time here the others still take requests.
+template <typename Pool, typename Fn>
+grpc::ServerUnaryReactor* ServeUnaryQuick(Pool& pool, grpc::CallbackServerContext* ctx,
+                                          absl::string_view method, Fn fn) {
+  if (!TakeInlineSlot()) return ServeUnaryOn(pool, ctx, method, std::move(fn));
+  struct Release {
+    Release() = default;
+    Release(const Release&) = delete;
+    Release& operator=(const Release&) = delete;
+    ~Release() { ReleaseInlineSlot(); }
+  } release;
+  return ServeUnary(ctx, method, std::move(fn));
+}
+
 // Finishes a unary RPC with NotImplemented(method).
 inline grpc::ServerUnaryReactor* UnaryNotImplemented(grpc::CallbackServerContext* ctx,
                                                      absl::string_view method) {

@@ -7,6 +7,7 @@ PODSHIM_DELAY_AT (agent/failpoint.h); PullImage with a registry front that trick
 (tests/helpers/slow_proxy.py).
 """
 
+import concurrent.futures
 import subprocess
 import sys
 import time
@@ -246,6 +247,28 @@ def test_status_call_in_time_claims_the_pod(make_agent):
     assert "claimed by PodSandboxStatus" in a.d.log()
     assert "removed unclaimed pod" not in a.d.log()
     a.remove_pod(pod_id)
+    a.assert_nothing_left()
+
+
+def test_a_slow_call_does_not_hold_up_the_others(make_agent):
+    """RunPodSandbox and the other bounded calls run on the gRPC thread that took them while no
+    other call does (agent/rpc.h, ServeUnaryQuick); the rest go to the agent's pool. While one is
+    held in its delay, other calls are answered, a second RunPodSandbox among them."""
+    a = make_agent()
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        first = ex.submit(a.run_pod, a.pod_config("slow-1"), 30)
+        # Its namespaces are pinned before the network and the delay.
+        assert eventually(lambda: netns_pinned_under(a.base), timeout=10)
+        assert not first.done()
+        assert a.pods() == []  # ListPodSandbox answered beside it
+        assert a.c.version().runtime_name == "podshim"
+        assert not first.done(), "the calls above waited for the slow one"
+        second = ex.submit(a.run_pod, a.pod_config("slow-2"), 30)
+        ids = [first.result(timeout=30), second.result(timeout=30)]
+    assert sorted(p.id for p in a.pods()) == sorted(ids)
+    for pod_id in ids:
+        assert a.pod_status(pod_id).status.state == a.pb.SANDBOX_READY
+        a.remove_pod(pod_id)
     a.assert_nothing_left()
 
 
