@@ -389,8 +389,6 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
                                                       cri::ContainerState_Name(c->state),
                                                       ", not CONTAINER_CREATED"));
   }
-  auto spec = runtime::LaunchSpecFromJson(c->spec_json);
-  if (!spec.ok()) return spec.status();
   if (!c->log_path.empty()) {
     const std::string dir = std::filesystem::path(c->log_path).parent_path().string();
     if (auto s = runtime::MakeDirs(dir, 0755); !s.ok()) return s;
@@ -398,8 +396,9 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
   // Taken before the spawn: a workload that exits at once must never show a
   // finished_at before its started_at.
   const int64_t started_at = NowNs();
-  auto report = runtime::StartContainerProcess(options_.monitor_binary, *spec, kStartTimeout,
-                                               monitor_pool_.get(),
+  // The record's spec text goes to the monitor as it is: it parses it.
+  auto report = runtime::StartContainerProcess(options_.monitor_binary, c->bundle, c->id,
+                                               c->spec_json, kStartTimeout, monitor_pool_.get(),
                                                [] { CrashPoint("start-container:handed"); });
   if (!report.ok()) {
     c->state = cri::CONTAINER_EXITED;

@@ -1,6 +1,7 @@
 #include "runtime/container_runner.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -26,6 +27,14 @@ namespace podshim::runtime {
 namespace {
 
 constexpr size_t kReportLimit = size_t{64} << 10;
+
+// The calling thread's scheduling policy (on Linux sched_setscheduler(0)
+// changes the calling thread only). Best effort: a thread at the wrong
+// priority still works.
+void SetThreadSchedPolicy(int policy) {
+  struct sched_param param {};
+  (void)::sched_setscheduler(0, policy, &param);
+}
 
 int PidfdOpen(int pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -80,13 +89,7 @@ std::optional<MonitorPool::Ready> MonitorPool::Take() {
   if (ready_.empty()) return std::nullopt;
   Ready r = std::move(ready_.back());
   ready_.pop_back();
-  ++starting_;
   return r;
-}
-
-void MonitorPool::StartDone() {
-  absl::MutexLock l(&mu_);
-  if (starting_ > 0) --starting_;
 }
 
 void MonitorPool::Loop() {
@@ -95,13 +98,18 @@ void MonitorPool::Loop() {
     {
       absl::MutexLock l(&mu_);
       auto wanted = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stop_ ||
-               (static_cast<int>(ready_.size()) < size_ && (starting_ == 0 || ready_.empty()));
+        return stop_ || static_cast<int>(ready_.size()) < size_;
       };
       mu_.Await(absl::Condition(&wanted));
       if (stop_) return;
     }
+    // Work ahead of need runs at idle priority: this thread spawns under
+    // SCHED_IDLE, which the child inherits until it is taken (it returns to
+    // SCHED_OTHER then: podshim-monitor wait). Never while holding mu_, or
+    // Take() could wait for a thread that gets no core.
+    SetThreadSchedPolicy(SCHED_IDLE);
     auto r = SpawnWaiting(binary_);
+    SetThreadSchedPolicy(SCHED_OTHER);
     absl::MutexLock l(&mu_);
     if (stop_) return;  // `r` is dropped: its control pipe closes, it exits
     if (r.ok()) {
@@ -120,25 +128,26 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
                                                   const LaunchSpec& spec, absl::Duration timeout,
                                                   MonitorPool* pool,
                                                   const std::function<void()>& on_handed) {
+  return StartContainerProcess(monitor_binary, spec.bundle, spec.id, LaunchSpecToJson(spec),
+                               timeout, pool, on_handed);
+}
+
+absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
+                                                  const std::string& bundle, const std::string& id,
+                                                  const std::string& spec_json,
+                                                  absl::Duration timeout, MonitorPool* pool,
+                                                  const std::function<void()>& on_handed) {
   // CreateContainer wrote this very spec already; rewriting it would cost a
   // second fsync of the file and its directory on the StartContainer path.
-  const std::string spec_path = absl::StrCat(spec.bundle, "/", kSpecFile);
-  const std::string spec_json = LaunchSpecToJson(spec);
+  const std::string spec_path = absl::StrCat(bundle, "/", kSpecFile);
   if (auto on_disk = ReadFile(spec_path); !on_disk.ok() || *on_disk != spec_json) {
     if (auto s = WriteFileAtomic(spec_path, spec_json); !s.ok()) return s;
   }
   std::optional<ChildProcess> child;
   UniqueFd status;
-  struct PoolStart {
-    MonitorPool* pool = nullptr;
-    ~PoolStart() {
-      if (pool != nullptr) pool->StartDone();
-    }
-  } pool_start;
   if (std::optional<MonitorPool::Ready> ready = pool != nullptr ? pool->Take() : std::nullopt;
       ready.has_value()) {
-    pool_start.pool = pool;
-    const std::string line = absl::StrCat(spec.bundle, "\n");
+    const std::string line = absl::StrCat(bundle, "\n");
     if (::write(ready->control.get(), line.data(), line.size()) ==
         static_cast<ssize_t>(line.size())) {
       child = std::move(ready->child);
@@ -151,7 +160,7 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
     auto pipe = MakePipe();
     if (!pipe.ok()) return pipe.status();
     SpawnOptions options;
-    options.argv = {monitor_binary, "start", "--bundle", spec.bundle};
+    options.argv = {monitor_binary, "start", "--bundle", bundle};
     options.new_session = true;
     options.capture_output = false;
     options.extra_fds = {{3, pipe->write.get()}};
@@ -165,17 +174,16 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
   if (!text.ok()) {
     // The monitor hangs or floods: kill its session (destructor) and say so.
     return absl::DeadlineExceededError(absl::StrCat(
-        "container ", spec.id, ": no start report from the monitor: ", text.status().message()));
+        "container ", id, ": no start report from the monitor: ", text.status().message()));
   }
   auto report = StartReportFromJson(absl::StripAsciiWhitespace(*text));
   if (!report.ok() || !report->ok) {
     (void)child->Wait(absl::Seconds(5));
     if (!report.ok()) {
       return absl::InternalError(
-          absl::StrCat("container ", spec.id, ": monitor exited without a start report"));
+          absl::StrCat("container ", id, ": monitor exited without a start report"));
     }
-    return absl::FailedPreconditionError(
-        absl::StrCat("start container ", spec.id, ": ", report->error));
+    return absl::FailedPreconditionError(absl::StrCat("start container ", id, ": ", report->error));
   }
   // The monitor runs on; ExitWatcher reaps it when it exits.
   child->Release();

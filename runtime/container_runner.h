@@ -51,12 +51,11 @@ class MonitorPool {
     UniqueFd control;  // write end of its fd 4
   };
   // A ready monitor, or nothing when none is (the caller spawns one itself).
-  // A monitor taken is replaced once no start that took one is in progress
-  // (or at once when none is left ready): spawning one costs a core for about
-  // a millisecond, which the container being started needs more. Every Take
-  // that returned a monitor is followed by one StartDone.
+  // The one taken is replaced at once, under SCHED_IDLE: its spawn and exec
+  // run on a core the start being made does not need (the container's init
+  // keeps one busy, the monitor that took it rarely the other), and yield
+  // to the start's own work where they meet.
   std::optional<Ready> Take();
-  void StartDone();
   // Spawns one `podshim-monitor wait` (used by the pool's thread and tests).
   static absl::StatusOr<Ready> SpawnWaiting(const std::string& monitor_binary);
 
@@ -67,18 +66,24 @@ class MonitorPool {
   const int size_;
   absl::Mutex mu_;
   std::vector<Ready> ready_ ABSL_GUARDED_BY(mu_);
-  int starting_ ABSL_GUARDED_BY(mu_) = 0;  // Takes not yet followed by StartDone
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
-// Writes spec.json into spec.bundle (unless it holds this spec already), starts a monitor for it
-// (one from `pool` when it has one ready, else `monitor_binary start` spawned in a new session) and
-// waits (at most `timeout`) for its report. On ok the container runs; otherwise the monitor has
-// exited and the error says why (the workload's exec error, a mount that failed, ...), as
-// FAILED_PRECONDITION for problems of the request, INTERNAL otherwise. `pool` may be null.
-// `on_handed`, when set, runs once the monitor has the container and before its
-// report is read (the agent's crash point there).
+// Writes `spec_json` (LaunchSpecToJson's text) to bundle/spec.json unless it holds this text
+// already, starts a monitor for it (one from `pool` when it has one ready, else `monitor_binary
+// start` spawned in a new session) and waits (at most `timeout`) for its report. On ok the
+// container runs; otherwise the monitor has exited and the error says why (the workload's exec
+// error, a mount that failed, ...), as FAILED_PRECONDITION for problems of the request, INTERNAL
+// otherwise. `pool` may be null. `on_handed`, when set, runs once the monitor has the container
+// and before its report is read (the agent's crash point there). The text is not parsed here:
+// the agent passes the container record's copy, and the monitor parses it.
+absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
+                                                  const std::string& bundle, const std::string& id,
+                                                  const std::string& spec_json,
+                                                  absl::Duration timeout, MonitorPool* pool,
+                                                  const std::function<void()>& on_handed = {});
+// The same for a parsed spec (spec.bundle, spec.id, LaunchSpecToJson(spec)).
 absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_binary,
                                                   const LaunchSpec& spec, absl::Duration timeout,
                                                   MonitorPool* pool = nullptr,

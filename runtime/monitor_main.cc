@@ -198,17 +198,6 @@ int RunStart(const std::string& bundle) {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     return fail(ErrnoError(errno, "prctl PR_SET_CHILD_SUBREAPER", "monitor"));
   }
-  if (auto s = WriteFileAtomic(absl::StrCat(bundle, "/", kMonitorPidFile),
-                               absl::StrCat(report.monitor_pid, "\n"), 0644);
-      !s.ok()) {
-    return fail(s);
-  }
-  CriLogFile log;
-  if (!spec->log_path.empty()) {
-    if (int e = log.Open(spec->log_path); e != 0) {
-      return fail(ErrnoError(e, "open log file", spec->log_path));
-    }
-  }
   auto out = MakePipe("container stdout");
   if (!out.ok()) return fail(out.status());
   auto err = MakePipe("container stderr");
@@ -245,19 +234,37 @@ int RunStart(const std::string& bundle) {
   sync->write.Reset();
   go->read.Reset();
   devnull.Reset();
-  // While the init makes its mounts, move it into its cgroups; it waits for
-  // the go byte before it execs.
-  if (auto s = MoveIntoCgroups(static_cast<int>(child), spec->cgroup_procs); !s.ok()) {
+  auto kill_child = [&] {
     ::kill(child, SIGKILL);
     int st = 0;
     while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
     }
+  };
+  // While the init makes its mounts, move it into its cgroups; it waits for
+  // the go byte before it execs.
+  if (auto s = MoveIntoCgroups(static_cast<int>(child), spec->cgroup_procs); !s.ok()) {
+    kill_child();
     return fail(s);
   }
   if (::write(go->write.get(), "g", 1) != 1) {
     // The init is gone already; the sync pipe says why.
   }
   go->write.Reset();
+  // The pid file and the log are made while the init still makes its
+  // mounts: both are there before the report, which is all the agent needs.
+  if (auto s = WriteFileAtomic(absl::StrCat(bundle, "/", kMonitorPidFile),
+                               absl::StrCat(report.monitor_pid, "\n"), 0644);
+      !s.ok()) {
+    kill_child();
+    return fail(s);
+  }
+  CriLogFile log;
+  if (!spec->log_path.empty()) {
+    if (int e = log.Open(spec->log_path); e != 0) {
+      kill_child();
+      return fail(ErrnoError(e, "open log file", spec->log_path));
+    }
+  }
 
   auto text = ReadUntilEof(sync->read.get(), 0);
   SyncResult result;
@@ -268,10 +275,7 @@ int RunStart(const std::string& bundle) {
   }
   sync->read.Reset();
   if (!result.ok) {
-    ::kill(child, SIGKILL);
-    int st = 0;
-    while (::waitpid(child, &st, 0) < 0 && errno == EINTR) {
-    }
+    kill_child();
     return fail(absl::FailedPreconditionError(result.error));
   }
   report.ok = true;
@@ -468,6 +472,10 @@ int RunWait() {
     if (line.size() > 4096) return Usage("bundle path on fd 4 too long");
   }
   ::close(kControlFd);
+  // The pool spawns under SCHED_IDLE (work ahead of need); now this monitor
+  // is needed. Best effort: at idle priority it still works, only slower.
+  struct sched_param param {};
+  (void)::sched_setscheduler(0, SCHED_OTHER, &param);
   if (line.empty() || line[0] != '/') return Usage("bundle on fd 4 must be an absolute path");
   return RunStart(line);
 }

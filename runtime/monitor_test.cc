@@ -5,6 +5,7 @@
 // starts can escape the cleanup.
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -363,14 +364,17 @@ TEST_F(MonitorTest, BecomesTheSmallLoopBinaryWhileTheContainerRuns) {
 TEST_F(MonitorTest, APooledMonitorStartsTheContainerAndThePoolRefills) {
   MonitorPool pool(kMonitor, 1);
   ASSERT_TRUE(Eventually([&] { return pool.ready() == 1; }));
-  LaunchSpec spec = Spec({"sh", "-c", "echo pooled"});
+  // The workload prints its scheduling policy: 0, SCHED_OTHER, though the
+  // monitor waited in the pool under SCHED_IDLE (5).
+  LaunchSpec spec = Spec({"sh", "-c", "echo pooled; grep policy /proc/self/sched"});
   ASSERT_TRUE(WriteFileAtomic(spec.bundle + "/" + kSpecFile, LaunchSpecToJson(spec)).ok());
   auto report = StartContainerProcess("/nonexistent/not-used", spec, absl::Seconds(20), &pool);
   ASSERT_TRUE(report.ok()) << report.status();
   ASSERT_TRUE(report->ok) << report->error;
   ExitStatus e = WaitExit(report->monitor_pid);
   EXPECT_EQ(e.exit_code, 0);
-  EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F pooled"));
+  EXPECT_THAT(Records(LogPath()),
+              ElementsAre("stdout F pooled", ::testing::MatchesRegex("stdout F policy +: +0")));
   // The one taken was replaced.
   EXPECT_TRUE(Eventually([&] { return pool.ready() == 1; }));
 }
@@ -403,27 +407,27 @@ std::vector<pid_t> IdleMonitors() {
   return out;
 }
 
-// A monitor taken while another is still ready is replaced only after the
-// start that took it is done; with none left ready, at once.
-TEST_F(MonitorTest, ThePoolRefillsAfterTheStartUnlessItRanDry) {
+// The scheduling policy of `pid` (SCHED_OTHER, SCHED_IDLE, ...).
+int PolicyOf(pid_t pid) { return ::sched_getscheduler(pid); }
+
+// A monitor taken is replaced at once; the ready ones wait under SCHED_IDLE.
+TEST_F(MonitorTest, ThePoolRefillsAtOnceAtIdlePriority) {
   MonitorPool pool(kMonitor, 2);
   ASSERT_TRUE(Eventually([&] { return pool.ready() == 2; }));
-  std::optional<MonitorPool::Ready> first = pool.Take();
-  ASSERT_TRUE(first.has_value());
-  absl::SleepFor(absl::Milliseconds(300));
-  EXPECT_EQ(pool.ready(), 1);  // the start is in progress: no spawn beside it
-  pool.StartDone();
-  EXPECT_TRUE(Eventually([&] { return pool.ready() == 2; }));
-
+  for (pid_t pid : IdleMonitors()) EXPECT_EQ(PolicyOf(pid), SCHED_IDLE) << pid;
   std::optional<MonitorPool::Ready> a = pool.Take();
   std::optional<MonitorPool::Ready> b = pool.Take();
   ASSERT_TRUE(a.has_value() && b.has_value());
-  // Both starts still in progress, none ready: refilled anyway.
-  EXPECT_TRUE(Eventually([&] { return pool.ready() >= 1; }));
-  pool.StartDone();
-  pool.StartDone();
+  EXPECT_FALSE(pool.Take().has_value());
   EXPECT_TRUE(Eventually([&] { return pool.ready() == 2; }));
-  for (auto* r : {&first, &a, &b}) {
+  // The thread that spawns them is back at SCHED_OTHER: only its children
+  // run at idle priority.
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    pid_t tid = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(e.path().filename().string(), &tid));
+    EXPECT_EQ(PolicyOf(tid), SCHED_OTHER) << "thread " << tid;
+  }
+  for (auto* r : {&a, &b}) {
     (*r)->control.Reset();  // end of file: each exits by itself
     EXPECT_TRUE((*r)->child.Wait(absl::Seconds(10)).ok());
   }
@@ -438,7 +442,6 @@ TEST_F(MonitorTest, IdleMonitorsExitWhenThePoolGoes) {
     for (int i = 0; i < 2; ++i) {
       auto r = pool.Take();
       ASSERT_TRUE(r.has_value());
-      pool.StartDone();
       pids.push_back(r->child.pid());
       // Closing the control pipe is what podshimd's death does too.
       r->control.Reset();
