@@ -18,6 +18,7 @@
 #include "agent/logging.h"
 #include "agent/pod_runtime.h"
 #include "runtime/files.h"
+#include "runtime/rootfs.h"
 #include "runtime/security.h"
 
 namespace podshim::agent {
@@ -353,6 +354,10 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   for (const auto& dir : {spec.bundle, spec.rootfs.target, spec.rootfs.upper, spec.rootfs.work}) {
     if (auto s = runtime::MakeDirs(dir, 0711); !s.ok()) return s;
   }
+  // Mount targets the image lacks (/etc/hosts, ...) are made in the writable
+  // layer now, beside the cgroup work, instead of through the overlay at
+  // start (runtime/rootfs.h).
+  if (auto made = runtime::PrepareMountTargets(spec); !made.ok()) return made.status();
   cgroup_maker.join();
   if (!cgroup_status.ok()) return cgroup_status;
   r.spec_json = runtime::LaunchSpecToJson(spec);

@@ -42,7 +42,7 @@ endif()
 
 # Unit tests of the mount plan and the log writer, and end-to-end tests that
 # run the real binary as root against a busybox rootfs.
-podshim_test(monitor_test SOURCES mount_plan_test.cc cri_log_test.cc monitor_test.cc
+podshim_test(monitor_test SOURCES mount_plan_test.cc cri_log_test.cc monitor_test.cc rootfs_test.cc
              DEPS podshim_monitor podshim_pods)
 target_compile_definitions(monitor_test PRIVATE
   PODSHIM_MONITOR_BINARY="$<TARGET_FILE:podshim-monitor>")
