@@ -131,6 +131,19 @@ absl::StatusOr<SandboxRecord> SandboxFromJson(const std::string& text) {
   return r;
 }
 
+namespace {
+
+std::string ResourcesText(const ContainerRecord& r) {
+  std::string bytes = r.resources.SerializeAsString();
+  if (r.resources_json == nullptr || r.resources_json->first != bytes) {
+    r.resources_json = std::make_shared<const std::pair<std::string, std::string>>(
+        std::move(bytes), ProtoJsonText(r.resources));
+  }
+  return r.resources_json->second;
+}
+
+}  // namespace
+
 std::string ContainerToJson(const ContainerRecord& r) {
   Json j;
   j["id"] = r.id;
@@ -155,8 +168,8 @@ std::string ContainerToJson(const ContainerRecord& r) {
   j["stop_signal"] = r.stop_signal;
   j["spec_json"] = r.spec_json;
   j["incomplete"] = r.incomplete;
-  return WithRawFields(j, {{"config", ConfigText(r.config_json, r.config)},
-                           {"resources", ProtoJsonText(r.resources)}});
+  return WithRawFields(
+      j, {{"config", ConfigText(r.config_json, r.config)}, {"resources", ResourcesText(r)}});
 }
 
 absl::StatusOr<ContainerRecord> ContainerFromJson(const std::string& text) {

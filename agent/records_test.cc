@@ -77,6 +77,30 @@ TEST(Records, CachedConfigTextIsSavedAsIs) {
   EXPECT_EQ(pod_back->config.metadata().name(), "web");
 }
 
+// The resources' text is printed once and reused while they are unchanged;
+// a change (UpdateContainerResources) is what the next save writes.
+TEST(Records, ResourcesTextFollowsTheResources) {
+  ContainerRecord r;
+  r.id = "c1";
+  r.resources.set_cpu_shares(2);
+  const std::string first = ContainerToJson(r);
+  ASSERT_NE(r.resources_json, nullptr);
+  const auto cached = r.resources_json;
+  EXPECT_EQ(ContainerToJson(r), first);
+  EXPECT_EQ(r.resources_json, cached);  // not printed again
+  r.resources.set_cpu_shares(4);
+  r.resources.set_memory_limit_in_bytes(1 << 20);
+  auto back = ContainerFromJson(ContainerToJson(r));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->resources.cpu_shares(), 4);
+  EXPECT_EQ(back->resources.memory_limit_in_bytes(), 1 << 20);
+  // A copy made before the change keeps the text of its own resources.
+  ContainerRecord old = r;
+  old.resources.set_cpu_shares(2);
+  old.resources.clear_memory_limit_in_bytes();
+  EXPECT_EQ(ContainerToJson(old), first);
+}
+
 // An empty message is an empty object, not a missing member.
 TEST(Records, EmptyConfigIsAnObject) {
   ContainerRecord r;
