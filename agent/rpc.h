@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/server_callback.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
@@ -77,12 +78,7 @@ template <typename Pool, typename Fn>
 grpc::ServerUnaryReactor* ServeUnaryQuick(Pool& pool, grpc::CallbackServerContext* ctx,
                                           absl::string_view method, Fn fn) {
   if (!TakeInlineSlot()) return ServeUnaryOn(pool, ctx, method, std::move(fn));
-  struct Release {
-    Release() = default;
-    Release(const Release&) = delete;
-    Release& operator=(const Release&) = delete;
-    ~Release() { ReleaseInlineSlot(); }
-  } release;
+  absl::Cleanup release = [] { ReleaseInlineSlot(); };
   return ServeUnary(ctx, method, std::move(fn));
 }
 

@@ -111,10 +111,9 @@ absl::StatusOr<bool> PrepareMountTarget(const std::vector<std::string>& lower,
   absl::StrAppend(&rel, "/", parts.back());
   for (size_t layer : visible) {
     struct stat st {};
-    if (::lstat((lower[layer] + rel).c_str(), &st) != 0) {
-      if (errno == ENOENT || errno == ENOTDIR) continue;
-      return ErrnoError(errno, "stat image layer entry", lower[layer] + rel);
-    }
+    auto entry = EntryAt(lower[layer] + rel, &st);
+    if (!entry.ok()) return entry.status();
+    if (*entry == Entry::kNone) continue;
     if (IsWhiteout(st)) break;  // deleted by a layer: not there
     return false;               // the image has it: the start binds onto it
   }

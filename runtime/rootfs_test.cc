@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 
 namespace podshim::runtime {
@@ -42,6 +43,12 @@ class PrepareMountTargetTest : public ::testing::Test {
   static void File(const std::string& path, const std::string& text = "") {
     std::ofstream(path) << text;
   }
+  // PrepareMountTarget on these layers; an error fails the test.
+  bool Prepare(absl::string_view path, bool is_dir = false) {
+    auto made = PrepareMountTarget(lower_, upper_, path, is_dir);
+    EXPECT_TRUE(made.ok()) << path << ": " << made.status();
+    return made.ok() && *made;
+  }
 
   std::string dir_;
   std::vector<std::string> lower_;
@@ -64,9 +71,7 @@ TEST_F(PrepareMountTargetTest, MakesTheFileAndCopiesTheParentsModeAndOwner) {
   ASSERT_EQ(::chown((dir_ + "/bottom/etc").c_str(), 12, 34), 0);
   File(dir_ + "/bottom/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
 
-  auto made = PrepareMountTarget(lower_, upper_, "/etc/hosts", false);
-  ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_TRUE(*made);
+  EXPECT_TRUE(Prepare("/etc/hosts"));
   struct stat etc = StatOf(upper_ + "/etc");
   EXPECT_TRUE(S_ISDIR(etc.st_mode));
   EXPECT_EQ(etc.st_mode & 07777, 0751u);
@@ -77,18 +82,14 @@ TEST_F(PrepareMountTargetTest, MakesTheFileAndCopiesTheParentsModeAndOwner) {
   EXPECT_EQ(hosts.st_mode & 07777, 0644u);
   EXPECT_EQ(hosts.st_size, 0);
   // The parent made by the first target serves the next.
-  made = PrepareMountTarget(lower_, upper_, "/etc/resolv.conf", false);
-  ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_TRUE(*made);
+  EXPECT_TRUE(Prepare("/etc/resolv.conf"));
   EXPECT_TRUE(Exists(upper_ + "/etc/resolv.conf"));
   EXPECT_FALSE(Exists(upper_ + "/etc/passwd"));
 }
 
 TEST_F(PrepareMountTargetTest, MakesADirectoryTarget) {
   Dir(dir_ + "/top/var");
-  auto made = PrepareMountTarget(lower_, upper_, "/var/data", true);
-  ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_TRUE(*made);
+  EXPECT_TRUE(Prepare("/var/data", true));
   struct stat data = StatOf(upper_ + "/var/data");
   EXPECT_TRUE(S_ISDIR(data.st_mode));
   EXPECT_EQ(data.st_mode & 07777, 0755u);
@@ -98,9 +99,7 @@ TEST_F(PrepareMountTargetTest, LeavesWhatTheImageHasAlone) {
   Dir(dir_ + "/bottom/etc");
   File(dir_ + "/bottom/etc/hosts", "127.0.0.1 localhost\n");
   Dir(dir_ + "/top/etc");  // a later layer's /etc does not hide the file
-  auto made = PrepareMountTarget(lower_, upper_, "/etc/hosts", false);
-  ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_FALSE(*made);
+  EXPECT_FALSE(Prepare("/etc/hosts"));
   EXPECT_FALSE(Exists(upper_ + "/etc"));
 }
 
@@ -109,19 +108,13 @@ TEST_F(PrepareMountTargetTest, AWhiteoutOrAnOpaqueDirectoryMeansTheFileIsGone) {
   File(dir_ + "/bottom/etc/hosts", "old\n");
   Dir(dir_ + "/top/etc");
   ASSERT_EQ(::mknod((dir_ + "/top/etc/hosts").c_str(), S_IFCHR | 0000, makedev(0, 0)), 0);
-  auto made = PrepareMountTarget(lower_, upper_, "/etc/hosts", false);
-  ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_TRUE(*made);
+  EXPECT_TRUE(Prepare("/etc/hosts"));
 
   ASSERT_EQ(::unlink((dir_ + "/top/etc/hosts").c_str()), 0);
   ASSERT_EQ(::setxattr((dir_ + "/top/etc").c_str(), "trusted.overlay.opaque", "y", 1, 0), 0);
-  made = PrepareMountTarget(lower_, upper_, "/etc/resolv.conf", false);
-  ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_TRUE(*made);
+  EXPECT_TRUE(Prepare("/etc/resolv.conf"));
   File(dir_ + "/bottom/etc/hostname", "x\n");  // hidden by the opaque /etc above
-  made = PrepareMountTarget(lower_, upper_, "/etc/hostname", false);
-  ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_TRUE(*made);
+  EXPECT_TRUE(Prepare("/etc/hostname"));
 }
 
 TEST_F(PrepareMountTargetTest, LeavesTheRestToTheStart) {
@@ -136,9 +129,7 @@ TEST_F(PrepareMountTargetTest, LeavesTheRestToTheStart) {
   ASSERT_EQ(::setxattr((dir_ + "/bottom/labelled").c_str(), "user.note", "x", 1, 0), 0);
   for (const char* path : {"/var/run/secrets", "/missing/x", "/file/x", "/labelled/x",
                            "/var/../etc/x", "relative/x", "/"}) {
-    auto made = PrepareMountTarget(lower_, upper_, path, false);
-    ASSERT_TRUE(made.ok()) << path << ": " << made.status();
-    EXPECT_FALSE(*made) << path;
+    EXPECT_FALSE(Prepare(path)) << path;
   }
   EXPECT_TRUE(std::filesystem::is_empty(upper_));
 }
@@ -167,9 +158,7 @@ TEST_F(PrepareMountTargetTest, TheOverlayShowsTheImagesEtcWithTheNewFile) {
   File(dir_ + "/bottom/etc/passwd", "root:x:0:0::/root:/bin/sh\n");
   Dir(dir_ + "/top/etc", 0751);
   File(dir_ + "/top/etc/group", "root:x:0:\n");
-  auto made = PrepareMountTarget(lower_, upper_, "/etc/hosts", false);
-  ASSERT_TRUE(made.ok()) << made.status();
-  ASSERT_TRUE(*made);
+  ASSERT_TRUE(Prepare("/etc/hosts"));
 
   const std::string merged = dir_ + "/merged";
   const std::string data = "lowerdir=" + lower_[0] + ":" + lower_[1] + ",upperdir=" + upper_ +
