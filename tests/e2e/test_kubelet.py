@@ -1,8 +1,7 @@
 """End to end: the toy kubelet (podshim-kubelet) drives a CRI runtime from Pod manifests.
 
 Every test runs against containerd (Debian's, with runc and CNI, private dirs; see
-tests/helpers/containerd.py) and against podshimd. The podshim variant is skipped, with the
-reason, while podshimd answers RunPodSandbox with UNIMPLEMENTED.
+tests/helpers/containerd.py) and against podshimd.
 
 Images come from a throw-away local registry (busybox and pause stand-ins from
 tests/helpers/images.py). The kubelet runs with short back-off, sync and scan periods so the
@@ -22,7 +21,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import grpc
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,29 +105,6 @@ class Runtime:
                 c.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sb.id))
 
 
-def podshim_runs_pods(endpoint: str) -> tuple[bool, str]:
-    """Asks podshimd for a throw-away sandbox; UNIMPLEMENTED means pods have not landed yet."""
-    log_dir = tempfile.mkdtemp(prefix="podshim-kubelet-probe-")
-    try:
-        with Client(endpoint, timeout=60) as c:
-            pb = c.pb
-            cfg = pb.PodSandboxConfig(
-                metadata=pb.PodSandboxMetadata(name="kubelet-probe", uid="kubelet-probe-uid",
-                                               namespace="podshim-e2e"),
-                log_directory=log_dir)
-            try:
-                sid = c.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
-            except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    return False, f"podshimd answers RunPodSandbox with UNIMPLEMENTED: {e.details()}"
-                raise
-            c.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
-            c.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
-            return True, ""
-    finally:
-        shutil.rmtree(log_dir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def registry():
     with Registry() as reg:
@@ -165,9 +140,6 @@ def runtime(request, registry):
     d = Podshimd(binary, extra_args=[f"--config={conf}"])
     try:
         d.start()
-        ok, reason = podshim_runs_pods(d.endpoint)
-        if not ok:
-            pytest.skip(reason)
         rt = Runtime("podshim", d.endpoint, image, d.log)
         try:
             yield rt
