@@ -5,7 +5,15 @@
 # and podshim-kubelet with the pod manifests in deploy/examples/, then shows
 # the pods as the kubelet reports them. Ctrl-C stops everything: the kubelet
 # removes its pods (grace periods honoured), then podshimd stops.
+# Runs as root; a non-root user with sudo is re-run through sudo.
 set -euo pipefail
+
+if [[ $EUID -ne 0 ]]; then
+  # preflight: optional (only for a non-root user, who then has sudo)
+  if command -v sudo >/dev/null 2>&1; then exec sudo --preserve-env=PODSHIM_TOOLS "$0" "$@"; fi
+  echo "deploy/run.sh: needs root (namespaces, mounts, cgroups); run it as root" >&2
+  exit 1
+fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"

@@ -30,6 +30,8 @@ done
 log() { echo "setup: $*" >&2; }
 
 if [[ $EUID -ne 0 ]]; then
+  # preflight: optional (only for a non-root user, who then has sudo)
+  if command -v sudo >/dev/null 2>&1; then exec sudo --preserve-env=PODSHIM_TOOLS "$0" "$@"; fi
   echo "setup.sh: run as root (it installs Debian packages)" >&2
   exit 1
 fi
@@ -47,10 +49,10 @@ BUILD_PKGS=(
 # built from busybox-static with umoci, the status is fetched with curl.
 RUN_PKGS=(umoci busybox-static curl python3)
 TEST_PKGS=(
-  clang-format clang-tidy
+  clang-format clang-tidy shfmt git
   docker-registry skopeo
   iproute2 jq procps psmisc apache2-utils
-  containerd runc containernetworking-plugins iptables
+  containerd runc containernetworking-plugins iptables nftables
 )
 PKGS=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 if [[ $WANT_TEST_TOOLS == 1 ]]; then PKGS+=("${TEST_PKGS[@]}"); fi

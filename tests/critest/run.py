@@ -421,6 +421,7 @@ def run_critest(args, pod: Podshimd, work: str, report: str) -> int:
     env["PATH"] = os.path.join(REPO, ".tools", "bin") + os.pathsep + env.get("PATH", "")
     env["TMPDIR"] = work
     if args.parallel > 1:
+        # preflight: optional (only for --parallel, which the test command does not pass)
         if not shutil.which("ginkgo", path=env["PATH"]):
             raise InfraError("--parallel needs the ginkgo CLI (github.com/onsi/ginkgo/v2/ginkgo, "
                              "same version as critest's, v2.32.1) in .tools/bin or PATH")
