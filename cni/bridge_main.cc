@@ -311,13 +311,17 @@ absl::StatusOr<std::string> CmdAdd(const BridgeConfig& cfg, const CniEnv& env,
   }
 
   if (!cfg.port_mappings.empty()) {
+    // The guard against pods reaching the host's loopback is in place before
+    // route_localnet lets the bridge take such packets.
+    if (absl::Status s = HostPorts().Add(owner, cfg.port_mappings, pod_ips, cfg.bridge); !s.ok()) {
+      return s;
+    }
+    undo.Push([owner] { (void)HostPorts().Remove(owner); });
     if (absl::Status s = WriteSysctl(
             absl::StrCat("/proc/sys/net/ipv4/conf/", cfg.bridge, "/route_localnet"), "1");
         !s.ok()) {
       return s;
     }
-    if (absl::Status s = HostPorts().Add(owner, cfg.port_mappings, pod_ips); !s.ok()) return s;
-    undo.Push([owner] { (void)HostPorts().Remove(owner); });
   }
 
   // The bridge's address as it is now that the port is attached.

@@ -33,6 +33,10 @@ using runtime::UniqueFd;
 constexpr char kPortsMap[] = "ports";
 constexpr char kHostIpPortsMap[] = "hostip_ports";
 constexpr char kMasqSet[] = "masq";
+// Bridges on which podshim-bridge set route_localnet, and the input chain that
+// drops what a pod sends to the host's 127.0.0.0/8 through them.
+constexpr char kLocalnetSet[] = "localnet_ifaces";
+constexpr char kLocalnetChain[] = "localnet_guard";
 // Owner tags longer than this are hashed: nft takes comments of up to 128 bytes.
 constexpr size_t kMaxComment = 120;
 
@@ -191,7 +195,8 @@ struct Element {
 
 struct TableState {
   bool exists = false;
-  std::vector<Element> elements;
+  bool has_localnet_guard = false;  // the chain kLocalnetChain exists
+  std::vector<Element> elements;    // of the maps and masq; not of kLocalnetSet
 };
 
 void ReadKey(const nlohmann::json& k, Element& e) {
@@ -213,11 +218,16 @@ TableState ParseTable(const std::string& json_text) {
   if (!doc.is_object() || !doc.contains("nftables") || !doc["nftables"].is_array()) return state;
   for (const nlohmann::json& item : doc["nftables"]) {
     if (!item.is_object()) continue;
+    if (auto c = item.find("chain"); c != item.end() && c->is_object()) {
+      if (c->value("name", "") == kLocalnetChain) state.has_localnet_guard = true;
+      continue;
+    }
     const bool is_map = item.contains("map");
     const nlohmann::json* obj =
         is_map ? &item["map"] : (item.contains("set") ? &item["set"] : nullptr);
     if (obj == nullptr || !obj->is_object()) continue;
     std::string name = obj->value("name", "");
+    if (name == kLocalnetSet) continue;
     auto elems = obj->find("elem");
     if (elems == obj->end() || !elems->is_array()) continue;
     for (const nlohmann::json& entry : *elems) {
@@ -363,11 +373,30 @@ std::string HostPorts::TableScript(int family) const {
   absl::StrAppend(&s, "add rule ", t, " output fib daddr type local jump hostports\n");
   absl::StrAppend(&s, "add rule ", t, " postrouting ", l3, " saddr . ", l3, " daddr @", kMasqSet,
                   " masquerade\n");
+  if (family == AF_INET) absl::StrAppend(&s, LocalnetGuardScript());
+  return s;
+}
+
+std::string HostPorts::LocalnetGuardScript() const {
+  // route_localnet lets the bridge take packets for 127.0.0.0/8, which the
+  // host's loopback services never expect from a pod (CVE-2020-8558). The
+  // fix kube-proxy ships: drop them unless they come from 127.0.0.0/8 or
+  // belong to a DNATed connection (a host port on 127.0.0.1 and its
+  // replies), here only on the bridges podshim set route_localnet on.
+  const std::string t = absl::StrCat("ip ", options_.table);
+  std::string s;
+  absl::StrAppend(&s, "add set ", t, " ", kLocalnetSet, " { type ifname; }\n");
+  absl::StrAppend(&s, "add chain ", t, " ", kLocalnetChain,
+                  " { type filter hook input priority 0; policy accept; }\n");
+  absl::StrAppend(&s, "add rule ", t, " ", kLocalnetChain, " iifname @", kLocalnetSet,
+                  " ip daddr 127.0.0.0/8 ip saddr != 127.0.0.0/8 ct status & dnat == 0 counter"
+                  " drop\n");
   return s;
 }
 
 absl::Status HostPorts::Add(absl::string_view owner, const std::vector<PortMapping>& mappings,
-                            const std::vector<IpAddress>& pod_ips) {
+                            const std::vector<IpAddress>& pod_ips,
+                            absl::string_view localnet_bridge) {
   auto pod_ip_of = [&](int family) -> const IpAddress* {
     for (const IpAddress& ip : pod_ips) {
       if (ip.family() == family) return &ip;
@@ -414,19 +443,35 @@ absl::Status HostPorts::Add(absl::string_view owner, const std::vector<PortMappi
       elements.push_back({kMasqSet, absl::StrCat("127.0.0.0/8 . ", pod), "", std::string(owner)});
     }
   }
-  if (wanted.empty()) return absl::OkStatus();
+  if (wanted.empty() && localnet_bridge.empty()) return absl::OkStatus();
 
   absl::StatusOr<LockFile> lock = LockFile::Take(options_.lock_path);
   if (!lock.ok()) return lock.status();
   absl::StatusOr<Nft> nft = Nft::New();
   if (!nft.ok()) return nft.status();
   std::string script;
+  bool v4_table_scripted = false;
+  if (!localnet_bridge.empty()) {
+    // Whatever families the pod has: route_localnet is an IPv4 setting.
+    absl::StatusOr<TableState> state = ReadTable(*nft, AF_INET, options_.table);
+    if (!state.ok()) return state.status();
+    if (!state->exists) {
+      absl::StrAppend(&script, TableScript(AF_INET));
+      v4_table_scripted = true;
+    } else if (!state->has_localnet_guard) {
+      absl::StrAppend(&script, LocalnetGuardScript());  // a table made by an older podshim
+    }
+    absl::StrAppend(&script, "add element ip ", options_.table, " ", kLocalnetSet, " { \"",
+                    localnet_bridge, "\" }\n");
+  }
   for (const auto& [family, elements] : wanted) {
     const std::string t = absl::StrCat(FamilyName(family), " ", options_.table);
     const std::string pod = pod_ip_of(family)->ToString();
     absl::StatusOr<TableState> state = ReadTable(*nft, family, options_.table);
     if (!state.ok()) return state.status();
-    if (!state->exists) absl::StrAppend(&script, TableScript(family));
+    if (!state->exists && !(family == AF_INET && v4_table_scripted)) {
+      absl::StrAppend(&script, TableScript(family));
+    }
 
     // Ours from before, or pointing at our address (whoever had it is gone:
     // the IPAM hands an address to one container at a time): replaced.

@@ -12,6 +12,11 @@
 //   chain output       nat hook, the host's own traffic, 127.0.0.1 included
 //   chain postrouting  masquerade what `masq` lists: 127.0.0.0/8 -> pod
 //                      (localhost access) and pod -> itself (hairpin)
+//   set localnet_ifaces  (ip only) bridges podshim-bridge set route_localnet on
+//   chain localnet_guard (ip only) filter input hook: drops packets for
+//                      127.0.0.0/8 that come in through those bridges from
+//                      outside 127.0.0.0/8 and are not DNATed: a pod cannot
+//                      reach the host's loopback services (CVE-2020-8558)
 //
 // Every element carries a comment naming its owner (container id and
 // interface), so DEL removes exactly one container's elements without
@@ -77,8 +82,11 @@ class HostPorts {
   // before). Code 1001 naming the port and its owner when another container
   // holds a host port; code 7 when a mapping asks for a family the pod has
   // no address in. Nothing changes on error.
+  // `localnet_bridge`, when set, is the bridge whose route_localnet the
+  // caller turns on (after this returns): it is added to localnet_ifaces,
+  // and the guard chain is made if the table lacks it.
   absl::Status Add(absl::string_view owner, const std::vector<PortMapping>& mappings,
-                   const std::vector<IpAddress>& pod_ips);
+                   const std::vector<IpAddress>& pod_ips, absl::string_view localnet_bridge = "");
 
   // Removes every element of `owner`. OK when there is none (or no table).
   absl::Status Remove(absl::string_view owner);
@@ -88,6 +96,8 @@ class HostPorts {
 
   // The nft script that creates the table of `family` (for tests and docs).
   std::string TableScript(int family) const;
+  // The part of the ip table's script that guards the host's loopback.
+  std::string LocalnetGuardScript() const;
 
  private:
   HostPortOptions options_;

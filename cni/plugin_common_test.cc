@@ -285,9 +285,14 @@ TEST(HostPortsTest, TableScriptIsSelfContained) {
   EXPECT_THAT(v4, HasSubstr("output fib daddr type local jump hostports"));
   EXPECT_THAT(v4, HasSubstr("ip saddr . ip daddr @masq masquerade"));
   EXPECT_THAT(v4, ::testing::Not(HasSubstr("ip6")));
+  EXPECT_THAT(v4, HasSubstr("add set ip podshim_test_table localnet_ifaces { type ifname; }"));
+  EXPECT_THAT(v4, HasSubstr("localnet_guard { type filter hook input priority 0;"));
+  EXPECT_THAT(v4, HasSubstr("iifname @localnet_ifaces ip daddr 127.0.0.0/8 ip saddr != "
+                            "127.0.0.0/8 ct status & dnat == 0 counter drop"));
   std::string v6 = hp.TableScript(AF_INET6);
   EXPECT_THAT(v6, HasSubstr("add table ip6 podshim_test_table"));
   EXPECT_THAT(v6, HasSubstr("ipv6_addr . inet_service"));
+  EXPECT_THAT(v6, ::testing::Not(HasSubstr("localnet")));  // route_localnet is IPv4 only
   EXPECT_EQ(HostPortOwner("abc", "eth0"), "abc/eth0");
   EXPECT_EQ(HostPortOwner(std::string(200, 'a'), "eth0").substr(0, 5), "hash:");
 }

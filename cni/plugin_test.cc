@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -40,6 +41,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cni/hostport.h"
 #include "cni/ipam.h"
@@ -192,9 +194,25 @@ std::string RunIn(const std::string& netns, const std::function<std::string()>& 
   return answer;
 }
 
+// Runs the shell command line `script` (in the network namespace `netns`,
+// "" for this one); its exit status, -1 when it could not run.
+int Shell(const std::string& netns, const std::string& script) {
+  std::string rc = RunIn(netns, [&]() -> std::string {
+    int status = std::system(script.c_str());  // NOLINT(cert-env33-c,concurrency-mt-unsafe): a
+                                               // forked child, a fixed command
+    return std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  });
+  int out = -1;
+  return absl::SimpleAtoi(rc, &out) ? out : -1;
+}
+
+// Runs `nft <args>` in this namespace, quietly; its exit status.
+int Nft(const std::string& args) { return Shell("", absl::StrCat("nft ", args, " 2>/dev/null")); }
+
 // Connects to ip:port (IPv4 or IPv6) and reads until the peer closes: "OK
-// <data>" or "ERR <why>".
-std::string Fetch(const std::string& netns, const std::string& ip, int port) {
+// <data>" or "ERR <why>"; connect and each read wait at most `timeout_s`.
+std::string Fetch(const std::string& netns, const std::string& ip, int port,
+                  int timeout_s = kIoTimeoutSeconds) {
   return RunIn(netns, [&]() -> std::string {
     sockaddr_storage ss{};
     socklen_t len = 0;
@@ -212,7 +230,7 @@ std::string Fetch(const std::string& netns, const std::string& ip, int port) {
       return "ERR bad address";
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{kIoTimeoutSeconds, 0};
+    timeval tv{timeout_s, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));  // bounds connect() too
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
@@ -423,6 +441,9 @@ class BridgePluginTest : public ::testing::Test {
       (void)HostPorts().Remove(HostPortOwner(cid, ifname));
     }
     namespaces_.clear();
+    // The host-port tests put the test bridge in the loopback guard's set.
+    (void)Nft(
+        absl::StrCat("delete element ip podshim_hostports localnet_ifaces { \"", bridge_, "\" }"));
     if (std::optional<LinkInfo> br = HostLink(bridge_); br.has_value()) {
       absl::StatusOr<Netlink> nl = Netlink::Open();
       if (nl.ok()) (void)nl->DeleteLink(*br);
@@ -916,6 +937,68 @@ TEST_F(BridgePluginTest, HostPortReachesThePodFromLoopbackHostAddressAndItself) 
   ASSERT_TRUE(installed.ok());
   for (const InstalledHostPort& h : *installed) EXPECT_NE(h.owner, HostPortOwner(cid, "eth0"));
   EXPECT_THAT(Fetch("", "127.0.0.1", port), HasSubstr("ERR connect"));
+}
+
+// CVE-2020-8558: route_localnet (set for host ports on 127.0.0.1) lets the
+// bridge take packets for 127.0.0.0/8. A pod that routes 127.0.0.0/8 to its
+// gateway (as a pod with CAP_NET_ADMIN in its own namespace can) must still
+// not reach a service on the host's loopback; the guard chain drops it.
+TEST_F(BridgePluginTest, PodCannotReachTheHostsLoopbackThroughTheBridge) {
+  TestNetns& ns = NewNetns();
+  const int host_port = lease_.Port(4);
+  nlohmann::json conf = WithPorts(
+      Config(), {{{"hostPort", host_port}, {"containerPort", 8080}, {"protocol", "tcp"}}});
+  PluginRun add = Add(NewContainerId(), ns, conf);
+  ASSERT_EQ(add.exit_code, 0) << add;
+  ASSERT_EQ(ReadSmall(absl::StrCat("/proc/sys/net/ipv4/conf/", bridge_, "/route_localnet")), "1");
+  TcpServer host_service("/proc/self/ns/net", lease_.Port(5), "host loopback service");
+  ASSERT_TRUE(host_service.ready());
+  ASSERT_EQ(Fetch("", "127.0.0.1", lease_.Port(5)), "OK host loopback service");
+
+  // The attacker's side, in the pod's namespace: 127.0.0.0/8 through eth0.
+  ASSERT_EQ(Shell(ns.path(), absl::StrCat("ip link set lo down && ip addr flush dev lo && "
+                                          "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet && "
+                                          "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet && "
+                                          "ip route add 127.0.0.0/8 via ",
+                                          lease_.Ip(1), " dev eth0")),
+            0);
+  // A dropped SYN is never answered: connect() gives up after the (short) timeout.
+  constexpr int kDropped = 3;
+  EXPECT_THAT(Fetch(ns.path(), "127.0.0.1", lease_.Port(5), kDropped), HasSubstr("ERR connect"));
+
+  // The guard is what stops it: without the bridge in its set the same
+  // connection goes through (so the test shows the attack is real here).
+  const std::string element =
+      absl::StrCat("ip podshim_hostports localnet_ifaces { \"", bridge_, "\" }");
+  ASSERT_EQ(Nft("delete element " + element), 0);
+  EXPECT_EQ(Fetch(ns.path(), "127.0.0.1", lease_.Port(5)), "OK host loopback service");
+  ASSERT_EQ(Nft("add element " + element), 0);
+  EXPECT_THAT(Fetch(ns.path(), "127.0.0.1", lease_.Port(5), kDropped), HasSubstr("ERR connect"));
+
+  // A host port on 127.0.0.1 still reaches the pod.
+  TcpServer pod_server(ns.path(), 8080, "served by the pod");
+  ASSERT_TRUE(pod_server.ready());
+  EXPECT_EQ(Fetch("", "127.0.0.1", host_port), "OK served by the pod");
+}
+
+// A table made by a podshim from before the guard lacks its chain and set;
+// the next ADD with host ports adds them.
+TEST_F(BridgePluginTest, AnOlderTableGetsTheLoopbackGuardAtTheNextAdd) {
+  nlohmann::json conf = WithPorts(
+      Config(), {{{"hostPort", lease_.Port(6)}, {"containerPort", 8080}, {"protocol", "tcp"}}});
+  ASSERT_EQ(Add(NewContainerId(), NewNetns(), conf).exit_code, 0);
+  ASSERT_EQ(Nft("flush chain ip podshim_hostports localnet_guard"), 0);
+  ASSERT_EQ(Nft("delete chain ip podshim_hostports localnet_guard"), 0);
+  ASSERT_EQ(Nft("delete set ip podshim_hostports localnet_ifaces"), 0);
+
+  conf = WithPorts(Config(),
+                   {{{"hostPort", lease_.Port(7)}, {"containerPort", 8080}, {"protocol", "tcp"}}});
+  PluginRun add = Add(NewContainerId(), NewNetns(), conf);
+  ASSERT_EQ(add.exit_code, 0) << add;
+  EXPECT_EQ(Nft("list chain ip podshim_hostports localnet_guard"), 0);
+  EXPECT_EQ(
+      Nft(absl::StrCat("get element ip podshim_hostports localnet_ifaces { \"", bridge_, "\" }")),
+      0);
 }
 
 TEST_F(BridgePluginTest, HostIpSpecificMappingOnlyAnswersOnThatAddress) {
