@@ -7,8 +7,9 @@
 #   tests/run.sh                 everything
 #   tests/run.sh unit e2e        only the named stages (setup and build always run)
 # Stages: unit lint pytest crictl critest. Always: setup, preflight (every
-# command the scripts and tests run is installed by deploy/setup.sh), the
-# debug build that the stages test, and the release build (-O3, -Werror).
+# command the scripts and tests run is installed by deploy/setup.sh) and the
+# build the stages test: the release preset (-O3, -Werror, as packagers and
+# deploy/run.sh build it), or PODSHIM_PRESET's, and then release as well.
 # Runs as root; a non-root user with sudo is re-run through sudo.
 set -uo pipefail
 
@@ -23,7 +24,10 @@ fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-PRESET="${PODSHIM_PRESET:-debug}"
+PRESET="${PODSHIM_PRESET:-release}"
+# ccache keys on paths relative to the checkout, so a fresh clone in another
+# folder (as CI makes) reuses what an earlier build on this machine compiled.
+export CCACHE_BASEDIR="$REPO"
 export PODSHIMD="$REPO/build/$PRESET/agent/podshimd"
 PY="$REPO/.tools/venv/bin/python"
 LOGS="$REPO/build/test-logs"
@@ -75,7 +79,8 @@ if ! run_stage build build "$PRESET"; then
   echo "tests: 0 passed, 1 failed"
   exit 1
 fi
-# The optimised build as packagers make it: -O3 finds warnings -O0 does not.
+# Whatever preset is tested, the optimised build as packagers make it must
+# build too: -O3 finds warnings that -O0 does not.
 if [[ $PRESET != release ]]; then run_stage build-release build release; fi
 
 if want unit; then

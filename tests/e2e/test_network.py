@@ -33,6 +33,7 @@ IMAGE = "docker.io/library/busybox:e2e"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 OWN_IPAM_DIR = Path("/run/cni/podshim-ipam")
 DEBIAN_BRIDGE = "psdeb0"
+DEFAULT_BRIDGE = "podshim0"  # podshim's embedded default network
 DEBIAN_SUBNET = "10.89.0.0/24"
 # httpd in a pod: a page naming the pod, served on port 80.
 HTTPD = ["sh", "-c", "mkdir -p /www && echo hello-$(hostname) > /www/index.html && "
@@ -98,6 +99,7 @@ class Net:
         self.cgroup_parent = cgroup_parent
         self.ipam_dir = ipam_dir
         self.subnet = ipaddress.ip_network(DEBIAN_SUBNET if kind == "debian" else "10.88.0.0/16")
+        self.bridge = DEBIAN_BRIDGE if kind == "debian" else DEFAULT_BRIDGE
         self.made = []
 
     def pod_config(self, name=None, port_mappings=()):
@@ -149,9 +151,11 @@ class Net:
         return pod_id, cfg
 
 
-def veths():
-    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
-                         text=True, check=True).stdout
+def veths(bridge=DEFAULT_BRIDGE):
+    """The veths attached to `bridge`: only the network under test, so that pods another
+    podshimd or plugin on this machine makes meanwhile on other bridges are not counted."""
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth", "master", bridge],
+                         capture_output=True, text=True).stdout  # no such bridge: none
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
 
@@ -178,7 +182,7 @@ def ipam_files(net):
 def assert_no_trace(net, pod_ids, ips=(), veths_before=None):
     """Nothing of these pods is left: no veth, IP allocation, NAT rule, netns or cache."""
     if veths_before is not None:
-        assert veths() <= veths_before, veths() - veths_before
+        assert veths(net.bridge) <= veths_before, veths(net.bridge) - veths_before
     for path, content in ipam_files(net).items():
         for pod_id in pod_ids:
             assert pod_id not in content, f"IP allocation left in {path}"
@@ -306,7 +310,7 @@ def test_host_port_answers_on_loopback_and_the_host_address(net, cleanup):
 
 
 def test_stop_and_remove_twice_and_remove_without_stop(net, cleanup):
-    before = veths()
+    before = veths(net.bridge)
     a = net.run_pod(net.pod_config())
     b = net.run_pod(net.pod_config())
     ips = [net.pod_ip(a), net.pod_ip(b)]
@@ -325,7 +329,7 @@ def test_stop_and_remove_twice_and_remove_without_stop(net, cleanup):
 
 
 def test_twenty_concurrent_pods_get_distinct_addresses(net, cleanup):
-    before = veths()
+    before = veths(net.bridge)
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         ids = list(pool.map(lambda _: net.run_pod(net.pod_config()), range(20)))
     ips = [net.pod_ip(p) for p in ids]
@@ -338,7 +342,7 @@ def test_twenty_concurrent_pods_get_distinct_addresses(net, cleanup):
 
 
 def test_hundred_pods_created_and_removed_leave_nothing(net, cleanup):
-    before = veths()
+    before = veths(net.bridge)
     ids, ips = [], []
 
     def one(_):
@@ -360,10 +364,10 @@ def test_hundred_pods_created_and_removed_leave_nothing(net, cleanup):
 def test_host_network_pod_gets_no_attachment(net, cleanup):
     cfg = net.pod_config()
     cfg.linux.security_context.namespace_options.network = net.pb.NODE
-    before = veths()
+    before = veths(net.bridge)
     pod_id = net.run_pod(cfg)
     assert net.pod_status(pod_id).network.ip == ""
-    assert veths() == before
+    assert veths(net.bridge) == before
 
 
 def allocations(root):
@@ -462,5 +466,5 @@ def test_pod_cidr_from_update_runtime_config_shapes_the_default_network():
             c.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
             c.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
             # The plugin keeps the bridge and its gateway addresses; take this one away.
-            subprocess.run(["ip", "addr", "del", "10.87.0.1/24", "dev", "podshim0"],
+            subprocess.run(["ip", "addr", "del", "10.87.0.1/24", "dev", DEFAULT_BRIDGE],
                            capture_output=True)
