@@ -23,6 +23,7 @@ IMAGE=localhost/podshim/busybox:demo
 CRICTL=("$REPO/.tools/bin/crictl" --config "$REPO/deploy/crictl.yaml")
 
 deploy/setup.sh --run-only
+export CCACHE_BASEDIR="$REPO" # reuse objects built from another checkout on this machine
 cmake --preset release >/dev/null
 cmake --build --preset release --target podshimd podshim-kubelet
 PODSHIMD="$REPO/build/release/agent/podshimd"
