@@ -17,6 +17,7 @@
 #include "agent/failpoint.h"
 #include "agent/logging.h"
 #include "agent/pod_runtime.h"
+#include "agent/validate.h"
 #include "runtime/files.h"
 #include "runtime/rootfs.h"
 #include "runtime/security.h"
@@ -73,12 +74,13 @@ void RemoveTree(const std::string& path) {
 
 absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
                                          cri::CreateContainerResponse* resp) {
-  auto pod_id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
-  if (!pod_id.ok()) return pod_id.status();
-  Claim(*pod_id, "CreateContainer");
+  // The request first: a bad one changes nothing, not even a claim.
   if (!req.has_config()) return absl::InvalidArgumentError("config: missing");
   const auto& config = req.config();
   if (auto s = ValidateContainerConfig(config); !s.ok()) return s;
+  auto pod_id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
+  if (!pod_id.ok()) return pod_id.status();
+  Claim(*pod_id, "CreateContainer");
   auto op = PodLock(*pod_id);
   absl::MutexLock op_lock(op.get());
   auto pod = GetPod(*pod_id);
@@ -123,6 +125,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
                      : !JsonString(image_config, "WorkingDir").empty()
                          ? JsonString(image_config, "WorkingDir")
                          : "/";
+  // Ids, groups and oom_score_adj are in range (ValidateContainerConfig).
   if (sc.has_run_as_user()) spec.process.user.uid = static_cast<uint32_t>(sc.run_as_user().value());
   if (sc.has_run_as_group() && !sc.has_run_as_user() && sc.run_as_username().empty()) {
     return absl::InvalidArgumentError(
@@ -628,6 +631,9 @@ absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
 }
 
 absl::Status PodRuntime::UpdateContainerResources(const cri::UpdateContainerResourcesRequest& req) {
+  if (req.has_linux()) {
+    if (auto s = ValidateContainerResources(req.linux(), "linux"); !s.ok()) return s;
+  }
   OpGuard guard;
   auto c = LockContainer(req.container_id(), &guard);
   if (!c.ok()) return c.status();

@@ -1,6 +1,5 @@
 #include "agent/cri_convert.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -11,48 +10,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "cni/client.h"
+#include "agent/validate.h"
 
 namespace podshim::agent {
 namespace {
 
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-bool IsIpAddress(const std::string& s) {
-  unsigned char buf[16];
-  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-
-bool IsCidr(absl::string_view cidr) {
-  auto slash = cidr.find('/');
-  if (slash == absl::string_view::npos) return false;
-  const std::string addr(cidr.substr(0, slash));
-  int prefix = -1;
-  if (!absl::SimpleAtoi(cidr.substr(slash + 1), &prefix)) return false;
-  unsigned char buf[16];
-  if (::inet_pton(AF_INET, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 32;
-  if (::inet_pton(AF_INET6, addr.c_str(), buf) == 1) return prefix >= 0 && prefix <= 128;
-  return false;
-}
-
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
-}
-
-// A name that is usable as part of a file name and a name key.
-absl::Status ValidateName(absl::string_view name, absl::string_view field, bool required) {
-  if (name.empty()) {
-    return required ? Invalid(field, "must not be empty") : absl::OkStatus();
-  }
-  if (name.size() > 253) return Invalid(field, "longer than 253 characters");
-  for (char c : name) {
-    if (c == '/' || c == '\0' || c == '\n') {
-      return Invalid(field, absl::StrCat("`", name, "` contains a forbidden character"));
-    }
-  }
-  if (name == "." || name == "..") return Invalid(field, absl::StrCat("`", name, "` is not valid"));
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -137,136 +103,6 @@ bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
   return true;
 }
 
-absl::Status ValidateAbsolutePath(absl::string_view path, absl::string_view field) {
-  if (path.empty() || path[0] != '/')
-    return Invalid(field, absl::StrCat("`", path, "` is not absolute"));
-  if (path.find('\0') != absl::string_view::npos) return Invalid(field, "contains NUL");
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (part == "..") return Invalid(field, absl::StrCat("`", path, "` contains `..`"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateRelativePath(absl::string_view path, absl::string_view field) {
-  if (path.empty()) return absl::OkStatus();
-  if (path[0] == '/') return Invalid(field, absl::StrCat("`", path, "` must be relative"));
-  if (path.find('\0') != absl::string_view::npos) return Invalid(field, "contains NUL");
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (part == "..") return Invalid(field, absl::StrCat("`", path, "` contains `..`"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidatePodCidr(absl::string_view cidrs) {
-  for (absl::string_view part : absl::StrSplit(cidrs, ',', absl::SkipWhitespace())) {
-    part = absl::StripAsciiWhitespace(part);
-    if (!IsCidr(part)) {
-      return Invalid("runtime_config.network_config.pod_cidr",
-                     absl::StrCat("`", part, "` is not a CIDR such as 10.244.1.0/24"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config) {
-  if (!config.has_metadata()) return Invalid("config.metadata", "missing");
-  const auto& m = config.metadata();
-  if (auto s = ValidateName(m.name(), "config.metadata.name", true); !s.ok()) return s;
-  if (auto s = ValidateName(m.namespace_(), "config.metadata.namespace", false); !s.ok()) return s;
-  if (auto s = ValidateName(m.uid(), "config.metadata.uid", false); !s.ok()) return s;
-  if (!config.log_directory().empty()) {
-    if (auto s = ValidateAbsolutePath(config.log_directory(), "config.log_directory"); !s.ok()) {
-      return s;
-    }
-  }
-  if (config.hostname().size() > 64) return Invalid("config.hostname", "longer than 64 bytes");
-  if (config.hostname().find_first_of("/\n\0 ", 0, 4) != std::string::npos) {
-    return Invalid("config.hostname", absl::StrCat("`", config.hostname(), "` is not valid"));
-  }
-  const auto& lx = config.linux();
-  if (!lx.cgroup_parent().empty()) {
-    if (auto s = ValidateAbsolutePath(lx.cgroup_parent(), "config.linux.cgroup_parent"); !s.ok()) {
-      return s;
-    }
-  }
-  const auto& ns = lx.security_context().namespace_options();
-  if (ns.network() == cri::TARGET || ns.network() == cri::CONTAINER) {
-    return Invalid("config.linux.security_context.namespace_options.network",
-                   "must be POD or NODE");
-  }
-  if (ns.ipc() == cri::TARGET || ns.ipc() == cri::CONTAINER) {
-    return Invalid("config.linux.security_context.namespace_options.ipc", "must be POD or NODE");
-  }
-  for (const auto& d : config.dns_config().servers()) {
-    if (d.empty() || d.find_first_of(" \n\t") != std::string::npos) {
-      return Invalid("config.dns_config.servers", absl::StrCat("`", d, "` is not an address"));
-    }
-  }
-  for (const auto& pm : config.port_mappings()) {
-    if (pm.container_port() < 0 || pm.container_port() > 65535 || pm.host_port() < 0 ||
-        pm.host_port() > 65535) {
-      return Invalid("config.port_mappings", "port out of range");
-    }
-    if (pm.host_port() != 0 && pm.container_port() == 0) {
-      return Invalid("config.port_mappings",
-                     absl::StrCat("host_port ", pm.host_port(), " has no container_port"));
-    }
-    if (!pm.host_ip().empty() && !IsIpAddress(pm.host_ip())) {
-      return Invalid("config.port_mappings.host_ip",
-                     absl::StrCat("`", pm.host_ip(), "` is not an IP address"));
-    }
-  }
-  for (const char* key : {kIngressBandwidth, kEgressBandwidth}) {
-    auto it = config.annotations().find(key);
-    if (it == config.annotations().end()) continue;
-    if (auto bw = cni::ParseBandwidth(it->second); !bw.ok()) {
-      return Invalid(absl::StrCat("config.annotations[", key, "]"), bw.status().message());
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateContainerConfig(const cri::ContainerConfig& config) {
-  if (!config.has_metadata()) return Invalid("config.metadata", "missing");
-  if (auto s = ValidateName(config.metadata().name(), "config.metadata.name", true); !s.ok()) {
-    return s;
-  }
-  if (config.image().image().empty()) return Invalid("config.image.image", "must not be empty");
-  if (auto s = ValidateRelativePath(config.log_path(), "config.log_path"); !s.ok()) return s;
-  if (!config.working_dir().empty()) {
-    if (auto s = ValidateAbsolutePath(config.working_dir(), "config.working_dir"); !s.ok())
-      return s;
-  }
-  for (int i = 0; i < config.mounts_size(); ++i) {
-    const auto& m = config.mounts(i);
-    const std::string field = absl::StrCat("config.mounts[", i, "]");
-    if (!m.image().image().empty()) {
-      return absl::UnimplementedError(
-          absl::StrCat(field, ".image: image volumes are not supported"));
-    }
-    if (auto s = ValidateAbsolutePath(m.container_path(), field + ".container_path"); !s.ok()) {
-      return s;
-    }
-    if (auto s = ValidateAbsolutePath(m.host_path(), field + ".host_path"); !s.ok()) return s;
-  }
-  for (int i = 0; i < config.devices_size(); ++i) {
-    const auto& d = config.devices(i);
-    const std::string field = absl::StrCat("config.devices[", i, "]");
-    if (auto s = ValidateAbsolutePath(d.host_path(), field + ".host_path"); !s.ok()) return s;
-    if (auto s = ValidateAbsolutePath(d.container_path(), field + ".container_path"); !s.ok()) {
-      return s;
-    }
-  }
-  for (int i = 0; i < config.envs_size(); ++i) {
-    const auto& k = config.envs(i).key();
-    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos) {
-      return Invalid(absl::StrCat("config.envs[", i, "].key"),
-                     absl::StrCat("`", k, "` is not valid"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<SeccompChoice> ChooseSeccomp(const cri::LinuxContainerSecurityContext& sc) {
   SeccompChoice c;
   if (sc.has_seccomp()) {
@@ -309,8 +145,9 @@ absl::StatusOr<SeccompChoice> ChooseSeccomp(const cri::LinuxContainerSecurityCon
     }
     return c;
   }
-  return Invalid("config.linux.security_context.seccomp_profile_path",
-                 absl::StrCat("`", path, "` is not unconfined, runtime/default or localhost/PATH"));
+  return Invalid(
+      "config.linux.security_context.seccomp_profile_path",
+      absl::StrCat(QuoteForError(path), " is not unconfined, runtime/default or localhost/PATH"));
 }
 
 runtime::Propagation ToPropagation(cri::MountPropagation p) {

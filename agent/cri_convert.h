@@ -1,6 +1,6 @@
 // Pure pieces of turning CRI requests into what podshim runs: argument and
-// environment merging as Kubernetes defines it, name keys, filters, IDs,
-// and request validation. No system calls; unit tested.
+// environment merging as Kubernetes defines it, name keys, filters, IDs.
+// No system calls; unit tested. Request validation is in agent/validate.h.
 #pragma once
 
 #include <cstdint>
@@ -48,23 +48,11 @@ std::string ContainerNameKey(const cri::ContainerMetadata& m, const cri::PodSand
 bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
                  const google::protobuf::Map<std::string, std::string>& selector);
 
-// Validation of the pieces of a request; errors are INVALID_ARGUMENT naming
-// the field ("config.metadata.name").
-absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config);
-
-// UpdateRuntimeConfig's pod CIDR: one or more "address/prefix" (IPv4 or IPv6),
-// comma separated. INVALID_ARGUMENT naming the field and the bad part.
-absl::Status ValidatePodCidr(absl::string_view cidrs);
-
 // The pod annotations that limit a pod's bandwidth (Kubernetes quantities,
-// bits per second), handed to CNI as the "bandwidth" capability.
+// bits per second), handed to CNI as the "bandwidth" capability. Requests are
+// validated in agent/validate.h.
 inline constexpr char kIngressBandwidth[] = "kubernetes.io/ingress-bandwidth";
 inline constexpr char kEgressBandwidth[] = "kubernetes.io/egress-bandwidth";
-absl::Status ValidateContainerConfig(const cri::ContainerConfig& config);
-// An absolute, clean path ('/'-started, no "..", no NUL).
-absl::Status ValidateAbsolutePath(absl::string_view path, absl::string_view field);
-// A relative log path inside the pod's log directory.
-absl::Status ValidateRelativePath(absl::string_view path, absl::string_view field);
 
 // The seccomp profile a security context asks for, as OCI JSON ("" =
 // unconfined). Localhost profiles are read from the host path they name.

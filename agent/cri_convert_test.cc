@@ -60,51 +60,6 @@ TEST(LabelsMatch, EverySelectorPairMustMatch) {
   EXPECT_FALSE(LabelsMatch(labels, sel));
 }
 
-TEST(Validate, PodConfigNamesTheField) {
-  cri::PodSandboxConfig c;
-  auto s = ValidatePodConfig(c);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("config.metadata"));
-  c.mutable_metadata()->set_name("p");
-  EXPECT_TRUE(ValidatePodConfig(c).ok());
-  c.mutable_metadata()->set_name("a/b");
-  EXPECT_THAT(std::string(ValidatePodConfig(c).message()),
-              ::testing::HasSubstr("config.metadata.name"));
-  c.mutable_metadata()->set_name("p");
-  c.set_log_directory("relative");
-  EXPECT_THAT(std::string(ValidatePodConfig(c).message()),
-              ::testing::HasSubstr("config.log_directory"));
-  c.set_log_directory("/var/log/pods/x");
-  c.mutable_linux()->set_cgroup_parent("/a/../b");
-  EXPECT_THAT(std::string(ValidatePodConfig(c).message()),
-              ::testing::HasSubstr("config.linux.cgroup_parent"));
-}
-
-TEST(Validate, ContainerConfigNamesTheField) {
-  cri::ContainerConfig c;
-  EXPECT_THAT(std::string(ValidateContainerConfig(c).message()),
-              ::testing::HasSubstr("config.metadata"));
-  c.mutable_metadata()->set_name("c");
-  EXPECT_THAT(std::string(ValidateContainerConfig(c).message()),
-              ::testing::HasSubstr("config.image.image"));
-  c.mutable_image()->set_image("busybox");
-  EXPECT_TRUE(ValidateContainerConfig(c).ok());
-  c.set_log_path("../escape.log");
-  EXPECT_THAT(std::string(ValidateContainerConfig(c).message()),
-              ::testing::HasSubstr("config.log_path"));
-  c.set_log_path("c/0.log");
-  auto* m = c.add_mounts();
-  m->set_container_path("/data");
-  m->set_host_path("rel");
-  EXPECT_THAT(std::string(ValidateContainerConfig(c).message()),
-              ::testing::HasSubstr("config.mounts[0].host_path"));
-  m->set_host_path("/srv");
-  EXPECT_TRUE(ValidateContainerConfig(c).ok());
-  c.add_envs()->set_key("A=B");
-  EXPECT_THAT(std::string(ValidateContainerConfig(c).message()),
-              ::testing::HasSubstr("config.envs[0].key"));
-}
-
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // seccomp_profile_path
 
 TEST(ChooseSeccomp, ProfilesAndDeprecatedPaths) {

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/validate.h"
 #include "image/reference.h"
 #include "runtime/files.h"
 
@@ -65,8 +66,8 @@ grpc::ServerUnaryReactor* ImageServiceImpl::PullImage(grpc::CallbackServerContex
                                                       const cri::PullImageRequest* req,
                                                       cri::PullImageResponse* resp) {
   return ServeUnaryOn(pool_, ctx, "ImageService/PullImage", [this, ctx, req, resp] {
-    if (req->image().image().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "image.image: must not be empty");
+    if (auto s = ValidateImageRef(req->image().image(), "image.image"); !s.ok()) {
+      return ToGrpcStatus(s);
     }
     image::RegistryAuth auth;
     auth.username = req->auth().username();
@@ -89,8 +90,8 @@ grpc::ServerUnaryReactor* ImageServiceImpl::ImageStatus(grpc::CallbackServerCont
                                                         const cri::ImageStatusRequest* req,
                                                         cri::ImageStatusResponse* resp) {
   return ServeUnary(ctx, "ImageService/ImageStatus", [&] {
-    if (req->image().image().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "image.image: must not be empty");
+    if (auto s = ValidateImageRef(req->image().image(), "image.image"); !s.ok()) {
+      return ToGrpcStatus(s);
     }
     auto record = images_.Get(req->image().image());
     if (!record.ok()) {
@@ -189,8 +190,8 @@ grpc::ServerUnaryReactor* ImageServiceImpl::RemoveImage(grpc::CallbackServerCont
                                                         const cri::RemoveImageRequest* req,
                                                         cri::RemoveImageResponse* /*resp*/) {
   return ServeUnaryOn(pool_, ctx, "ImageService/RemoveImage", [this, req] {
-    if (req->image().image().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "image.image: must not be empty");
+    if (auto s = ValidateImageRef(req->image().image(), "image.image"); !s.ok()) {
+      return ToGrpcStatus(s);
     }
     return ToGrpcStatus(images_.Remove(req->image().image()));
   });

@@ -18,6 +18,7 @@
 #include "agent/cri_convert.h"
 #include "agent/failpoint.h"
 #include "agent/logging.h"
+#include "agent/validate.h"
 #include "runtime/files.h"
 #include "runtime/launch_spec.h"
 #include "runtime/namespaces.h"
@@ -457,8 +458,8 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   if (auto s = ValidatePodConfig(config); !s.ok()) return s;
   if (!req.runtime_handler().empty() && req.runtime_handler() != "podshim") {
     return absl::InvalidArgumentError(
-        absl::StrCat("runtime_handler: `", req.runtime_handler(),
-                     "` is not known (podshim has one handler, \"\" or \"podshim\")"));
+        absl::StrCat("runtime_handler: ", QuoteForError(req.runtime_handler()),
+                     " is not known (podshim has one handler, \"\" or \"podshim\")"));
   }
   const auto& ns = config.linux().security_context().namespace_options();
   const bool host_net = ns.network() == cri::NODE;

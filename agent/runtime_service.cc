@@ -3,7 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "agent/cri_convert.h"
+#include "agent/validate.h"
 #include "agent/version.h"
 
 namespace podshim::agent {

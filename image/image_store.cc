@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -351,7 +352,11 @@ const ImageRecord* ImageStore::FindByName(absl::string_view name) const {
 }
 
 absl::StatusOr<ImageRecord> ImageStore::GetLocked(absl::string_view q) const {
-  auto not_found = [&] { return absl::NotFoundError(absl::StrCat("image `", q, "` not found")); };
+  // At most 100 bytes of the query: a huge one must not make a huge error.
+  auto not_found = [&] {
+    return absl::NotFoundError(absl::StrCat("image `", absl::CHexEscape(q.substr(0, 100)),
+                                            q.size() > 100 ? "...` not found" : "` not found"));
+  };
   // A unique ID prefix (hex digits after "<algorithm>:").
   auto by_prefix = [&](absl::string_view algorithm,
                        absl::string_view hex) -> absl::StatusOr<const ImageRecord*> {

@@ -138,6 +138,10 @@ TEST_F(ImageStoreTest, GetByEveryForm) {
   EXPECT_EQ(store_->Get(hex.substr(0, 11)).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->Get("busybox:1.0").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->Get("").status().code(), absl::StatusCode::kNotFound);
+  // A huge query is quoted in part only.
+  auto huge = store_->Get(std::string(1 << 20, 'x'));
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_LT(huge.status().message().size(), 200u);
 }
 
 TEST_F(ImageStoreTest, AmbiguousPrefixIsInvalidArgument) {

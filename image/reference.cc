@@ -22,9 +22,16 @@ constexpr size_t kTagLengthMax = 128;
 constexpr absl::string_view kLibraryPrefix = "library/";
 constexpr absl::string_view kLegacyDefaultDomain = "index.docker.io";
 
+// A part of a reference for a message: escaped, and at most kQuotedMax bytes of
+// it, so that a huge reference never makes a huge error.
+constexpr size_t kQuotedMax = 100;
+std::string Quote(absl::string_view s) {
+  if (s.size() <= kQuotedMax) return absl::CHexEscape(s);
+  return absl::StrCat(absl::CHexEscape(s.substr(0, kQuotedMax)), "...(", s.size(), " bytes)");
+}
+
 absl::Status Invalid(absl::string_view ref, absl::string_view what) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("reference \"", absl::CHexEscape(ref), "\": ", what));
+  return absl::InvalidArgumentError(absl::StrCat("reference \"", Quote(ref), "\": ", what));
 }
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -208,7 +215,7 @@ absl::StatusOr<Reference> ParseReference(absl::string_view ref) {
       return Invalid(ref, absl::StrCat("tag is longer than ", kTagLengthMax, " characters"));
     }
     if (!IsTag(tag)) {
-      return Invalid(ref, absl::StrCat("tag \"", absl::CHexEscape(tag),
+      return Invalid(ref, absl::StrCat("tag \"", Quote(tag),
                                        "\" must be letters, digits, '_', '.' or '-' and not start "
                                        "with '.' or '-'"));
     }
@@ -223,8 +230,8 @@ absl::StatusOr<Reference> ParseReference(absl::string_view ref) {
   if (slash != absl::string_view::npos &&
       (first.find_first_of(".:") != absl::string_view::npos || first == "localhost")) {
     if (!IsDomain(first)) {
-      return Invalid(ref, absl::StrCat("registry host \"", absl::CHexEscape(first),
-                                       "\" is not a valid host[:port]"));
+      return Invalid(
+          ref, absl::StrCat("registry host \"", Quote(first), "\" is not a valid host[:port]"));
     }
     out.domain = first == kLegacyDefaultDomain ? std::string(kDefaultDomain) : std::string(first);
     remainder = name.substr(slash + 1);
@@ -244,7 +251,7 @@ absl::StatusOr<Reference> ParseReference(absl::string_view ref) {
     absl::string_view component = remainder.substr(start, next - start);
     if (component.empty()) return Invalid(ref, "repository path has an empty component");
     if (!IsPathComponent(component)) {
-      return Invalid(ref, absl::StrCat("path component \"", absl::CHexEscape(component),
+      return Invalid(ref, absl::StrCat("path component \"", Quote(component),
                                        "\" must be lowercase letters and digits separated by "
                                        "'.', '_', '__' or dashes"));
     }
@@ -257,7 +264,7 @@ absl::StatusOr<Reference> ParseReference(absl::string_view ref) {
     out.path = std::string(remainder);
   }
   if (out.Name().size() > kNameTotalLengthMax) {
-    return Invalid(ref, absl::StrCat("repository name \"", out.Name(), "\" is longer than ",
+    return Invalid(ref, absl::StrCat("repository name \"", Quote(out.Name()), "\" is longer than ",
                                      kNameTotalLengthMax, " characters"));
   }
   if (out.tag.empty() && out.digest.empty()) out.tag = kDefaultTag;

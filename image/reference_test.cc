@@ -218,6 +218,20 @@ TEST(ParseReferenceErrorsTest, MessageEscapesControlCharacters) {
   EXPECT_THAT(r.status().message(), HasSubstr("reference \"a\\nb\""));
 }
 
+TEST(ParseReferenceErrorsTest, HugeReferenceMakesAShortMessage) {
+  // A 1 MB reference came back as a 2 MB message (the reference, then its
+  // path component again).
+  for (const std::string& ref : {std::string(1 << 20, 'a'), "Quay.io/" + std::string(1 << 20, 'a'),
+                                 "a:" + std::string(1 << 20, 't'), "a/" + std::string(1 << 20, '!'),
+                                 std::string(1 << 20, 'h') + ".io/a"}) {
+    auto r = ParseReference(ref);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_LT(r.status().message().size(), 600u) << r.status().message().substr(0, 300);
+    EXPECT_THAT(r.status().message(), HasSubstr("(1048"));
+  }
+}
+
 TEST(IsLoopbackRegistryTest, Loopback) {
   for (const char* d : {"localhost", "localhost:5000", "LocalHost:80", "127.0.0.1",
                         "127.0.0.1:5000", "127.1.2.3:1", "127.255.255.255", "[::1]", "[::1]:5000",

@@ -532,6 +532,19 @@ class CgroupV2 final : public CgroupManager {
     }
     absl::StatusOr<std::set<std::string>> available = Controllers(dir + "/cgroup.controllers");
     if (!available.ok()) return available.status();
+    // runc's rule: a key is <controller>.<file> of a controller enabled in
+    // this cgroup; and never a cgroup.* file, which moves, kills or freezes
+    // processes or enables controllers (podshim's own business).
+    for (const auto& [key, value] : res.unified) {
+      const size_t dot = key.find('.');
+      const std::string controller = key.substr(0, dot);
+      if (dot == std::string::npos || controller == "cgroup" || available->count(controller) == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("unified key `", key, "` for cgroup `", *p,
+                         "` is not a file of a controller enabled there (",
+                         absl::StrJoin(*available, " "), ")"));
+      }
+    }
     const bool hugetlb = available->count("hugetlb") > 0;
     for (const auto& [size, limit] : res.hugepage_limits) {
       if (absl::Status s = CheckHugepageSizeName(size); !s.ok()) return s;

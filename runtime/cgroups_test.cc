@@ -484,7 +484,9 @@ TEST_F(FakeV2Test, ApplyRefusesBadRequestsBeforeWriting) {
   std::unique_ptr<CgroupManager> m = NewCgroupV2Manager(root_);
   CgroupResources res;
   res.cpu_shares = 2;
-  for (const char* key : {"", ".", "..", "../memory.max", "sub/memory.max"}) {
+  for (const char* key :
+       {"", ".", "..", "../memory.max", "sub/memory.max", "cgroup.procs", "cgroup.subtree_control",
+        "cgroup.kill", "memory", "pids.max", "devices.allow"}) {
     res.unified = {{key, "1"}};
     absl::Status s = m->Apply("/c", res);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << key;

@@ -125,10 +125,13 @@ class Podshimd:
 
 
 def remove_cgroup_parent(parent: str, root: str = "/sys/fs/cgroup") -> None:
-    """Removes what is left of a --cgroup_parent in the usual v1 hierarchies (empty directories
-    only, deepest first), after a test's daemon is gone."""
-    for ctrl in ("cpu", "memory", "pids", "cpuset", "freezer"):
-        path = Path(root) / ctrl / parent.lstrip("/")
+    """Removes what is left of a --cgroup_parent in every v1 hierarchy (podshim makes its cgroups
+    in each, blkio, cpuacct and devices too) or in the v2 tree (empty directories only, deepest
+    first), after a test's daemon is gone."""
+    base = Path(root)
+    trees = [base] + [p for p in base.iterdir() if p.is_dir() and not p.is_symlink()]
+    for tree in trees:
+        path = tree / parent.lstrip("/")
         if path.exists():
             subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
                            capture_output=True, check=False)

@@ -1,0 +1,470 @@
+"""Bad requests are refused before anything is made (issue 18, findings 2, 3, 9 and 10).
+
+Each case of the table sends one bad RunPodSandbox, CreateContainer, UpdateContainerResources or
+image request to a real podshimd and checks that
+  * the answer is INVALID_ARGUMENT,
+  * the message names the field (its path as the request spells it),
+  * the message is short (< 1 KiB) however large the input was,
+  * nothing changed on the host: no new pod or container in the lists, no new cgroup under the
+    daemon's cgroup parent, no new mount of the daemon's, no new namespace pin or state, no new
+    port on the module's own bridge (so no veth), and a container's resources are as they were.
+
+One podshimd serves the module, with its own cgroup parent and a CNI network of its own (bridge
+`pssec<hex>`, removed at the end), so that what it makes can be told from what anything else on
+the machine makes. Positive controls show that valid ids and cgroup keys still work.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+
+import images  # noqa: E402
+
+from podshim.daemon import Podshimd, podshimd_binary, remove_cgroup_parent  # noqa: E402
+
+IMAGE = "docker.io/library/busybox:e2e"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_V2 = (CGROUP_ROOT / "cgroup.controllers").exists()
+MAX_MESSAGE = 1024
+MB = 1 << 20
+
+
+class Env:
+    def __init__(self, daemon, client, cgroup_parent, bridge):
+        self.d = daemon
+        self.c = client
+        self.pb = client.pb
+        self.cgroup_parent = cgroup_parent
+        self.bridge = bridge
+        self.logs = Path(daemon.dir) / "logs"
+
+    def pod_config(self, name=None):
+        name = name or f"sec-{uuid.uuid4().hex[:8]}"
+        return self.pb.PodSandboxConfig(
+            metadata=self.pb.PodSandboxMetadata(name=name, namespace="e2e-sec",
+                                                uid=uuid.uuid4().hex),
+            hostname=name, log_directory=str(self.logs / name), labels={"suite": "security"})
+
+    def container_config(self, name=None, command=("sleep", "1000")):
+        name = name or f"c-{uuid.uuid4().hex[:8]}"
+        return self.pb.ContainerConfig(metadata=self.pb.ContainerMetadata(name=name),
+                                       image=self.pb.ImageSpec(image=IMAGE),
+                                       command=list(command), log_path=f"{name}.log")
+
+    def run_pod(self, cfg, timeout=60):
+        return self.c.runtime.RunPodSandbox(self.pb.RunPodSandboxRequest(config=cfg),
+                                            timeout=timeout).pod_sandbox_id
+
+    def remove_pod(self, pod_id):
+        self.c.runtime.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id),
+                                      timeout=60)
+        self.c.runtime.RemovePodSandbox(self.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id),
+                                        timeout=60)
+
+    def create(self, pod_id, pod_cfg, cfg, timeout=60):
+        return self.c.runtime.CreateContainer(self.pb.CreateContainerRequest(
+            pod_sandbox_id=pod_id, config=cfg, sandbox_config=pod_cfg),
+            timeout=timeout).container_id
+
+    def start(self, cid):
+        self.c.runtime.StartContainer(self.pb.StartContainerRequest(container_id=cid), timeout=60)
+
+    def remove_container(self, cid):
+        self.c.runtime.RemoveContainer(self.pb.RemoveContainerRequest(container_id=cid),
+                                       timeout=60)
+
+    def container_status(self, cid):
+        return self.c.runtime.ContainerStatus(
+            self.pb.ContainerStatusRequest(container_id=cid)).status
+
+    def exec(self, cid, cmd, timeout=10):
+        return self.c.runtime.ExecSync(self.pb.ExecSyncRequest(container_id=cid, cmd=cmd,
+                                                               timeout=timeout),
+                                       timeout=timeout + 10)
+
+    def remove_new_objects(self, before, made=()):
+        """Removes pods and containers made since `before` (a host_state), and those in `made`
+        ((kind, id) of what a request that should have failed returned): a request that was not
+        refused must not leave them behind, even when the lists no longer answer (a pod with
+        9 MB of labels made ListPodSandbox exceed the message limit)."""
+        rt, pb = self.c.runtime, self.pb
+        ctrs, pods = [i for k, i in made if k == "ctr"], [i for k, i in made if k == "pod"]
+        try:
+            ctrs += [c.id for c in rt.ListContainers(pb.ListContainersRequest()).containers
+                     if c.id not in before["containers"]]
+        except grpc.RpcError as e:
+            print(f"cleanup: ListContainers: {e.code()}")
+        try:
+            pods += [p.id for p in rt.ListPodSandbox(pb.ListPodSandboxRequest()).items
+                     if p.id not in before["pods"]]
+        except grpc.RpcError as e:
+            print(f"cleanup: ListPodSandbox: {e.code()}")
+        for cid in dict.fromkeys(ctrs):
+            try:
+                self.remove_container(cid)
+            except grpc.RpcError as e:
+                print(f"cleanup of container {cid}: {e.code()}")
+        for pod_id in dict.fromkeys(pods):
+            try:
+                self.remove_pod(pod_id)
+            except grpc.RpcError as e:
+                print(f"cleanup of pod {pod_id}: {e.code()}")
+
+    # What a request could have left behind ----------------------------------------------------
+    def host_state(self):
+        """Everything of this daemon's that a refused request must not change."""
+        rt, pb = self.c.runtime, self.pb
+        pods = sorted(p.id for p in rt.ListPodSandbox(pb.ListPodSandboxRequest()).items)
+        ctrs = sorted(c.id for c in rt.ListContainers(pb.ListContainersRequest()).containers)
+        cgroups = []
+        parent = self.cgroup_parent.lstrip("/")
+        hierarchies = [CGROUP_ROOT] if CGROUP_V2 else [
+            p for p in CGROUP_ROOT.iterdir() if p.is_dir() and not p.is_symlink()]
+        for h in hierarchies:
+            for dirpath, _, _ in os.walk(h / parent):
+                cgroups.append(dirpath)
+        mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                  if str(self.d.dir) in line]
+        # Mount ids and parents change with nothing of ours; compare what is mounted where.
+        mounts = sorted(" ".join(line.split()[3:]) for line in mounts)
+        bridge_ports = Path(f"/sys/class/net/{self.bridge}/brif")
+        ports = sorted(os.listdir(bridge_ports)) if bridge_ports.exists() else []
+        dirs = {}
+        for d in (Path(self.d.state_dir) / "pods", Path(self.d.state_dir) / "containers",
+                  Path(self.d.root_dir) / "containers", Path(self.d.root_dir) / "leases"):
+            dirs[str(d)] = sorted(os.listdir(d)) if d.exists() else []
+        return {"pods": pods, "containers": ctrs, "cgroups": sorted(cgroups),
+                "mounts": mounts, "bridge ports": ports, "dirs": dirs}
+
+
+@pytest.fixture(scope="module")
+def env():
+    path = podshimd_binary()
+    if not path.exists():
+        pytest.fail(f"podshimd not built at {path}")
+    tag = uuid.uuid4().hex[:6]
+    parent = f"/podshim-e2e-sec-{tag}"
+    bridge = f"pssec{tag}"
+    d = Podshimd(path, extra_args=[f"--cgroup_parent={parent}"])
+    # A network of the module's own: its bridge's ports are the module's veths.
+    os.makedirs(d.cni_conf_dir, exist_ok=True)
+    conflist = {
+        "cniVersion": "1.0.0", "name": f"e2e-sec-{tag}",
+        "plugins": [{"type": "podshim-bridge", "bridge": bridge, "isGateway": False,
+                     "ipMasq": False,
+                     "ipam": {"type": "podshim-ipam", "ranges": [[{"subnet": "10.231.0.0/24"}]],
+                              "dataDir": str(d.dir / "ipam")}}]}
+    (Path(d.cni_conf_dir) / "10-sec.conflist").write_text(json.dumps(conflist))
+    c = None
+    try:
+        layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+        d.import_image(layout, IMAGE)
+        d.start()
+        c = d.client(timeout=60)
+        yield Env(d, c, parent, bridge)
+    finally:
+        if c is not None:
+            c.close()
+        d.cleanup()
+        remove_cgroup_parent(parent)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def base(env):
+    """A pod on the module's network with one running container: what container and update
+    cases act on."""
+    cfg = env.pod_config("sec-base")
+    pod_id = env.run_pod(cfg)
+    try:
+        cid = env.create(pod_id, cfg, env.container_config("base"))
+        env.start(cid)
+        assert os.listdir(f"/sys/class/net/{env.bridge}/brif"), "the base pod has no veth"
+        yield pod_id, cfg, cid
+    finally:
+        env.remove_pod(pod_id)
+
+
+# --- the table of bad requests ----------------------------------------------------------------
+# Each case: (id, rpc, mutate(request's config, pb), text the message must name).
+# rpc: "pod" = RunPodSandbox with a fresh valid config; "ctr" = CreateContainer in the base pod;
+# "update" = UpdateContainerResources of the base container; "pull", "status", "rmi" = image RPCs.
+
+
+def set_name(v):
+    return lambda c, pb: setattr(c.metadata, "name", v)
+
+
+def sc(c):
+    return c.linux.security_context
+
+
+def add_groups(groups):
+    return lambda c, pb: sc(c).supplemental_groups.extend(groups)
+
+
+def unified(key, value="1"):
+    def mutate(c, pb):
+        res = c if isinstance(c, pb.LinuxContainerResources) else c.linux.resources
+        res.unified[key] = value
+    return mutate
+
+
+def oom(v):
+    def mutate(c, pb):
+        res = c if isinstance(c, pb.LinuxContainerResources) else c.linux.resources
+        res.oom_score_adj = v
+    return mutate
+
+
+def envs(entries):
+    return lambda c, pb: c.envs.extend(pb.KeyValue(key=k, value=v.encode()) for k, v in entries)
+
+
+RESOURCES = "config.linux.resources"
+SC = "config.linux.security_context"
+
+CASES = [
+    # Names, namespaces and uids: nothing that breaks CNI_ARGS or paths (finding 9).
+    ("pod name with ;", "pod", set_name("web;K8S_POD_NAME=other"), "config.metadata.name"),
+    ("pod name with /", "pod", set_name("../../etc"), "config.metadata.name"),
+    ("pod name empty", "pod", set_name(""), "config.metadata.name"),
+    ("pod namespace with =", "pod", lambda c, pb: setattr(c.metadata, "namespace", "a=b"),
+     "config.metadata.namespace"),
+    ("pod uid with newline", "pod", lambda c, pb: setattr(c.metadata, "uid", "u\nK8S_POD_NAME=x"),
+     "config.metadata.uid"),
+    ("container name with ;", "ctr", set_name("c;x=y"), "config.metadata.name"),
+    # Hostname and DNS (finding 9).
+    ("hostname with tab", "pod", lambda c, pb: setattr(c, "hostname", "web\tevil.example"),
+     "config.hostname"),
+    ("hostname with newline", "pod",
+     lambda c, pb: setattr(c, "hostname", "web\n10.0.0.1 kubernetes"), "config.hostname"),
+    ("hostname of 65 bytes", "pod", lambda c, pb: setattr(c, "hostname", "h" * 65),
+     "config.hostname"),
+    ("dns search injecting a nameserver", "pod",
+     lambda c, pb: c.dns_config.searches.extend(["ok.example\nnameserver 6.6.6.6"]),
+     "config.dns_config.searches[0]"),
+    ("dns search with space", "pod", lambda c, pb: c.dns_config.searches.extend(["a b"]),
+     "config.dns_config.searches[0]"),
+    ("dns search of 254 bytes", "pod", lambda c, pb: c.dns_config.searches.extend(["a" * 254]),
+     "config.dns_config.searches[0]"),
+    ("33 dns searches", "pod", lambda c, pb: c.dns_config.searches.extend(["a.example"] * 33),
+     "config.dns_config.searches"),
+    ("dns server with newline", "pod",
+     lambda c, pb: c.dns_config.servers.extend(["1.1.1.1\nsearch evil"]),
+     "config.dns_config.servers[0]"),
+    ("11 dns servers", "pod", lambda c, pb: c.dns_config.servers.extend(["1.1.1.1"] * 11),
+     "config.dns_config.servers"),
+    ("dns option with newline", "pod",
+     lambda c, pb: c.dns_config.options.extend(["ndots:5\nnameserver 6.6.6.6"]),
+     "config.dns_config.options[0]"),
+    # User ids (finding 3).
+    ("pod run_as_user -1", "pod", lambda c, pb: sc(c).run_as_user.__setattr__("value", -1),
+     f"{SC}.run_as_user.value"),
+    ("pod supplemental group 2^32-1", "pod", add_groups([4294967295]),
+     f"{SC}.supplemental_groups[0]"),
+    ("run_as_user -1", "ctr", lambda c, pb: sc(c).run_as_user.__setattr__("value", -1),
+     f"{SC}.run_as_user.value"),
+    ("run_as_user 2^32-1", "ctr",
+     lambda c, pb: sc(c).run_as_user.__setattr__("value", 4294967295), f"{SC}.run_as_user.value"),
+    ("run_as_user 2^32", "ctr", lambda c, pb: sc(c).run_as_user.__setattr__("value", 1 << 32),
+     f"{SC}.run_as_user.value"),
+    ("run_as_group -1", "ctr",
+     lambda c, pb: (sc(c).run_as_user.__setattr__("value", 1000),
+                    sc(c).run_as_group.__setattr__("value", -1)), f"{SC}.run_as_group.value"),
+    ("supplemental group -1", "ctr", add_groups([1000, -1]), f"{SC}.supplemental_groups[1]"),
+    ("70,000 supplemental groups", "ctr", add_groups(range(70000)), f"{SC}.supplemental_groups"),
+    # resources.unified (finding 2) and oom_score_adj (finding 9).
+    ("unified cgroup.procs", "ctr", unified("cgroup.procs"),
+     f'{RESOURCES}.unified["cgroup.procs"]'),
+    ("unified cgroup.subtree_control", "ctr", unified("cgroup.subtree_control", "+memory"),
+     f'{RESOURCES}.unified["cgroup.subtree_control"]'),
+    ("unified cgroup.kill", "ctr", unified("cgroup.kill"), f'{RESOURCES}.unified["cgroup.kill"]'),
+    ("unified cgroup.freeze", "ctr", unified("cgroup.freeze"),
+     f'{RESOURCES}.unified["cgroup.freeze"]'),
+    ("unified ../ escape", "ctr", unified("../../cgroup.procs"),
+     f'{RESOURCES}.unified["../../cgroup.procs"]'),
+    ("unified into a subdirectory", "ctr", unified("sub/memory.max"),
+     f'{RESOURCES}.unified["sub/memory.max"]'),
+    ("unified unknown controller", "ctr", unified("devices.allow", "a"),
+     f'{RESOURCES}.unified["devices.allow"]'),
+    ("unified value with newline", "ctr", unified("memory.high", "1\n2"),
+     f'{RESOURCES}.unified["memory.high"]'),
+    ("oom_score_adj 1001", "ctr", oom(1001), f"{RESOURCES}.oom_score_adj"),
+    ("oom_score_adj -1001", "ctr", oom(-1001), f"{RESOURCES}.oom_score_adj"),
+    ("update unified cgroup.procs", "update", unified("cgroup.procs"),
+     'linux.unified["cgroup.procs"]'),
+    ("update unified cgroup.kill", "update", unified("cgroup.kill"),
+     'linux.unified["cgroup.kill"]'),
+    ("update unified ../", "update", unified("../cgroup.procs"),
+     'linux.unified["../cgroup.procs"]'),
+    ("update oom_score_adj 5000", "update", oom(5000), "linux.oom_score_adj"),
+    # Sizes (finding 10).
+    ("pod with 9 MB of labels", "pod", lambda c, pb: c.labels.__setitem__("big", "x" * (9 * MB)),
+     "config.labels"),
+    ("pod labels + annotations over 256 KiB", "pod",
+     lambda c, pb: (c.labels.__setitem__("a", "x" * (150 << 10)),
+                    c.annotations.__setitem__("b", "y" * (150 << 10))), "config.annotations"),
+    ("container with 9 MB of annotations", "ctr",
+     lambda c, pb: c.annotations.__setitem__("big", "x" * (9 * MB)), "config.annotations"),
+    ("5000 env entries", "ctr", envs((f"K{i}", "v") for i in range(5000)), "config.envs"),
+    ("env of 1 MiB", "ctr", envs([("BIG", "x" * MB)]), "config.envs"),
+    ("command + args over 1 MiB", "ctr", lambda c, pb: c.args.extend(["x" * (MB // 2)] * 3),
+     "config.args"),
+    ("1 MB image reference", "ctr", lambda c, pb: setattr(c.image, "image", "a" * MB),
+     "config.image.image"),
+    ("1 MB log directory", "pod", lambda c, pb: setattr(c, "log_directory", "/" + "d" * MB),
+     "config.log_directory"),
+    ("pull of a 1 MB image reference", "pull", None, "image.image"),
+    ("status of a 1 MB image reference", "status", None, "image.image"),
+    ("removal of a 1 MB image reference", "rmi", None, "image.image"),
+]
+
+
+def send(env, base, rpc, mutate):
+    pb = env.pb
+    if rpc == "pod":
+        cfg = env.pod_config()
+        mutate(cfg, pb)
+        return env.run_pod(cfg, timeout=10)
+    pod_id, pod_cfg, cid = base
+    if rpc == "ctr":
+        cfg = env.container_config()
+        mutate(cfg, pb)
+        return env.create(pod_id, pod_cfg, cfg, timeout=10)
+    if rpc == "update":
+        res = pb.LinuxContainerResources()
+        mutate(res, pb)
+        return env.c.runtime.UpdateContainerResources(
+            pb.UpdateContainerResourcesRequest(container_id=cid, linux=res), timeout=10)
+    spec = pb.ImageSpec(image="a" * MB)
+    if rpc == "pull":
+        return env.c.image.PullImage(pb.PullImageRequest(image=spec), timeout=10)
+    if rpc == "status":
+        return env.c.image.ImageStatus(pb.ImageStatusRequest(image=spec), timeout=10)
+    if rpc == "rmi":
+        return env.c.image.RemoveImage(pb.RemoveImageRequest(image=spec), timeout=10)
+    raise AssertionError(rpc)
+
+
+@pytest.mark.parametrize("name,rpc,mutate,field", CASES, ids=[c[0] for c in CASES])
+def test_bad_request_is_refused_naming_the_field_and_changes_nothing(env, base, name, rpc, mutate,
+                                                                     field):
+    cid = base[2]
+    before = env.host_state()
+    # The snapshot sees what the base pod made: its cgroups, mounts and veth.
+    assert before["cgroups"] and before["mounts"] and before["bridge ports"], before
+    resources_before = env.container_status(cid).resources.linux
+    made = None
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            made = send(env, base, rpc, mutate)
+    finally:
+        env.remove_new_objects(before, [(rpc, made)] if isinstance(made, str) and made else ())
+    details = e.value.details() or ""
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.value.code(), details[:300])
+    assert field in details, details[:300]
+    assert len(details.encode()) < MAX_MESSAGE, f"{len(details)} bytes: {details[:300]}"
+    # No timing bound here (the project puts none in tests): a refusal that did the work first
+    # (70,000 groups took 8 s before) ends in DEADLINE_EXCEEDED at the call's timeout, not
+    # INVALID_ARGUMENT, and fails above.
+    assert env.host_state() == before
+    assert env.container_status(cid).resources.linux == resources_before
+    # The base container still runs.
+    assert env.container_status(cid).state == env.pb.CONTAINER_RUNNING
+
+
+def test_the_request_size_cap_keeps_list_pod_sandbox_answering(env, base):
+    """Finding 10: two pods of 9 MB labels made every unfiltered ListPodSandbox fail. Now each
+    is refused, and a pod at the cap still lists."""
+    before = env.host_state()
+    made = []
+    try:
+        for _ in range(2):
+            cfg = env.pod_config()
+            cfg.labels["big"] = "x" * (9 * MB)
+            with pytest.raises(grpc.RpcError) as e:
+                made.append(("pod", env.run_pod(cfg, timeout=10)))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        cfg = env.pod_config()
+        cfg.labels["big"] = "x" * ((256 << 10) - 1024)
+        made.append(("pod", env.run_pod(cfg)))
+        items = env.c.runtime.ListPodSandbox(env.pb.ListPodSandboxRequest()).items
+        assert made[-1][1] in [p.id for p in items]
+    finally:
+        env.remove_new_objects(before, made)
+
+
+# --- positive controls ------------------------------------------------------------------------
+
+def test_valid_ids_still_work(env, base):
+    """uid 1000, gid 1000 and supplemental groups at the top of the range are accepted and are
+    what the process runs as."""
+    pod_id, pod_cfg, _ = base
+    cfg = env.container_config()
+    sc(cfg).run_as_user.value = 1000
+    sc(cfg).run_as_group.value = 1000
+    sc(cfg).supplemental_groups.extend([2000, 4294967294])
+    cid = env.create(pod_id, pod_cfg, cfg)
+    try:
+        env.start(cid)
+        out = env.exec(cid, ["id"]).stdout.decode()
+        assert "uid=1000" in out and "gid=1000" in out, out
+        assert "2000" in out and "4294967294" in out, out
+        st = env.container_status(cid)
+        assert st.user.linux.uid == 1000 and st.user.linux.gid == 1000
+    finally:
+        env.remove_container(cid)
+
+
+def test_valid_unified_key_passes_validation(env, base):
+    """memory.high is a controller file: the validator lets it through. On cgroup v2 it is
+    written; on v1 (no unified files) the cgroup backend refuses it, not the validator, and
+    nothing is left behind either way."""
+    pod_id, pod_cfg, _ = base
+    cfg = env.container_config()
+    cfg.linux.resources.unified["memory.high"] = str(256 * MB)
+    before = env.host_state()
+    if CGROUP_V2:
+        cid = env.create(pod_id, pod_cfg, cfg)
+        try:
+            hits = list((CGROUP_ROOT / env.cgroup_parent.lstrip("/")).rglob(f"{cid}/memory.high"))
+            assert hits and hits[0].read_text().strip() == str(256 * MB)
+        finally:
+            env.remove_container(cid)
+        return
+    with pytest.raises(grpc.RpcError) as e:
+        env.create(pod_id, pod_cfg, cfg)
+    details = e.value.details()
+    assert "cgroup v1 has no unified files" in details, details
+    assert "config.linux.resources.unified[" not in details, details
+    assert env.host_state() == before
+
+
+def test_valid_dns_and_hostname_still_work(env):
+    """A pod with the usual DNS settings and a hostname of 64 bytes runs, and its files say what
+    was asked."""
+    cfg = env.pod_config()
+    cfg.hostname = "h" * 64
+    cfg.dns_config.servers.extend(["10.96.0.10"])
+    cfg.dns_config.searches.extend(["e2e-sec.svc.cluster.local", "svc.cluster.local"])
+    cfg.dns_config.options.extend(["ndots:5"])
+    pod_id = env.run_pod(cfg)
+    try:
+        cid = env.create(pod_id, cfg, env.container_config())
+        env.start(cid)
+        resolv = env.exec(cid, ["cat", "/etc/resolv.conf"]).stdout.decode()
+        assert "nameserver 10.96.0.10" in resolv, resolv
+        assert "search e2e-sec.svc.cluster.local svc.cluster.local" in resolv, resolv
+        assert env.exec(cid, ["hostname"]).stdout.decode().strip() == "h" * 64
+    finally:
+        env.remove_pod(pod_id)
