@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -982,23 +983,34 @@ TEST_F(BridgePluginTest, PodCannotReachTheHostsLoopbackThroughTheBridge) {
 }
 
 // A table made by a podshim from before the guard lacks its chain and set;
-// the next ADD with host ports adds them.
+// the next ADD with host ports adds them. On a table of the test's own: the
+// real one is shared with tests running beside this one.
 TEST_F(BridgePluginTest, AnOlderTableGetsTheLoopbackGuardAtTheNextAdd) {
-  nlohmann::json conf = WithPorts(
-      Config(), {{{"hostPort", lease_.Port(6)}, {"containerPort", 8080}, {"protocol", "tcp"}}});
-  ASSERT_EQ(Add(NewContainerId(), NewNetns(), conf).exit_code, 0);
-  ASSERT_EQ(Nft("flush chain ip podshim_hostports localnet_guard"), 0);
-  ASSERT_EQ(Nft("delete chain ip podshim_hostports localnet_guard"), 0);
-  ASSERT_EQ(Nft("delete set ip podshim_hostports localnet_ifaces"), 0);
+  const std::string table = absl::StrCat("podshim_test_", getpid());
+  HostPorts ports(HostPortOptions{table, tmp_ + "/hostports.lock"});
+  struct DropTable {
+    std::string name;
+    ~DropTable() { (void)Nft("delete table ip " + name); }
+  } drop{table};
+  std::string older = ports.TableScript(AF_INET);
+  older.erase(older.find(ports.LocalnetGuardScript()));
+  const std::string script = tmp_ + "/older.nft";
+  {
+    std::ofstream out(script);
+    out << older;
+  }
+  ASSERT_EQ(Nft("-f " + script), 0) << older;
+  ASSERT_NE(Nft(absl::StrCat("list chain ip ", table, " localnet_guard")), 0);
 
-  conf = WithPorts(Config(),
-                   {{{"hostPort", lease_.Port(7)}, {"containerPort", 8080}, {"protocol", "tcp"}}});
-  PluginRun add = Add(NewContainerId(), NewNetns(), conf);
-  ASSERT_EQ(add.exit_code, 0) << add;
-  EXPECT_EQ(Nft("list chain ip podshim_hostports localnet_guard"), 0);
-  EXPECT_EQ(
-      Nft(absl::StrCat("get element ip podshim_hostports localnet_ifaces { \"", bridge_, "\" }")),
-      0);
+  PortMapping m;
+  m.host_port = lease_.Port(6);
+  m.container_port = 8080;
+  absl::StatusOr<IpAddress> pod_ip = IpAddress::Parse(lease_.Ip(2));
+  ASSERT_TRUE(pod_ip.ok());
+  ASSERT_TRUE(ports.Add("older/eth0", {m}, {*pod_ip}, bridge_).ok());
+  EXPECT_EQ(Nft(absl::StrCat("list chain ip ", table, " localnet_guard")), 0);
+  EXPECT_EQ(Nft(absl::StrCat("get element ip ", table, " localnet_ifaces { \"", bridge_, "\" }")),
+            0);
 }
 
 TEST_F(BridgePluginTest, HostIpSpecificMappingOnlyAnswersOnThatAddress) {
