@@ -4,7 +4,7 @@ pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(LIBCAP REQUIRED IMPORTED_TARGET libcap)
 
 podshim_library(podshim_security
-  SOURCES capabilities.cc users.cc seccomp.cc
+  SOURCES capabilities.cc users.cc seccomp.cc host_checks.cc
   DEPS podshim_runtime PkgConfig::SECCOMP PkgConfig::LIBCAP nlohmann_json::nlohmann_json
        absl::strings absl::status absl::statusor)
 

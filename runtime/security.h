@@ -112,4 +112,22 @@ absl::Status ApplyUserAndCapabilities(const ResolvedUser& user,
 absl::Status ApplyRlimits(const std::vector<Rlimit>& rlimits);
 absl::StatusOr<int> RlimitResource(absl::string_view name);  // "RLIMIT_NOFILE" → RLIMIT_NOFILE
 
+// --- what the node can enforce, and device nodes ---------------------------
+
+// Whether the kernel has AppArmor turned on: `path` (the module parameter
+// /sys/module/apparmor/parameters/enabled) exists and starts with 'Y'. podshim
+// loads and applies no AppArmor profile either way; this only says why a
+// profile is refused.
+bool AppArmorEnabled(const std::string& path = "/sys/module/apparmor/parameters/enabled");
+
+// What a CRI Device's host_path is, following symlinks (stat(2)).
+struct DeviceNode {
+  char type = 0;  // 'c' or 'b' for a character or block device, 0 for anything else
+  int64_t major = 0;
+  int64_t minor = 0;
+  std::string kind;  // "character device", "block device", "regular file", ...
+};
+// NOT_FOUND when nothing is at `path` (ENOENT, ENOTDIR), else the errno error.
+absl::StatusOr<DeviceNode> StatDevice(const std::string& path);
+
 }  // namespace podshim::runtime

@@ -20,6 +20,8 @@
 #include <functional>
 #include <thread>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -694,6 +696,39 @@ TEST(SeccompTest, ApplyRejectsBadProfiles) {
   // Validation happens before anything is loaded, so this is safe in-process.
   EXPECT_EQ(ApplySeccomp(R"({"defaultAction":"SCMP_ACT_WHAT"})").code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HostChecksTest, AppArmorEnabledReadsTheModuleParameter) {
+  char tmpl[] = "/tmp/podshim-apparmor-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string param = dir + "/enabled";
+  EXPECT_FALSE(AppArmorEnabled(param));  // absent: no AppArmor
+  for (const auto& [text, enabled] :
+       std::vector<std::pair<std::string, bool>>{{"Y\n", true}, {"N\n", false}, {"", false}}) {
+    std::ofstream(param, std::ios::trunc) << text;
+    EXPECT_EQ(AppArmorEnabled(param), enabled) << text;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(HostChecksTest, StatDeviceTellsDevicesFromFiles) {
+  auto null = StatDevice("/dev/null");
+  ASSERT_TRUE(null.ok()) << null.status();
+  EXPECT_EQ(null->type, 'c');
+  EXPECT_EQ(null->major, 1);
+  EXPECT_EQ(null->minor, 3);
+  EXPECT_EQ(null->kind, "character device");
+  auto file = StatDevice("/proc/self/status");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(file->type, 0);
+  EXPECT_EQ(file->kind, "regular file");
+  auto dir = StatDevice("/dev");
+  ASSERT_TRUE(dir.ok());
+  EXPECT_EQ(dir->type, 0);
+  EXPECT_EQ(dir->kind, "directory");
+  EXPECT_EQ(StatDevice("/nonexistent/podshim/dev").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(StatDevice("/dev/null/x").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
