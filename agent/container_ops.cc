@@ -1,8 +1,6 @@
 // Containers: Create, Start, Stop, Remove, Status, List, ExecSync, Update,
 // ReopenContainerLog and stats. Pods are in pod_runtime.cc.
 #include <signal.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -77,9 +75,42 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   // The request first: a bad one changes nothing, not even a claim.
   if (!req.has_config()) return absl::InvalidArgumentError("config: missing");
   const auto& config = req.config();
-  if (auto s = ValidateContainerConfig(config); !s.ok()) return s;
+  if (auto s = ValidateContainerConfig(config, host_security_); !s.ok()) return s;
   auto pod_id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
   if (!pod_id.ok()) return pod_id.status();
+  // What needs the pod or the host is checked before the claim too: reads
+  // only (the pod's config never changes).
+  {
+    auto pod = GetPod(*pod_id);
+    if (!pod.ok()) return pod.status();
+    auto pod_of = [this](absl::string_view id) -> absl::StatusOr<std::string> {
+      auto c = ResolveContainerId(id, "config.linux.security_context.namespace_options.target_id");
+      if (!c.ok()) return c.status();
+      auto record = GetContainer(*c);
+      if (!record.ok()) return record.status();
+      return record->pod_id;
+    };
+    if (auto s = ValidateContainerInPod(config, pod->config, pod->id, pod_of); !s.ok()) return s;
+  }
+  std::vector<runtime::DeviceNode> device_nodes;
+  for (int i = 0; i < config.devices_size(); ++i) {
+    const std::string field = absl::StrCat("config.devices[", i, "].host_path");
+    const std::string& path = config.devices(i).host_path();
+    auto node = runtime::StatDevice(path);
+    if (!node.ok()) {
+      if (node.status().code() == absl::StatusCode::kNotFound) {
+        return absl::NotFoundError(
+            absl::StrCat(field, ": ", QuoteForError(path), " does not exist"));
+      }
+      return WithField(node.status(), field);
+    }
+    if (auto s =
+            ValidateDeviceNode(*node, path, config.linux().security_context().privileged(), field);
+        !s.ok()) {
+      return s;
+    }
+    device_nodes.push_back(*node);
+  }
   Claim(*pod_id, "CreateContainer");
   auto op = PodLock(*pod_id);
   absl::MutexLock op_lock(op.get());
@@ -244,20 +275,14 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   if (!sc.privileged()) device_rules = runtime::DefaultDeviceRules();
   for (int i = 0; i < config.devices_size(); ++i) {
     const auto& d = config.devices(i);
-    struct stat st {};
-    if (::stat(d.host_path().c_str(), &st) != 0) {
-      return absl::NotFoundError(
-          absl::StrCat("config.devices[", i, "].host_path: `", d.host_path(), "` does not exist"));
-    }
+    const runtime::DeviceNode& node = device_nodes[static_cast<size_t>(i)];
     const std::string access = d.permissions().empty() ? "rwm" : d.permissions();
     if (access.find_first_not_of("rwm") != std::string::npos || access.size() > 3) {
       return absl::InvalidArgumentError(absl::StrCat("config.devices[", i, "].permissions: `",
                                                      d.permissions(), "` is not a subset of rwm"));
     }
-    if (device_rules.has_value() && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-      device_rules->push_back({S_ISCHR(st.st_mode) ? 'c' : 'b',
-                               static_cast<int64_t>(major(st.st_rdev)),
-                               static_cast<int64_t>(minor(st.st_rdev)), access});
+    if (device_rules.has_value()) {
+      device_rules->push_back({node.type, node.major, node.minor, access});
     }
     spec.devices.push_back({d.host_path(), d.container_path(), d.permissions()});
   }
@@ -619,12 +644,8 @@ absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
     info["bundle"] = c->bundle;
     info["cgroup"] = c->cgroup;
     info["runtimeSpec"] = nlohmann::json::parse(c->spec_json, nullptr, false);
-    // Accepted, recorded, not enforced: these machines have neither LSM.
-    const auto& sc = c->config.linux().security_context();
-    if (sc.has_apparmor()) {
-      info["apparmor"] = "requested; not enforced by podshim";
-    }
-    if (sc.has_selinux_options()) info["selinux"] = "requested; not enforced by podshim";
+    // Only Unconfined passes validation: podshim applies no AppArmor profile.
+    if (c->config.linux().security_context().has_apparmor()) info["apparmor"] = "unconfined";
     (*resp->mutable_info())["info"] = info.dump();
   }
   return absl::OkStatus();

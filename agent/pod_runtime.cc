@@ -102,6 +102,7 @@ std::string CreatingMarker(const std::string& state_dir, const std::string& id) 
 PodRuntime::PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
                        std::unique_ptr<runtime::CgroupManager> cgroups, EventBus* events)
     : options_(std::move(options)),
+      host_security_{runtime::AppArmorEnabled()},
       images_(images),
       events_(events),
       cgroups_(std::move(cgroups)),
@@ -455,7 +456,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
                                        cri::RunPodSandboxResponse* resp, const ClientCall& call) {
   if (!req.has_config()) return absl::InvalidArgumentError("config: missing");
   const auto& config = req.config();
-  if (auto s = ValidatePodConfig(config); !s.ok()) return s;
+  if (auto s = ValidatePodConfig(config, host_security_); !s.ok()) return s;
   if (!req.runtime_handler().empty() && req.runtime_handler() != "podshim") {
     return absl::InvalidArgumentError(
         absl::StrCat("runtime_handler: ", QuoteForError(req.runtime_handler()),

@@ -33,6 +33,7 @@
 #include "agent/config.h"
 #include "agent/event_bus.h"
 #include "agent/records.h"
+#include "agent/validate.h"
 #include "cni/client.h"
 #include "image/image_manager.h"
 #include "runtime/cgroups.h"
@@ -197,6 +198,7 @@ class PodRuntime {
   void FillContainerStats(const ContainerRecord& c, cri::ContainerStats* out) const;
 
   const PodRuntimeOptions options_;
+  const HostSecurity host_security_;  // read once at start
   image::ImageManager* const images_;
   EventBus* const events_;
   std::unique_ptr<runtime::CgroupManager> cgroups_;

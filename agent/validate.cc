@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -287,6 +289,85 @@ absl::Status ValidateUnifiedEntry(absl::string_view key, absl::string_view value
   return RefuseBytes(value, field, IsControl);
 }
 
+// A NamespaceMode by name, or its number when it has none.
+std::string ModeName(cri::NamespaceMode mode) {
+  const std::string& name = cri::NamespaceMode_Name(mode);
+  return name.empty() ? absl::StrCat(static_cast<int>(mode)) : name;
+}
+
+absl::Status RefuseAppArmor(absl::string_view field, absl::string_view what,
+                            const HostSecurity& host) {
+  return Invalid(field, absl::StrCat(what, ": podshim cannot enforce AppArmor profiles (",
+                                     host.apparmor_enabled ? "it loads and applies none"
+                                                           : "AppArmor is not enabled on this node",
+                                     "); use Unconfined or leave it unset"));
+}
+
+// `field` is "...security_context.apparmor".
+absl::Status ValidateAppArmor(const cri::SecurityProfile& p, absl::string_view field,
+                              const HostSecurity& host) {
+  switch (p.profile_type()) {
+    case cri::SecurityProfile::Unconfined:
+      return absl::OkStatus();  // nothing to enforce
+    case cri::SecurityProfile::RuntimeDefault:
+      return RefuseAppArmor(field, "RuntimeDefault", host);
+    case cri::SecurityProfile::Localhost:
+      return RefuseAppArmor(field, absl::StrCat("Localhost ", QuoteForError(p.localhost_ref())),
+                            host);
+    default:
+      return Invalid(field, absl::StrCat("profile type ", static_cast<int>(p.profile_type()),
+                                         " is not RuntimeDefault, Unconfined or Localhost"));
+  }
+}
+
+// The deprecated container field apparmor_profile: "runtime/default",
+// "unconfined" or "localhost/<profile>".
+absl::Status ValidateDeprecatedAppArmor(const std::string& name, absl::string_view field,
+                                        const HostSecurity& host) {
+  if (name.empty() || name == "unconfined") return absl::OkStatus();
+  if (name == "runtime/default" || absl::StartsWith(name, "localhost/")) {
+    return RefuseAppArmor(field, QuoteForError(name), host);
+  }
+  return Invalid(field, absl::StrCat(QuoteForError(name),
+                                     " is not runtime/default, unconfined or localhost/<profile>"));
+}
+
+// `prefix` is "...security_context".
+absl::Status ValidateSelinux(const cri::SELinuxOption& o, absl::string_view prefix) {
+  const std::pair<const char*, const std::string*> parts[] = {
+      {"user", &o.user()}, {"role", &o.role()}, {"type", &o.type()}, {"level", &o.level()}};
+  for (const auto& [name, value] : parts) {
+    if (value->empty()) continue;
+    return Invalid(absl::StrCat(prefix, ".selinux_options.", name),
+                   absl::StrCat(QuoteForError(*value),
+                                ": podshim applies no SELinux labels (SELinux is not supported); "
+                                "leave selinux_options empty"));
+  }
+  return absl::OkStatus();
+}
+
+// `prefix` is "...security_context.namespace_options".
+absl::Status ValidateUserns(const cri::NamespaceOption& ns, absl::string_view prefix) {
+  if (!ns.has_userns_options()) return absl::OkStatus();
+  const auto& u = ns.userns_options();
+  const std::string field = absl::StrCat(prefix, ".userns_options");
+  if (u.mode() != cri::NODE) {
+    return Invalid(field + ".mode",
+                   absl::StrCat(ModeName(u.mode()),
+                                ": podshim has no user namespace support yet; only NODE (the "
+                                "node's user namespace) or unset"));
+  }
+  if (u.uids_size() > 0 || u.gids_size() > 0) {
+    return Invalid(field + (u.uids_size() > 0 ? ".uids" : ".gids"),
+                   "id mappings need mode POD, which podshim does not support yet");
+  }
+  return absl::OkStatus();
+}
+
+bool IsMemoryDevice(const runtime::DeviceNode& node) {
+  return node.type == 'c' && node.major == 1 &&
+         (node.minor == 1 || node.minor == 2 || node.minor == 4);
+}
 }  // namespace
 
 std::string QuoteForError(absl::string_view value) {
@@ -377,7 +458,7 @@ absl::Status ValidateContainerResources(const cri::LinuxContainerResources& r,
   return absl::OkStatus();
 }
 
-absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config) {
+absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config, const HostSecurity& host) {
   // Sizes first: nothing after this echoes more than a bounded quote.
   if (auto s = ObjectMetaSize(MapBytes(config.labels()) + MapBytes(config.annotations()),
                               "config.labels + config.annotations");
@@ -413,6 +494,21 @@ absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config) {
   if (auto s = ValidateIds(lx.security_context(), "config.linux.security_context"); !s.ok()) {
     return s;
   }
+  if (auto s = ValidateUserns(ns, "config.linux.security_context.namespace_options"); !s.ok()) {
+    return s;
+  }
+  if (auto s =
+          ValidateSelinux(lx.security_context().selinux_options(), "config.linux.security_context");
+      !s.ok()) {
+    return s;
+  }
+  if (lx.security_context().has_apparmor()) {
+    if (auto s = ValidateAppArmor(lx.security_context().apparmor(),
+                                  "config.linux.security_context.apparmor", host);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (auto s = ValidateSysctls(lx.sysctls()); !s.ok()) return s;
   if (auto s = ValidatePortMappings(config); !s.ok()) return s;
   for (const char* key : {kIngressBandwidth, kEgressBandwidth}) {
@@ -427,7 +523,7 @@ absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateContainerConfig(const cri::ContainerConfig& config) {
+absl::Status ValidateContainerConfig(const cri::ContainerConfig& config, const HostSecurity& host) {
   // Sizes first: nothing after this echoes more than a bounded quote.
   if (auto s = ObjectMetaSize(MapBytes(config.labels()) + MapBytes(config.annotations()) +
                                   MapBytes(config.image().annotations()),
@@ -498,6 +594,17 @@ absl::Status ValidateContainerConfig(const cri::ContainerConfig& config) {
       return s;
     }
     if (auto s = ValidateAbsolutePath(m.host_path(), field + ".host_path"); !s.ok()) return s;
+    if (m.uidmappings_size() > 0 || m.gidmappings_size() > 0) {
+      return Invalid(field + (m.uidmappings_size() > 0 ? ".uidMappings" : ".gidMappings"),
+                     "idmapped mounts are not supported by podshim (it has no user namespaces "
+                     "yet)");
+    }
+    if (m.propagation() == cri::PROPAGATION_BIDIRECTIONAL &&
+        !config.linux().security_context().privileged()) {
+      return Invalid(field + ".propagation",
+                     "PROPAGATION_BIDIRECTIONAL needs a privileged container (mounts made in the "
+                     "container would reach the host)");
+    }
   }
   for (int i = 0; i < config.devices_size(); ++i) {
     const auto& d = config.devices(i);
@@ -536,6 +643,28 @@ absl::Status ValidateContainerConfig(const cri::ContainerConfig& config) {
       !s.ok()) {
     return s;
   }
+  constexpr absl::string_view kSc = "config.linux.security_context";
+  if (sc.has_apparmor()) {
+    if (auto s = ValidateAppArmor(sc.apparmor(), absl::StrCat(kSc, ".apparmor"), host); !s.ok()) {
+      return s;
+    }
+  }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  // apparmor_profile
+  const std::string& deprecated_apparmor = sc.apparmor_profile();
+#pragma GCC diagnostic pop
+  if (auto s = ValidateDeprecatedAppArmor(deprecated_apparmor,
+                                          absl::StrCat(kSc, ".apparmor_profile"), host);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ValidateSelinux(sc.selinux_options(), kSc); !s.ok()) return s;
+  const std::string ns = absl::StrCat(kSc, ".namespace_options");
+  if (auto s = ValidateUserns(sc.namespace_options(), ns); !s.ok()) return s;
+  if (sc.namespace_options().pid() == cri::TARGET && sc.namespace_options().target_id().empty()) {
+    return Invalid(absl::StrCat(ns, ".target_id"),
+                   "must name a container of the same pod when pid is TARGET");
+  }
   for (const auto* list :
        {&sc.capabilities().add_capabilities(), &sc.capabilities().drop_capabilities()}) {
     const char* name = list == &sc.capabilities().add_capabilities()
@@ -547,6 +676,44 @@ absl::Status ValidateContainerConfig(const cri::ContainerConfig& config) {
         return s;
       }
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateContainerInPod(
+    const cri::ContainerConfig& config, const cri::PodSandboxConfig& pod, absl::string_view pod_id,
+    const std::function<absl::StatusOr<std::string>(absl::string_view)>& pod_of_container) {
+  const auto& sc = config.linux().security_context();
+  if (sc.privileged() && !pod.linux().security_context().privileged()) {
+    return Invalid("config.linux.security_context.privileged",
+                   "a privileged container needs a privileged pod (the pod's "
+                   "linux.security_context.privileged is false)");
+  }
+  const auto& ns = sc.namespace_options();
+  if (ns.pid() == cri::TARGET) {
+    constexpr absl::string_view kField =
+        "config.linux.security_context.namespace_options.target_id";
+    auto target_pod = pod_of_container(ns.target_id());
+    if (!target_pod.ok()) return target_pod.status();
+    if (*target_pod != pod_id) {
+      return Invalid(kField, absl::StrCat(QuoteForError(ns.target_id()),
+                                          " is a container of another pod; TARGET must name a "
+                                          "container of the same pod"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDeviceNode(const runtime::DeviceNode& node, absl::string_view path,
+                                bool privileged, absl::string_view field) {
+  if (node.type != 'c' && node.type != 'b') {
+    return Invalid(field, absl::StrCat(QuoteForError(path), " is a ", node.kind,
+                                       ", not a character or block device"));
+  }
+  if (IsMemoryDevice(node) && !privileged) {
+    return Invalid(field,
+                   absl::StrCat(QuoteForError(path), " is a memory device (char ", node.major, ":",
+                                node.minor, "): only a privileged container may have it"));
   }
   return absl::OkStatus();
 }

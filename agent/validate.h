@@ -9,10 +9,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "runtime/security.h"
 #include "runtime/v1/api.pb.h"
 
 namespace podshim::agent {
@@ -57,11 +60,40 @@ inline constexpr absl::string_view kUnifiedControllers[] = {"cpu",  "cpuset",  "
 // size said ("`aaaa...`... (1048576 bytes)").
 std::string QuoteForError(absl::string_view value);
 
-// The whole PodSandboxConfig of a RunPodSandbox.
-absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config);
+// What the node could enforce (runtime::AppArmorEnabled()). podshim applies
+// no AppArmor profile either way; this only says why one is refused.
+struct HostSecurity {
+  bool apparmor_enabled = false;
+};
 
-// The whole ContainerConfig of a CreateContainer.
-absl::Status ValidateContainerConfig(const cri::ContainerConfig& config);
+// The whole PodSandboxConfig of a RunPodSandbox.
+//
+// Fail closed (issue 18, finding 8): what podshim cannot enforce is refused,
+// never ignored: AppArmor RuntimeDefault and Localhost (Unconfined and unset
+// pass), any SELinux option, a user namespace other than NODE.
+absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config, const HostSecurity& host = {});
+
+// The whole ContainerConfig of a CreateContainer. Besides the pod's rules
+// above (and the deprecated `apparmor_profile`: "unconfined" passes,
+// "runtime/default" and "localhost/..." are refused): idmapped mounts,
+// PROPAGATION_BIDIRECTIONAL unless privileged, pid TARGET without target_id.
+absl::Status ValidateContainerConfig(const cri::ContainerConfig& config,
+                                     const HostSecurity& host = {});
+
+// The checks of a CreateContainer that need its pod: a privileged container
+// only in a privileged pod (containerd's rule); pid TARGET only to a
+// container of the same pod. `pod_of_container` gives the pod id of a
+// container named by id or prefix, or its error (NOT_FOUND when none).
+absl::Status ValidateContainerInPod(
+    const cri::ContainerConfig& config, const cri::PodSandboxConfig& pod, absl::string_view pod_id,
+    const std::function<absl::StatusOr<std::string>(absl::string_view)>& pod_of_container);
+
+// A CRI Device's host node (runtime::StatDevice): a character or block
+// device, and never a memory device (/dev/mem, /dev/kmem, /dev/port: char
+// 1:1, 1:2, 1:4) for an unprivileged container. `field` is
+// "config.devices[i].host_path".
+absl::Status ValidateDeviceNode(const runtime::DeviceNode& node, absl::string_view path,
+                                bool privileged, absl::string_view field);
 
 // Resources of CreateContainer (field "config.linux.resources") and
 // UpdateContainerResources (field "linux"): oom_score_adj in [-1000, 1000],

@@ -3,11 +3,15 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+
+// The tests set the deprecated apparmor_profile field on purpose.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
 namespace podshim::agent {
 namespace {
@@ -188,6 +192,49 @@ TEST(ValidatePod, RefusesBadFieldsNamingThem) {
          pm->set_host_ip(Big(1 << 20));
        },
        "config.port_mappings[0].host_ip"},
+      {"apparmor RuntimeDefault",
+       [&](C& c) {
+         sc(c).mutable_apparmor()->set_profile_type(cri::SecurityProfile::RuntimeDefault);
+       },
+       "config.linux.security_context.apparmor"},
+      {"apparmor present without a type (RuntimeDefault)", [&](C& c) { sc(c).mutable_apparmor(); },
+       "config.linux.security_context.apparmor"},
+      {"apparmor Localhost",
+       [&](C& c) {
+         sc(c).mutable_apparmor()->set_profile_type(cri::SecurityProfile::Localhost);
+         sc(c).mutable_apparmor()->set_localhost_ref("k8s-deny-write");
+       },
+       "config.linux.security_context.apparmor"},
+      {"apparmor unknown type",
+       [&](C& c) {
+         sc(c).mutable_apparmor()->set_profile_type(
+             static_cast<cri::SecurityProfile::ProfileType>(7));
+       },
+       "config.linux.security_context.apparmor"},
+      {"selinux level", [&](C& c) { sc(c).mutable_selinux_options()->set_level("s0:c1,c2"); },
+       "config.linux.security_context.selinux_options.level"},
+      {"selinux type", [&](C& c) { sc(c).mutable_selinux_options()->set_type("spc_t"); },
+       "config.linux.security_context.selinux_options.type"},
+      {"userns POD",
+       [&](C& c) {
+         sc(c).mutable_namespace_options()->mutable_userns_options()->set_mode(cri::POD);
+       },
+       "config.linux.security_context.namespace_options.userns_options.mode"},
+      {"userns present without a mode (POD)",
+       [&](C& c) { sc(c).mutable_namespace_options()->mutable_userns_options(); },
+       "config.linux.security_context.namespace_options.userns_options.mode"},
+      {"userns TARGET",
+       [&](C& c) {
+         sc(c).mutable_namespace_options()->mutable_userns_options()->set_mode(cri::TARGET);
+       },
+       "config.linux.security_context.namespace_options.userns_options.mode"},
+      {"userns NODE with uid mappings",
+       [&](C& c) {
+         auto* userns = sc(c).mutable_namespace_options()->mutable_userns_options();
+         userns->set_mode(cri::NODE);
+         userns->add_uids()->set_length(65536);
+       },
+       "config.linux.security_context.namespace_options.userns_options.uids"},
   };
   for (const auto& tc : cases) {
     ExpectRefused<C>(tc, GoodPod(), [](const C& c) { return ValidatePodConfig(c); });
@@ -339,10 +386,199 @@ TEST(ValidateContainer, RefusesBadFieldsNamingThem) {
       {"1 MB capability",
        [&](C& c) { sc(c).mutable_capabilities()->add_add_capabilities(Big(1 << 20)); },
        "config.linux.security_context.capabilities.add_capabilities[0]"},
+      {"apparmor RuntimeDefault",
+       [&](C& c) {
+         sc(c).mutable_apparmor()->set_profile_type(cri::SecurityProfile::RuntimeDefault);
+       },
+       "config.linux.security_context.apparmor"},
+      {"apparmor Localhost",
+       [&](C& c) {
+         sc(c).mutable_apparmor()->set_profile_type(cri::SecurityProfile::Localhost);
+         sc(c).mutable_apparmor()->set_localhost_ref(Big(1 << 20));
+       },
+       "config.linux.security_context.apparmor"},
+      {"deprecated apparmor runtime/default",
+       [&](C& c) { sc(c).set_apparmor_profile("runtime/default"); },
+       "config.linux.security_context.apparmor_profile"},
+      {"deprecated apparmor localhost/",
+       [&](C& c) { sc(c).set_apparmor_profile("localhost/k8s-deny-write"); },
+       "config.linux.security_context.apparmor_profile"},
+      {"deprecated apparmor unknown form",
+       [&](C& c) { sc(c).set_apparmor_profile("docker-default"); },
+       "config.linux.security_context.apparmor_profile"},
+      {"Unconfined does not hide the deprecated field",
+       [&](C& c) {
+         sc(c).mutable_apparmor()->set_profile_type(cri::SecurityProfile::Unconfined);
+         sc(c).set_apparmor_profile("localhost/x");
+       },
+       "config.linux.security_context.apparmor_profile"},
+      {"selinux user", [&](C& c) { sc(c).mutable_selinux_options()->set_user("system_u"); },
+       "config.linux.security_context.selinux_options.user"},
+      {"selinux role", [&](C& c) { sc(c).mutable_selinux_options()->set_role("system_r"); },
+       "config.linux.security_context.selinux_options.role"},
+      {"userns POD",
+       [&](C& c) {
+         sc(c).mutable_namespace_options()->mutable_userns_options()->set_mode(cri::POD);
+       },
+       "config.linux.security_context.namespace_options.userns_options.mode"},
+      {"userns CONTAINER",
+       [&](C& c) {
+         sc(c).mutable_namespace_options()->mutable_userns_options()->set_mode(cri::CONTAINER);
+       },
+       "config.linux.security_context.namespace_options.userns_options.mode"},
+      {"userns NODE with gid mappings",
+       [&](C& c) {
+         auto* userns = sc(c).mutable_namespace_options()->mutable_userns_options();
+         userns->set_mode(cri::NODE);
+         userns->add_gids()->set_length(1);
+       },
+       "config.linux.security_context.namespace_options.userns_options.gids"},
+      {"pid TARGET without target_id",
+       [&](C& c) { sc(c).mutable_namespace_options()->set_pid(cri::TARGET); },
+       "config.linux.security_context.namespace_options.target_id"},
+      {"idmapped mount (uid)",
+       [](C& c) {
+         auto* m = c.add_mounts();
+         m->set_container_path("/data");
+         m->set_host_path("/srv");
+         m->add_uidmappings()->set_length(65536);
+       },
+       "config.mounts[0].uidMappings"},
+      {"idmapped mount (gid)",
+       [](C& c) {
+         auto* m = c.add_mounts();
+         m->set_container_path("/data");
+         m->set_host_path("/srv");
+         m->add_gidmappings()->set_length(65536);
+       },
+       "config.mounts[0].gidMappings"},
+      {"bidirectional mount unprivileged",
+       [](C& c) {
+         auto* m = c.add_mounts();
+         m->set_container_path("/data");
+         m->set_host_path("/srv");
+         m->set_propagation(cri::PROPAGATION_BIDIRECTIONAL);
+       },
+       "config.mounts[0].propagation"},
   };
   for (const auto& tc : cases) {
     ExpectRefused<C>(tc, GoodContainer(), [](const C& c) { return ValidateContainerConfig(c); });
   }
+}
+
+TEST(ValidateFailClosed, WhatIsNotEnforcedButHarmlessPasses) {
+  cri::PodSandboxConfig pod = GoodPod();
+  auto* psc = pod.mutable_linux()->mutable_security_context();
+  psc->mutable_apparmor()->set_profile_type(cri::SecurityProfile::Unconfined);
+  psc->mutable_selinux_options();  // present, every field empty
+  psc->mutable_namespace_options()->mutable_userns_options()->set_mode(cri::NODE);
+  EXPECT_TRUE(ValidatePodConfig(pod).ok()) << ValidatePodConfig(pod);
+
+  cri::ContainerConfig c = GoodContainer();
+  auto* sc = c.mutable_linux()->mutable_security_context();
+  sc->mutable_apparmor()->set_profile_type(cri::SecurityProfile::Unconfined);
+  sc->set_apparmor_profile("unconfined");
+  sc->mutable_selinux_options();
+  sc->mutable_namespace_options()->mutable_userns_options()->set_mode(cri::NODE);
+  sc->mutable_namespace_options()->set_pid(cri::TARGET);
+  sc->mutable_namespace_options()->set_target_id("abc");
+  EXPECT_TRUE(ValidateContainerConfig(c).ok()) << ValidateContainerConfig(c);
+  // Bidirectional propagation for a privileged container.
+  sc->set_privileged(true);
+  auto* m = c.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path("/srv");
+  m->set_propagation(cri::PROPAGATION_BIDIRECTIONAL);
+  EXPECT_TRUE(ValidateContainerConfig(c).ok()) << ValidateContainerConfig(c);
+}
+
+TEST(ValidateFailClosed, AppArmorRefusalSaysWhy) {
+  cri::ContainerConfig c = GoodContainer();
+  c.mutable_linux()->mutable_security_context()->set_apparmor_profile("runtime/default");
+  const absl::Status off = ValidateContainerConfig(c, HostSecurity{false});
+  EXPECT_EQ(off.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(off.message()), HasSubstr("podshim cannot enforce AppArmor profiles"));
+  EXPECT_THAT(std::string(off.message()), HasSubstr("AppArmor is not enabled on this node"));
+  // With AppArmor on the node podshim still applies no profile: refused too.
+  const absl::Status on = ValidateContainerConfig(c, HostSecurity{true});
+  EXPECT_EQ(on.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(on.message()), HasSubstr("podshim cannot enforce AppArmor profiles"));
+}
+
+TEST(ValidateContainerInPod, PrivilegedOnlyInAPrivilegedPod) {
+  auto no_lookup = [](absl::string_view) -> absl::StatusOr<std::string> {
+    return absl::InternalError("not called");
+  };
+  cri::PodSandboxConfig pod = GoodPod();
+  cri::ContainerConfig c = GoodContainer();
+  EXPECT_TRUE(ValidateContainerInPod(c, pod, "p1", no_lookup).ok());
+  c.mutable_linux()->mutable_security_context()->set_privileged(true);
+  const absl::Status s = ValidateContainerInPod(c, pod, "p1", no_lookup);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("config.linux.security_context.privileged: "));
+  pod.mutable_linux()->mutable_security_context()->set_privileged(true);
+  EXPECT_TRUE(ValidateContainerInPod(c, pod, "p1", no_lookup).ok());
+  // An unprivileged container in a privileged pod is fine.
+  c.mutable_linux()->mutable_security_context()->set_privileged(false);
+  EXPECT_TRUE(ValidateContainerInPod(c, pod, "p1", no_lookup).ok());
+}
+
+TEST(ValidateContainerInPod, PidTargetOnlyInTheSamePod) {
+  // Containers "c-same" in pod p1, "c-other" in pod p2.
+  auto pod_of = [](absl::string_view id) -> absl::StatusOr<std::string> {
+    if (id == "c-same") return std::string("p1");
+    if (id == "c-other") return std::string("p2");
+    return absl::NotFoundError(absl::StrCat("container `", id, "` not found (target_id)"));
+  };
+  cri::ContainerConfig c = GoodContainer();
+  auto* ns = c.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  ns->set_pid(cri::TARGET);
+  ns->set_target_id("c-same");
+  EXPECT_TRUE(ValidateContainerInPod(c, GoodPod(), "p1", pod_of).ok());
+  ns->set_target_id("c-other");
+  absl::Status s = ValidateContainerInPod(c, GoodPod(), "p1", pod_of);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              StartsWith("config.linux.security_context.namespace_options.target_id: "));
+  ns->set_target_id("nothing");
+  s = ValidateContainerInPod(c, GoodPod(), "p1", pod_of);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);  // as containerd
+  // Not TARGET: the target id is not looked at.
+  ns->set_pid(cri::POD);
+  EXPECT_TRUE(ValidateContainerInPod(c, GoodPod(), "p1", pod_of).ok());
+}
+
+TEST(ValidateDeviceNode, OnlyDevicesAndNoMemoryDevicesUnprivileged) {
+  const std::string f = "config.devices[0].host_path";
+  auto node = [](char type, int64_t major, int64_t minor, const char* kind) {
+    runtime::DeviceNode n;
+    n.type = type;
+    n.major = major;
+    n.minor = minor;
+    n.kind = kind;
+    return n;
+  };
+  EXPECT_TRUE(ValidateDeviceNode(node('c', 1, 3, "character device"), "/dev/null", false, f).ok());
+  EXPECT_TRUE(ValidateDeviceNode(node('c', 1, 5, "character device"), "/dev/zero", false, f).ok());
+  EXPECT_TRUE(ValidateDeviceNode(node('b', 7, 0, "block device"), "/dev/loop0", false, f).ok());
+  for (const auto& [n, path] : {std::pair{node(0, 0, 0, "regular file"), "/etc/passwd"},
+                                std::pair{node(0, 0, 0, "directory"), "/etc"}}) {
+    for (bool privileged : {false, true}) {
+      const absl::Status s = ValidateDeviceNode(n, path, privileged, f);
+      EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << path;
+      EXPECT_THAT(std::string(s.message()), StartsWith(f + ": ")) << path;
+      EXPECT_THAT(std::string(s.message()), HasSubstr(n.kind));
+    }
+  }
+  for (int64_t minor : {1, 2, 4}) {  // /dev/mem, /dev/kmem, /dev/port
+    const runtime::DeviceNode mem = node('c', 1, minor, "character device");
+    const absl::Status s = ValidateDeviceNode(mem, "/dev/mem", false, f);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << minor;
+    EXPECT_THAT(std::string(s.message()), StartsWith(f + ": ")) << minor;
+    EXPECT_TRUE(ValidateDeviceNode(mem, "/dev/mem", true, f).ok()) << minor;
+  }
+  // A block device 1:1 is not /dev/mem.
+  EXPECT_TRUE(ValidateDeviceNode(node('b', 1, 1, "block device"), "/dev/ram1", false, f).ok());
 }
 
 TEST(Validate, PodConfigNamesTheField) {

@@ -518,6 +518,9 @@ def test_devices_cgroup_allows_the_defaults_and_the_requested_only(env, pods):
     and those it asked for."""
     path, kind, major, minor = a_device_outside_the_defaults()
     cfg = env.pod_config()
+    # The pod is privileged so that it may hold the privileged container at the end (containerd's
+    # rule); its other containers are not privileged and stay restricted.
+    cfg.linux.security_context.privileged = True
     pod_id = pods.run(cfg)
     plain = env.run(pod_id, cfg, "plain", ["sleep", "1000"])
     made = env.exec(plain, ["mknod", "/node", kind, major, minor])
