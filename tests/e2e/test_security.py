@@ -16,6 +16,7 @@ the machine makes. Positive controls show that valid ids and cgroup keys still w
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import uuid
@@ -230,6 +231,34 @@ def envs(entries):
     return lambda c, pb: c.envs.extend(pb.KeyValue(key=k, value=v.encode()) for k, v in entries)
 
 
+def apparmor(kind, ref=""):
+    def mutate(c, pb):
+        sc(c).apparmor.SetInParent()  # present even for RuntimeDefault, the enum's 0
+        sc(c).apparmor.profile_type = getattr(pb.SecurityProfile, kind)
+        sc(c).apparmor.localhost_ref = ref
+    return mutate
+
+
+def userns(mode):
+    def mutate(c, pb):
+        sc(c).namespace_options.userns_options.SetInParent()  # present even for POD, the enum's 0
+        sc(c).namespace_options.userns_options.mode = getattr(pb, mode)
+    return mutate
+
+
+def mount(uid_mappings=False, gid_mappings=False, propagation=None):
+    """A mount of /tmp (never made: each case is refused before any mount)."""
+    def mutate(c, pb):
+        m = c.mounts.add(container_path="/data", host_path="/tmp")
+        if uid_mappings:
+            m.uidMappings.add(container_id=0, host_id=100000, length=65536)
+        if gid_mappings:
+            m.gidMappings.add(container_id=0, host_id=100000, length=65536)
+        if propagation:
+            m.propagation = getattr(pb, propagation)
+    return mutate
+
+
 RESOURCES = "config.linux.resources"
 SC = "config.linux.security_context"
 
@@ -324,6 +353,33 @@ CASES = [
      "config.image.image"),
     ("1 MB log directory", "pod", lambda c, pb: setattr(c, "log_directory", "/" + "d" * MB),
      "config.log_directory"),
+    # Fail closed (finding 8): what podshim cannot enforce is refused, never ignored.
+    ("pod apparmor RuntimeDefault", "pod", apparmor("RuntimeDefault"), f"{SC}.apparmor"),
+    ("pod apparmor Localhost", "pod", apparmor("Localhost", "k8s-deny-write"), f"{SC}.apparmor"),
+    ("apparmor RuntimeDefault", "ctr", apparmor("RuntimeDefault"), f"{SC}.apparmor"),
+    ("apparmor Localhost", "ctr", apparmor("Localhost", "k8s-deny-write"), f"{SC}.apparmor"),
+    ("deprecated apparmor runtime/default", "ctr",
+     lambda c, pb: setattr(sc(c), "apparmor_profile", "runtime/default"),
+     f"{SC}.apparmor_profile"),
+    ("deprecated apparmor localhost/", "ctr",
+     lambda c, pb: setattr(sc(c), "apparmor_profile", "localhost/k8s-deny-write"),
+     f"{SC}.apparmor_profile"),
+    ("pod selinux level", "pod", lambda c, pb: setattr(sc(c).selinux_options, "level", "s0:c4,c5"),
+     f"{SC}.selinux_options.level"),
+    ("selinux type", "ctr", lambda c, pb: setattr(sc(c).selinux_options, "type", "spc_t"),
+     f"{SC}.selinux_options.type"),
+    ("pod user namespace POD", "pod", userns("POD"),
+     f"{SC}.namespace_options.userns_options.mode"),
+    ("user namespace POD", "ctr", userns("POD"), f"{SC}.namespace_options.userns_options.mode"),
+    ("idmapped mount", "ctr", mount(uid_mappings=True), "config.mounts[0].uidMappings"),
+    ("idmapped mount (gids)", "ctr", mount(gid_mappings=True), "config.mounts[0].gidMappings"),
+    ("bidirectional propagation unprivileged", "ctr", mount(propagation="PROPAGATION_BIDIRECTIONAL"),
+     "config.mounts[0].propagation"),
+    ("privileged container in an unprivileged pod", "ctr",
+     lambda c, pb: setattr(sc(c), "privileged", True), f"{SC}.privileged"),
+    ("pid TARGET without target_id", "ctr",
+     lambda c, pb: setattr(sc(c).namespace_options, "pid", pb.TARGET),
+     f"{SC}.namespace_options.target_id"),
     ("pull of a 1 MB image reference", "pull", None, "image.image"),
     ("status of a 1 MB image reference", "status", None, "image.image"),
     ("removal of a 1 MB image reference", "rmi", None, "image.image"),
@@ -468,3 +524,147 @@ def test_valid_dns_and_hostname_still_work(env):
         assert env.exec(cid, ["hostname"]).stdout.decode().strip() == "h" * 64
     finally:
         env.remove_pod(pod_id)
+
+
+# --- fail closed: cases that need more than one object (finding 8) and devices (finding 4) -----
+
+def expect_refused(env, before, call, code, field, made=None):
+    """`call` must fail with `code` naming `field` in a short message and change nothing."""
+    made = [] if made is None else made
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            made.append(("ctr", call()))
+    finally:
+        env.remove_new_objects(before, made)
+    details = e.value.details() or ""
+    assert e.value.code() == code, (e.value.code(), details[:300])
+    assert field in details, details[:300]
+    assert len(details.encode()) < MAX_MESSAGE, f"{len(details)} bytes: {details[:300]}"
+    assert env.host_state() == before
+
+
+def test_pid_target_must_be_a_container_of_the_same_pod(env, base):
+    """TARGET naming another pod's container is INVALID_ARGUMENT; naming no container at all is
+    NOT_FOUND (as containerd); naming a container of the same pod still works."""
+    pod_id, pod_cfg, base_cid = base
+    other_cfg = env.pod_config()
+    other_pod = env.run_pod(other_cfg)
+    try:
+        other_cid = env.create(other_pod, other_cfg, env.container_config())
+        env.start(other_cid)
+        field = f"{SC}.namespace_options.target_id"
+        for target, code in ((other_cid, grpc.StatusCode.INVALID_ARGUMENT),
+                             ("f" * 64, grpc.StatusCode.NOT_FOUND)):
+            cfg = env.container_config()
+            sc(cfg).namespace_options.pid = env.pb.TARGET
+            sc(cfg).namespace_options.target_id = target
+            before = env.host_state()
+            expect_refused(env, before, lambda: env.create(pod_id, pod_cfg, cfg), code, field)
+        # The same pod's container: joins its pid namespace.
+        cfg = env.container_config()
+        sc(cfg).namespace_options.pid = env.pb.TARGET
+        sc(cfg).namespace_options.target_id = base_cid
+        cid = env.create(pod_id, pod_cfg, cfg)
+        try:
+            env.start(cid)
+            ps = env.exec(cid, ["ps"]).stdout.decode()
+            assert ps.count("sleep 1000") >= 2, ps  # the base container's and its own
+        finally:
+            env.remove_container(cid)
+    finally:
+        env.remove_pod(other_pod)
+
+
+def device_config(env, host_path, container_path="/dev/xdev"):
+    cfg = env.container_config()
+    cfg.devices.add(host_path=str(host_path), container_path=container_path, permissions="rw")
+    return cfg
+
+
+def test_device_host_path_must_be_a_device(env, base, tmp_path):
+    """A regular file as a CRI device was bind-mounted read-write into the container; now it is
+    refused naming config.devices[0].host_path. A missing path stays NOT_FOUND."""
+    pod_id, pod_cfg, _ = base
+    regular = tmp_path / "not-a-device"
+    regular.write_text("host data\n")
+    field = "config.devices[0].host_path"
+    for path, code in ((regular, grpc.StatusCode.INVALID_ARGUMENT),
+                       (tmp_path, grpc.StatusCode.INVALID_ARGUMENT),
+                       (tmp_path / "missing", grpc.StatusCode.NOT_FOUND)):
+        cfg = device_config(env, path)
+        before = env.host_state()
+        expect_refused(env, before, lambda: env.create(pod_id, pod_cfg, cfg), code, field)
+    assert regular.read_text() == "host data\n"
+
+
+def test_memory_devices_only_for_privileged_containers(env, base, tmp_path):
+    """A node with /dev/mem's numbers (char 1:1, also 1:2 kmem and 1:4 port), made here because
+    this machine has none, is refused for an unprivileged container and accepted for a
+    privileged one in a privileged pod."""
+    pod_id, pod_cfg, _ = base
+    field = "config.devices[0].host_path"
+    for minor in (1, 2, 4):
+        node = tmp_path / f"mem{minor}"
+        os.mknod(node, stat.S_IFCHR | 0o600, os.makedev(1, minor))
+        cfg = device_config(env, node)
+        before = env.host_state()
+        expect_refused(env, before, lambda: env.create(pod_id, pod_cfg, cfg),
+                       grpc.StatusCode.INVALID_ARGUMENT, field)
+    priv_cfg = env.pod_config()
+    priv_cfg.linux.security_context.privileged = True
+    priv_pod = env.run_pod(priv_cfg)
+    try:
+        cfg = device_config(env, tmp_path / "mem1")
+        sc(cfg).privileged = True
+        env.remove_container(env.create(priv_pod, priv_cfg, cfg))
+    finally:
+        env.remove_pod(priv_pod)
+
+
+# --- positive controls for fail closed ----------------------------------------------------------
+
+def test_privileged_container_in_a_privileged_pod_still_runs(env):
+    cfg = env.pod_config()
+    cfg.linux.security_context.privileged = True
+    pod_id = env.run_pod(cfg)
+    try:
+        ccfg = env.container_config()
+        sc(ccfg).privileged = True
+        cid = env.create(pod_id, cfg, ccfg)
+        env.start(cid)
+        # Privileged: every capability, CAP_SYS_ADMIN (bit 21) among them.
+        status = env.exec(cid, ["cat", "/proc/self/status"]).stdout.decode()
+        cap_eff = int(next(line.split()[1] for line in status.splitlines()
+                           if line.startswith("CapEff:")), 16)
+        assert cap_eff & (1 << 21), status
+    finally:
+        env.remove_pod(pod_id)
+
+
+def test_unconfined_apparmor_still_runs(env):
+    """Unconfined (both fields, pod and container) asks for nothing podshim must enforce."""
+    cfg = env.pod_config()
+    sc(cfg).apparmor.profile_type = env.pb.SecurityProfile.Unconfined
+    pod_id = env.run_pod(cfg)
+    try:
+        ccfg = env.container_config()
+        sc(ccfg).apparmor.profile_type = env.pb.SecurityProfile.Unconfined
+        sc(ccfg).apparmor_profile = "unconfined"
+        sc(ccfg).namespace_options.userns_options.mode = env.pb.NODE
+        cid = env.create(pod_id, cfg, ccfg)
+        env.start(cid)
+        assert env.container_status(cid).state == env.pb.CONTAINER_RUNNING
+    finally:
+        env.remove_pod(pod_id)
+
+
+def test_char_device_still_works(env, base):
+    """/dev/null as a CRI device is a character device in the container."""
+    pod_id, pod_cfg, _ = base
+    cid = env.create(pod_id, pod_cfg, device_config(env, "/dev/null"))
+    try:
+        env.start(cid)
+        r = env.exec(cid, ["sh", "-c", "test -c /dev/xdev && echo ok > /dev/xdev && echo done"])
+        assert r.exit_code == 0 and r.stdout.decode().strip() == "done", r
+    finally:
+        env.remove_container(cid)
