@@ -79,8 +79,10 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   auto pod_id = ResolvePodId(req.pod_sandbox_id(), "pod_sandbox_id");
   if (!pod_id.ok()) return pod_id.status();
   // What needs the pod or the host is checked before the claim too: reads
-  // only (the pod's config never changes).
-  {
+  // only (the pod's config never changes). Only a privileged or pid TARGET
+  // container needs the pod's record, so the common path copies none.
+  const auto& request_sc = config.linux().security_context();
+  if (request_sc.privileged() || request_sc.namespace_options().pid() == cri::TARGET) {
     auto pod = GetPod(*pod_id);
     if (!pod.ok()) return pod.status();
     auto pod_of = [this](absl::string_view id) -> absl::StatusOr<std::string> {
@@ -104,9 +106,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
       }
       return WithField(node.status(), field);
     }
-    if (auto s =
-            ValidateDeviceNode(*node, path, config.linux().security_context().privileged(), field);
-        !s.ok()) {
+    if (auto s = ValidateDeviceNode(*node, path, request_sc.privileged(), field); !s.ok()) {
       return s;
     }
     device_nodes.push_back(*node);
@@ -276,11 +276,8 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   for (int i = 0; i < config.devices_size(); ++i) {
     const auto& d = config.devices(i);
     const runtime::DeviceNode& node = device_nodes[static_cast<size_t>(i)];
+    // A subset of rwm (ValidateContainerConfig); empty means all.
     const std::string access = d.permissions().empty() ? "rwm" : d.permissions();
-    if (access.find_first_not_of("rwm") != std::string::npos || access.size() > 3) {
-      return absl::InvalidArgumentError(absl::StrCat("config.devices[", i, "].permissions: `",
-                                                     d.permissions(), "` is not a subset of rwm"));
-    }
     if (device_rules.has_value()) {
       device_rules->push_back({node.type, node.major, node.minor, access});
     }

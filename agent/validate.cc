@@ -613,7 +613,11 @@ absl::Status ValidateContainerConfig(const cri::ContainerConfig& config, const H
     if (auto s = ValidateAbsolutePath(d.container_path(), field + ".container_path"); !s.ok()) {
       return s;
     }
-    if (auto s = NotLonger(d.permissions(), 3, field + ".permissions"); !s.ok()) return s;
+    const std::string& access = d.permissions();
+    if (access.size() > 3 || access.find_first_not_of("rwm") != std::string::npos) {
+      return Invalid(field + ".permissions",
+                     absl::StrCat(QuoteForError(access), " is not a subset of rwm"));
+    }
   }
   for (int i = 0; i < config.envs_size(); ++i) {
     const auto& k = config.envs(i).key();

@@ -320,6 +320,14 @@ TEST(ValidateContainer, RefusesBadFieldsNamingThem) {
        u + "[\"memory.max\\x00x\"]"},
       {"unified value with newline", [&](C& c) { unified(c)["memory.max"] = "1\n2"; },
        u + "[\"memory.max\"]"},
+      {"device permissions outside rwm",
+       [](C& c) {
+         auto* d = c.add_devices();
+         d->set_host_path("/dev/null");
+         d->set_container_path("/dev/x");
+         d->set_permissions("rx");
+       },
+       "config.devices[0].permissions"},
       {"unified value 1 MB", [&](C& c) { unified(c)["memory.max"] = Big(1 << 20, '9'); },
        u + "[\"memory.max\"]"},
       {"unified key 1 MB", [&](C& c) { unified(c)["memory." + Big(1 << 20)] = "1"; },

@@ -8,7 +8,6 @@
 #include "absl/status/status.h"
 #include "runtime/files.h"
 #include "runtime/security.h"
-#include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
 
