@@ -1,13 +1,19 @@
-// Pods and containers: the state behind RuntimeService. Each method takes a
-// CRI request, validates it, changes the host through runtime/ and the
-// records here, and fills the CRI response. Records are persisted under
-// state_dir/records/ and reloaded (and reconciled with the monitors) at
-// start.
+// Pods and containers: the orchestration behind RuntimeService. Each method
+// takes a CRI request, validates it (agent/validate.h), translates it
+// (agent/translate.h), changes the host through runtime/, cni/ and image/,
+// records the result in the stores (agent/store.h) and fills the CRI
+// response. docs/architecture.md walks through the rooms. The methods live
+// in one file per group: pods.cc, containers.cc, container_queries.cc
+// (status, list, stats, exec, update, log), recovery.cc (what a restart
+// finds), pod_runtime.cc (opening, locks, hand-over of pods).
 //
-// Locking: mu_ guards the maps (short critical sections, never held across
-// syscalls that may block); every operation on one pod (and on its
-// containers) holds that pod's op lock, so calls on one pod are serialised
-// while different pods proceed in parallel.
+// Locking: every operation on one pod (and on its containers) holds that
+// pod's op lock, so calls on one pod are serialised while different pods
+// proceed in parallel. A record changes only through its store's Update,
+// which is atomic per record, so a change made without the op lock (a
+// container's exit, seen by the exit watcher) is never lost. mu_ guards the
+// hand-over state below (short critical sections, never across a syscall
+// that may block). Lock order: op lock, then mu_, then a store's locks.
 //
 // Handoff (issue 6): a RunPodSandbox whose client is gone when the pod is
 // made (deadline passed, or cancelled) leaves the pod "unclaimed": a retry
@@ -33,6 +39,7 @@
 #include "agent/config.h"
 #include "agent/event_bus.h"
 #include "agent/records.h"
+#include "agent/store.h"
 #include "agent/validate.h"
 #include "cni/client.h"
 #include "image/image_manager.h"
@@ -122,14 +129,26 @@ class PodRuntime {
  private:
   PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
              std::unique_ptr<runtime::CgroupManager> cgroups, EventBus* events);
-  // Publishes an event for container `c` with its pod's current status.
-  void Emit(const ContainerRecord& c, cri::ContainerEventType type);
+  // The container store's hook: publishes the CRI event a change means
+  // (created, started, stopped, deleted) with its pod's current status.
+  void PublishContainerChange(const ContainerRecord* before, const ContainerRecord* after);
 
+  // --- recovery.cc: what a start finds ---
   absl::Status Load();
-  // The pod or container an ID (or unique ID prefix) names.
-  absl::StatusOr<std::string> ResolvePodId(absl::string_view id_or_prefix, const char* field) const;
-  absl::StatusOr<std::string> ResolveContainerId(absl::string_view id_or_prefix,
-                                                 const char* field) const;
+  // For a CREATED container record whose monitor had already reported the
+  // start (a crash between the spawn and the record): make it RUNNING.
+  void AdoptStartedContainer(const std::string& id);
+  // Cleans what a RunPodSandbox cut short by a crash left behind.
+  void CollectUnfinishedPods();
+  // Removes pods whose record could not be read (`unreadable`, ids) and
+  // containers whose pod has no record: their processes, network,
+  // namespaces, cgroups and directories.
+  void RemovePodsWithoutRecord(const std::vector<std::string>& unreadable);
+  // Removes what a pod without a (complete) record may have left: its CNI
+  // attachment, pinned namespaces, cgroup (and what runs in it) and directory.
+  absl::Status RemoveLeftoverPod(const std::string& id, const std::string& cgroup);
+
+  // --- pod_runtime.cc: op locks and hand-over ---
   std::shared_ptr<absl::Mutex> PodLock(const std::string& pod_id);
   // Forgets the op lock of a pod that no longer exists (a call that waited
   // on it while the pod was removed made it anew).
@@ -147,20 +166,7 @@ class PodRuntime {
   // Resolves `id_or_prefix` (field container_id), takes its pod's op lock
   // into `guard` and returns the record as it is under that lock.
   absl::StatusOr<ContainerRecord> LockContainer(absl::string_view id_or_prefix, OpGuard* guard);
-  absl::StatusOr<SandboxRecord> GetPod(const std::string& id) const;
-  absl::StatusOr<ContainerRecord> GetContainer(const std::string& id) const;
-  absl::Status SavePod(const SandboxRecord& r);
-  absl::Status SaveContainer(const ContainerRecord& r);
   std::vector<ContainerRecord> ContainersOf(const std::string& pod_id) const;
-
-  // Stops a container (signal, grace, SIGKILL) and waits for its exit to be
-  // recorded. Holds the pod's op lock.
-  absl::Status StopContainerLocked(const std::string& id, int64_t timeout_s);
-  absl::Status RemoveContainerLocked(const std::string& id);
-  absl::Status StopPodLocked(const std::string& pod_id);
-  // Removes the pod's containers, network, namespaces, cgroup, directory and
-  // record. Holds the pod's op lock.
-  absl::Status RemovePodLocked(const SandboxRecord& pod);
 
   // A RunPodSandbox in progress, for a retry of it to wait for.
   struct Creation {
@@ -168,6 +174,12 @@ class PodRuntime {
     absl::Status result;
     std::string id;
   };
+  // Reserves the name of the pod `key` for a new pod (its ID in `id`), or
+  // answers the call with a pod an earlier call made for it (`handed`: the
+  // response is filled): see the handoff note above.
+  absl::Status ReservePodName(const std::string& key, const ClientCall& call, std::string* id,
+                              std::shared_ptr<Creation>* creation, bool* handed,
+                              cri::RunPodSandboxResponse* resp);
   // Ends the creation of pod `id` (name key `key`): a failure frees the name;
   // a pod made for a client that was gone (`client_gone`) is unclaimed.
   void FinishCreation(const std::string& key, const std::shared_ptr<Creation>& creation,
@@ -177,24 +189,26 @@ class PodRuntime {
   // The reaper thread: removes pods left unclaimed past their time.
   void ReapLoop();
   void ReapUnclaimed(const std::string& id);
+
+  // --- pods.cc ---
   // Runs the CNI DEL for a pod whose network is attached and records that
   // it no longer is.
-  absl::Status DetachNetwork(SandboxRecord* pod);
-  // Cleans what a RunPodSandbox cut short by a crash left behind.
-  void CollectUnfinishedPods();
-  // Removes pods whose record could not be read (`unreadable`, ids) and
-  // containers whose pod has no record: their processes, network,
-  // namespaces, cgroups and directories.
-  void RemovePodsWithoutRecord(const std::vector<std::string>& unreadable);
-  // For a CREATED container record whose monitor had already reported the
-  // start (a crash between the spawn and the record): make it RUNNING.
-  void AdoptStartedContainer(ContainerRecord* c);
-  // Removes what a pod without a (complete) record may have left: its CNI
-  // attachment, pinned namespaces, cgroup (and what runs in it) and directory.
-  absl::Status RemoveLeftoverPod(const std::string& id, const std::string& cgroup);
+  absl::Status DetachNetwork(const SandboxRecord& pod);
+  absl::Status StopPodLocked(const std::string& pod_id);
+  // Removes the pod's containers, network, namespaces, cgroup, directory and
+  // record. Holds the pod's op lock.
+  absl::Status RemovePodLocked(const SandboxRecord& pod);
+
+  // --- containers.cc ---
+  // Stops a container (signal, grace, SIGKILL) and waits for its exit to be
+  // recorded. Holds the pod's op lock.
+  absl::Status StopContainerLocked(const std::string& id, int64_t timeout_s);
+  absl::Status RemoveContainerLocked(const std::string& id);
   // Called by the exit watcher when a container's monitor is gone.
   void OnMonitorExit(const std::string& id);
   absl::Status WatchMonitor(const ContainerRecord& r);
+
+  // --- container_queries.cc ---
   void FillContainerStats(const ContainerRecord& c, cri::ContainerStats* out) const;
 
   const PodRuntimeOptions options_;
@@ -204,13 +218,12 @@ class PodRuntime {
   std::unique_ptr<runtime::CgroupManager> cgroups_;
   const std::string records_dir_;
 
+  RecordStore<SandboxRecord> pods_;
+  RecordStore<ContainerRecord> containers_;
+  NameRegistry pod_names_;
+  NameRegistry container_names_;
+
   mutable absl::Mutex mu_;
-  absl::CondVar exited_;  // signalled when a container's exit is recorded
-  std::map<std::string, SandboxRecord> pods_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, ContainerRecord> containers_ ABSL_GUARDED_BY(mu_);
-  // Reserved names → the ID holding them.
-  std::map<std::string, std::string> pod_names_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::string> container_names_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<absl::Mutex>> pod_locks_ ABSL_GUARDED_BY(mu_);
   // Creations in progress by name key, and a signal when one ends.
   std::map<std::string, std::shared_ptr<Creation>> creations_ ABSL_GUARDED_BY(mu_);

@@ -118,6 +118,26 @@ absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
 // The exit file the monitor left, NOT_FOUND when there is none.
 absl::StatusOr<ExitStatus> ReadExitFile(const std::string& bundle);
 
+// A start the monitor reported but the agent had not recorded (a restart of
+// podshimd cut StartContainer short): the report in bundle/started.json and
+// when it was written. When there is none yet but bundle/monitor.pid names a
+// monitor still alive, waits for it up to `timeout` (container_files.cc).
+// nullopt: the container never started.
+struct RecoveredStart {
+  StartReport report;
+  int64_t started_at_ns = 0;
+};
+// `on_wait` (if set) is told the monitor's pid before the wait.
+std::optional<RecoveredStart> RecoverStart(const std::string& bundle, absl::Duration timeout,
+                                           const std::function<void(int)>& on_wait = {});
+
+// Asks the monitor (SIGUSR1) to reopen the container's log at `log_path`
+// (after the kubelet rotated it) and waits up to `timeout` for its answer:
+// OK, INTERNAL with the monitor's error, FAILED_PRECONDITION if the monitor
+// is gone.
+absl::Status ReopenContainerLog(const std::string& bundle, int monitor_pid,
+                                const std::string& log_path, absl::Duration timeout);
+
 // Watches processes (the monitors) with pidfds on one thread and calls back
 // once each has exited. Processes that are our children are reaped.
 class ExitWatcher {

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -230,6 +232,55 @@ absl::StatusOr<TreeUsage> MeasureTree(const std::string& path) {
 absl::Status SetMode(const std::string& path, mode_t mode) {
   if (::chmod(path.c_str(), mode) != 0) return ErrnoError(errno, "chmod", path);
   return absl::OkStatus();
+}
+
+absl::Status RemoveFile(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove", path);
+  return absl::OkStatus();
+}
+
+absl::Status RenameFile(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return ErrnoError(errno, "rename", absl::StrCat(from, "` to `", to));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return ErrnoError(ec.value(), "remove tree", path);
+  }
+  return absl::OkStatus();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir,
+                                                   absl::string_view suffix) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec == std::errc::no_such_file_or_directory) return out;
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > suffix.size() && absl::EndsWith(name, suffix)) {
+      out.push_back(name.substr(0, name.size() - suffix.size()));
+    }
+  }
+  if (ec) return ErrnoError(ec.value(), "read directory", dir);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::StatusOr<int64_t> ModTimeNs(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
 
 absl::Status RemoveStaleSocket(const std::string& path) {

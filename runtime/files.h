@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +38,26 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
 absl::Status ReplaceFile(const std::string& path, absl::string_view data, mode_t mode = 0600);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// unlink(2); a path that is already gone is fine.
+absl::Status RemoveFile(const std::string& path);
+
+// rename(2), with both paths in the error.
+absl::Status RenameFile(const std::string& from, const std::string& to);
+
+// Removes the tree at `path` (not following symlinks); absent is fine.
+absl::Status RemoveTree(const std::string& path);
+
+// Whether something (of any type, a dangling symlink included) is at `path`.
+bool PathExists(const std::string& path);
+
+// The names in directory `dir` that end in `suffix`, without it, sorted. A
+// missing directory has none.
+absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir,
+                                                   absl::string_view suffix);
+
+// The last modification time of `path` in Unix nanoseconds.
+absl::StatusOr<int64_t> ModTimeNs(const std::string& path);
 
 // An exclusive advisory lock (flock) on a file, held while this object lives.
 class FileLock {

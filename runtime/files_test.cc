@@ -1,5 +1,6 @@
 #include "runtime/files.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -161,6 +162,68 @@ TEST_F(FilesTest, MeasureTreeCountsBytesAndInodesOnceForHardLinks) {
 
 TEST_F(FilesTest, MeasureMissingTreeIsNotFound) {
   EXPECT_EQ(MeasureTree(dir_ + "/missing").status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace podshim::runtime
+
+namespace podshim::runtime {
+namespace {
+
+class FileOpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/podshim-fileops-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+TEST_F(FileOpsTest, RemoveRenameAndExistence) {
+  const std::string a = dir_ + "/a", b = dir_ + "/b";
+  ASSERT_TRUE(WriteFileAtomic(a, "x").ok());
+  EXPECT_TRUE(PathExists(a));
+  ASSERT_TRUE(RenameFile(a, b).ok());
+  EXPECT_FALSE(PathExists(a));
+  EXPECT_EQ(*ReadFile(b), "x");
+  auto missing = RenameFile(a, b);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), ::testing::HasSubstr(a));
+  ASSERT_TRUE(RemoveFile(b).ok());
+  EXPECT_FALSE(PathExists(b));
+  EXPECT_TRUE(RemoveFile(b).ok()) << "already gone is fine";
+  ASSERT_EQ(::symlink("/nonexistent", a.c_str()), 0);
+  EXPECT_TRUE(PathExists(a)) << "a dangling symlink is something";
+}
+
+TEST_F(FileOpsTest, RemoveTreeDoesNotFollowSymlinks) {
+  const std::string outside = dir_ + "/outside";
+  ASSERT_TRUE(MakeDirs(outside, 0755).ok());
+  ASSERT_TRUE(WriteFileAtomic(outside + "/keep", "k").ok());
+  ASSERT_TRUE(MakeDirs(dir_ + "/t/sub", 0755).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/t/sub/f", "f").ok());
+  ASSERT_EQ(::symlink(outside.c_str(), (dir_ + "/t/link").c_str()), 0);
+  ASSERT_TRUE(RemoveTree(dir_ + "/t").ok());
+  EXPECT_FALSE(PathExists(dir_ + "/t"));
+  EXPECT_TRUE(PathExists(outside + "/keep"));
+  EXPECT_TRUE(RemoveTree(dir_ + "/t").ok()) << "absent is fine";
+}
+
+TEST_F(FileOpsTest, ListNamesAndModTime) {
+  for (const char* n : {"b.json", "a.json", "c.creating", "x.json.corrupt"}) {
+    ASSERT_TRUE(WriteFileAtomic(dir_ + "/" + n, "").ok());
+  }
+  auto json = ListNames(dir_, ".json");
+  ASSERT_TRUE(json.ok());
+  EXPECT_THAT(*json, ::testing::ElementsAre("a", "b"));
+  EXPECT_THAT(*ListNames(dir_, ".creating"), ::testing::ElementsAre("c"));
+  EXPECT_TRUE(ListNames(dir_ + "/none", ".json")->empty()) << "a missing directory has none";
+  struct timespec times[2] = {{0, UTIME_OMIT}, {1700000000, 5}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (dir_ + "/a.json").c_str(), times, 0), 0);
+  EXPECT_EQ(*ModTimeNs(dir_ + "/a.json"), int64_t{1700000000} * 1'000'000'000 + 5);
+  EXPECT_EQ(ModTimeNs(dir_ + "/none").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -189,7 +189,7 @@ void ReopenLog(CriLogFile& log, const std::string& bundle) {
     (void)WriteFileAtomically(bundle, kReopenErrorFile, msg);
     return;
   }
-  ::unlink((bundle + "/" + kReopenErrorFile).c_str());
+  (void)WriteFileAtomically(bundle, kReopenDoneFile, "");
 }
 
 bool ParseInt(const char* text, int* out) {

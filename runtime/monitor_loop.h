@@ -20,8 +20,11 @@ namespace podshim::runtime {
 
 // The binary's name, looked for beside podshim-monitor.
 inline constexpr char kMonitorLoopBinary[] = "podshim-monitor-loop";
-// Where a failed reopen leaves its error for the agent.
+// What a reopen of the log (SIGUSR1) leaves for the agent: the error when it
+// failed, else an empty file saying it is done. The agent removes both
+// before it asks.
 inline constexpr char kReopenErrorFile[] = "reopen.err";
+inline constexpr char kReopenDoneFile[] = "reopen.done";
 
 struct MonitorLoopArgs {
   std::string bundle;

@@ -680,13 +680,34 @@ TEST_F(MonitorTest, Sigusr1ReopensTheLog) {
   ASSERT_TRUE(r.ok) << r.error;
   ASSERT_TRUE(Eventually([&] { return ReadText(LogPath()).find("one") != std::string::npos; }));
   fs::rename(LogPath(), LogPath() + ".1");
-  ASSERT_EQ(::kill(monitor_, SIGUSR1), 0);
-  ASSERT_TRUE(Eventually([&] { return fs::exists(LogPath()); }));
+  // The agent's call: SIGUSR1, then the monitor's answer (reopen.done).
+  ASSERT_TRUE(ReopenContainerLog(bundle_, monitor_, LogPath(), absl::Seconds(10)).ok());
+  EXPECT_TRUE(fs::exists(LogPath())) << "answered once the new file is open";
+  EXPECT_TRUE(fs::exists(bundle_ + "/reopen.done"));
   WriteText(dir_ + "/host/go", "");
   EXPECT_EQ(WaitExit().exit_code, 0);
   EXPECT_THAT(Records(LogPath() + ".1"), ElementsAre("stdout F one"));
   EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F two"));
   EXPECT_FALSE(fs::exists(bundle_ + "/reopen.err"));
+}
+
+TEST_F(MonitorTest, AReopenThatFailsAnswersWithTheMonitorsError) {
+  StartReport r = Start(Spec({"sh", "-c", "echo one; sleep 1000"}));
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_TRUE(Eventually([&] { return ReadText(LogPath()).find("one") != std::string::npos; }));
+  // The log's directory is gone: the monitor cannot open a new file there.
+  const std::string log_dir = fs::path(LogPath()).parent_path().string();
+  fs::rename(log_dir, log_dir + ".moved");
+  auto s = ReopenContainerLog(bundle_, monitor_, LogPath(), absl::Seconds(10));
+  fs::rename(log_dir + ".moved", log_dir);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("ENOENT"));
+  EXPECT_FALSE(fs::exists(bundle_ + "/reopen.done"));
+  ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
+  WaitExit();
+  EXPECT_EQ(ReopenContainerLog(bundle_, monitor_, LogPath(), absl::Seconds(10)).code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "the monitor is gone";
 }
 
 TEST_F(MonitorTest, JoinsAnotherContainersNamespaces) {
