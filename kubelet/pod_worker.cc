@@ -1,28 +1,26 @@
+// One pod's worker: its thread and sync loop, observing the pod through the
+// CRI, carrying out the sync's actions, removal and the published status.
 #include "kubelet/pod_worker.h"
 
-#include <fcntl.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <filesystem>
-#include <fstream>
+#include <map>
+#include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "runtime/files.h"
-#include "runtime/unique_fd.h"
 #include "spdlog/spdlog.h"
 
 namespace podshim::kubelet {
@@ -49,41 +47,6 @@ ContainerState FromCri(rt::ContainerState s) {
 
 std::map<std::string, std::string> Selector(const std::string& ns, const std::string& name) {
   return {{kManagedLabel, "true"}, {kPodNameLabel, name}, {kPodNamespaceLabel, ns}};
-}
-
-// Mount points at or under `dir`, deepest first.
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    if (f.size() < 5) continue;
-    const std::string& mp = f[4];
-    if (mp == dir || absl::StartsWith(mp, dir + "/")) out.push_back(mp);
-  }
-  std::sort(out.begin(), out.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  return out;
-}
-
-bool IsMountPoint(const std::string& path) {
-  struct stat self {};
-  struct stat parent {};
-  if (stat(path.c_str(), &self) != 0) return false;
-  if (stat(fs::path(path).parent_path().c_str(), &parent) != 0) return false;
-  return self.st_dev != parent.st_dev;
-}
-
-// A uid usable as a single path component.
-bool SafeComponent(const std::string& s) {
-  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos;
-}
-
-std::string Trimmed(const std::string& s, size_t max) {
-  std::string out(absl::StripAsciiWhitespace(s));
-  if (out.size() > max) out = out.substr(0, max) + "...";
-  return out;
 }
 
 }  // namespace
@@ -492,187 +455,6 @@ void PodWorker::StartContainer(const Pod& pod, const ContainerStart& start,
   errors_.erase(c.name);
   spdlog::info("pod {}: started {}container {} ({}, restart count {})", key_,
                start.init ? "init " : "", c.name, id->substr(0, 13), attempt);
-}
-
-// ---------------------------------------------------------------- volumes
-
-absl::Status PodWorker::PrepareVolumes(const Pod& pod) {
-  known_uids_.insert(pod.uid);
-  for (const Volume& v : pod.volumes) {
-    std::error_code ec;
-    if (v.type == VolumeType::kEmptyDir) {
-      std::string path = EmptyDirPath(pod, v, options_.node);
-      fs::create_directories(path, ec);
-      if (ec) {
-        return absl::InternalError(
-            absl::StrCat("create emptyDir `", path, "` for volume ", v.name, ": ", ec.message()));
-      }
-      if (v.medium == "Memory" && !IsMountPoint(path)) {
-        std::string opts = "mode=0777";
-        if (v.size_limit_bytes > 0) absl::StrAppend(&opts, ",size=", v.size_limit_bytes);
-        if (mount("tmpfs", path.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
-          return runtime::ErrnoError(errno, "mount tmpfs on", path);
-        }
-      }
-      if (chmod(path.c_str(), 0777) != 0) return runtime::ErrnoError(errno, "chmod", path);
-      continue;
-    }
-    const std::string& path = v.host_path;
-    struct stat st {};
-    bool exists = stat(path.c_str(), &st) == 0;
-    auto wrong = [&](absl::string_view what) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("hostPath volume ", v.name, ": `", path, "` is not ", what));
-    };
-    if (v.host_path_type == "DirectoryOrCreate" && !exists) {
-      fs::create_directories(path, ec);
-      if (ec) {
-        return absl::InternalError(absl::StrCat("create `", path, "`: ", ec.message()));
-      }
-      continue;
-    }
-    if (v.host_path_type == "FileOrCreate" && !exists) {
-      fs::create_directories(fs::path(path).parent_path(), ec);
-      runtime::UniqueFd fd(open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644));
-      if (!fd.valid()) return runtime::ErrnoError(errno, "create", path);
-      continue;
-    }
-    if (v.host_path_type.empty()) continue;
-    if (!exists) return wrong("there");
-    if ((v.host_path_type == "Directory" || v.host_path_type == "DirectoryOrCreate") &&
-        !S_ISDIR(st.st_mode)) {
-      return wrong("a directory");
-    }
-    if ((v.host_path_type == "File" || v.host_path_type == "FileOrCreate") &&
-        !S_ISREG(st.st_mode)) {
-      return wrong("a file");
-    }
-    if (v.host_path_type == "Socket" && !S_ISSOCK(st.st_mode)) return wrong("a socket");
-    if (v.host_path_type == "CharDevice" && !S_ISCHR(st.st_mode)) return wrong("a char device");
-    if (v.host_path_type == "BlockDevice" && !S_ISBLK(st.st_mode)) return wrong("a block device");
-  }
-  return absl::OkStatus();
-}
-
-void PodWorker::CleanupPodFiles(const std::string& uid) {
-  if (!SafeComponent(uid)) return;
-  std::string volumes = absl::StrCat(options_.node.volume_root, "/", uid);
-  for (const std::string& mp : MountsUnder(volumes)) {
-    if (umount2(mp.c_str(), MNT_DETACH) != 0) {
-      spdlog::warn("pod {}: {}", key_,
-                   std::string(runtime::ErrnoError(errno, "umount", mp).message()));
-      return;  // never delete through a mount
-    }
-  }
-  std::error_code ec;
-  fs::remove_all(volumes, ec);
-  if (ec) spdlog::warn("pod {}: remove `{}`: {}", key_, volumes, ec.message());
-  std::string logs =
-      absl::StrCat(options_.node.pod_log_root, "/", namespace_, "_", name_, "_", uid);
-  fs::remove_all(logs, ec);
-  if (ec) spdlog::warn("pod {}: remove `{}`: {}", key_, logs, ec.message());
-}
-
-// ----------------------------------------------------------------- probes
-
-ProbeVerdicts PodWorker::Verdicts(const ObservedPod& observed, const Pod& pod) {
-  // Keep one entry per running app container of the current sandbox that
-  // has probes; drop the rest.
-  const ObservedSandbox* current = CurrentSandbox(pod, observed);
-  std::set<std::string> live;
-  for (const ObservedContainer& o : observed.containers) {
-    if (!current || o.sandbox_id != current->id || o.init || o.state != ContainerState::kRunning) {
-      continue;
-    }
-    auto spec = std::find_if(pod.containers.begin(), pod.containers.end(),
-                             [&](const Container& c) { return c.name == o.name; });
-    if (spec == pod.containers.end()) continue;
-    if (!spec->liveness_probe && !spec->readiness_probe && !spec->startup_probe) continue;
-    live.insert(o.id);
-    if (probes_.count(o.id)) continue;
-    absl::Time started = absl::FromUnixNanos(o.started_at > 0 ? o.started_at : o.created_at);
-    ContainerProbes cp;
-    cp.name = o.name;
-    if (spec->liveness_probe) cp.liveness.emplace(*spec->liveness_probe, started, true);
-    if (spec->readiness_probe) cp.readiness.emplace(*spec->readiness_probe, started, false);
-    if (spec->startup_probe) cp.startup.emplace(*spec->startup_probe, started, false);
-    probes_.emplace(o.id, std::move(cp));
-  }
-  for (auto it = probes_.begin(); it != probes_.end();) {
-    it = live.count(it->first) ? std::next(it) : probes_.erase(it);
-  }
-  ProbeVerdicts out;
-  for (const auto& [id, cp] : probes_) {
-    ProbeVerdict v;
-    v.started = !cp.startup || cp.startup->result();
-    v.startup_failed = cp.startup && !cp.startup->result() && cp.startup->failed();
-    v.liveness_failed = v.started && cp.liveness && cp.liveness->failed();
-    v.ready = v.started && (!cp.readiness || cp.readiness->result());
-    out[id] = v;
-  }
-  return out;
-}
-
-ProbeResult PodWorker::RunProbe(const Pod& pod, const Container& c, const Probe& probe,
-                                const std::string& container_id, const std::string& pod_ip) {
-  absl::Duration timeout = absl::Seconds(probe.timeout_seconds);
-  if (probe.type == ProbeType::kExec) {
-    auto r = cri_->ExecSync(container_id, probe.command, timeout);
-    if (!r.ok()) return {false, std::string(r.status().message())};
-    if (r->exit_code() != 0) {
-      std::string out = Trimmed(r->stderr().empty() ? r->stdout() : r->stderr(), 200);
-      return {false,
-              absl::StrCat("command exited with ", r->exit_code(), out.empty() ? "" : ": ", out)};
-    }
-    return {true, ""};
-  }
-  std::string host = probe.host;
-  if (host.empty()) host = pod.host_network || pod_ip.empty() ? "127.0.0.1" : pod_ip;
-  int port = probe.port;
-  for (const ContainerPort& p : c.ports) {
-    if (port == 0 && !probe.port_name.empty() && p.name == probe.port_name) port = p.container_port;
-  }
-  if (probe.type == ProbeType::kTcpSocket) return TcpProbe(host, port, timeout);
-  return HttpGetProbe(host, port, probe.path, probe.http_headers, timeout);
-}
-
-bool PodWorker::RunProbes(const Pod& pod, const ObservedPod& observed, absl::Time* next_due) {
-  const ObservedSandbox* current = CurrentSandbox(pod, observed);
-  std::string ip = current ? current->ip : "";
-  bool changed = false;
-  for (auto& entry : probes_) {
-    const std::string& id = entry.first;
-    ContainerProbes& cp = entry.second;
-    auto spec = std::find_if(pod.containers.begin(), pod.containers.end(),
-                             [&cp](const Container& c) { return c.name == cp.name; });
-    if (spec == pod.containers.end()) continue;
-    auto run = [&](absl::optional<ProbeState>& state, const Probe& probe, const char* kind) {
-      absl::Time now = absl::Now();
-      if (now >= state->next_due()) {
-        bool before = state->result();
-        bool failed_before = state->failed();
-        ProbeResult r = RunProbe(pod, *spec, probe, id, ip);
-        state->Record(r, absl::Now());
-        if (state->result() != before || state->failed() != failed_before) {
-          changed = true;
-          if (state->failed()) {
-            spdlog::info("pod {}: container {}: {} probe failed: {}", key_, cp.name, kind,
-                         state->message());
-          } else if (state->result()) {
-            spdlog::info("pod {}: container {}: {} probe succeeded", key_, cp.name, kind);
-          }
-        }
-      }
-      *next_due = std::min(*next_due, state->next_due());
-    };
-    if (cp.startup && !cp.startup->result()) {
-      run(cp.startup, *spec->startup_probe, "startup");
-      if (!cp.startup->result()) continue;  // liveness and readiness wait for it
-    }
-    if (cp.liveness) run(cp.liveness, *spec->liveness_probe, "liveness");
-    if (cp.readiness) run(cp.readiness, *spec->readiness_probe, "readiness");
-  }
-  return changed;
 }
 
 // --------------------------------------------------------------- terminate

@@ -2,7 +2,7 @@
 # its binary podshim-monitor: starts a container from a LaunchSpec, owns its
 # stdio and CRI log, records its exit; `exec` runs ExecSync commands.
 podshim_library(podshim_monitor
-  SOURCES container_init.cc
+  SOURCES container_init.cc mount_plan.cc
   DEPS podshim_monitor_loop podshim_runtime podshim_security absl::status absl::statusor
        absl::strings absl::str_format)
 

@@ -134,7 +134,7 @@ absl::StatusOr<bool> PrepareMountTarget(const std::vector<std::string>& lower,
     }
   }
   absl::StrAppend(&at, "/", parts.back());
-  // The modes the start gives the targets it makes (container_init.cc).
+  // The modes the start gives the targets it makes (mount_plan.cc).
   if (is_dir) {
     if (::mkdir(at.c_str(), 0755) != 0) {
       if (errno == EEXIST) return false;
