@@ -202,6 +202,13 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       base.handoff_ttl_seconds = value.as_integer();
       continue;
     }
+    if (key == "rpc_queue_limit") {
+      if (!value.is_integer() || value.as_integer() <= 0) {
+        return Invalid(origin, key, "must be an integer, more than 0");
+      }
+      base.rpc_queue_limit = value.as_integer();
+      continue;
+    }
     const StringKey* match = nullptr;
     for (const auto& k : kStringKeys) {
       if (key == k.name) match = &k;
@@ -209,7 +216,8 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
     if (match == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("config ", origin, ": unknown key \"", key, "\" (known keys: ", KeyNames(),
-                       ", pids_limit, cgroup_favor_dynmods, handoff_ttl_seconds, registry, cni)"));
+                       ", pids_limit, cgroup_favor_dynmods, handoff_ttl_seconds, rpc_queue_limit, "
+                       "registry, cni)"));
     }
     if (!value.is_string()) {
       return absl::InvalidArgumentError(
@@ -251,6 +259,10 @@ absl::Status ValidateConfig(const Config& config) {
                      " must be more than 0 (seconds a pod or pull made for a client that gave "
                      "up waits for its retry)"));
   }
+  if (config.rpc_queue_limit <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rpc_queue_limit: ", config.rpc_queue_limit, " must be more than 0"));
+  }
   if (auto s = CheckAbsolute("cni.conf_dir", config.cni.conf_dir); !s.ok()) return s;
   for (const auto& dir : config.cni.bin_dirs) {
     if (auto s = CheckAbsolute("cni.bin_dirs", dir); !s.ok()) return s;
@@ -285,6 +297,7 @@ nlohmann::json ConfigToJson(const Config& config) {
   j["pids_limit"] = config.pids_limit;
   j["cgroup_favor_dynmods"] = config.cgroup_favor_dynmods;
   j["handoff_ttl_seconds"] = config.handoff_ttl_seconds;
+  j["rpc_queue_limit"] = config.rpc_queue_limit;
   j["cni"] = {{"enabled", config.cni.enabled},
               {"conf_dir", config.cni.conf_dir},
               {"bin_dirs", config.cni.bin_dirs},

@@ -92,6 +92,10 @@ struct Config {
   // passed) waits for a retry to take it: an unclaimed pod is then stopped
   // and removed, a pull nobody waits for is cancelled. Must be > 0.
   int64_t handoff_ttl_seconds = 300;
+  // How many RPCs may wait for a worker, in each of the two pools (runtime:
+  // 16 workers, image: 8); one more is refused with RESOURCE_EXHAUSTED
+  // rather than queued without bound. Must be > 0.
+  int64_t rpc_queue_limit = 1024;
   RegistryConfig registry;
   CniConfig cni;
 

@@ -73,7 +73,24 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["pids_limit"], 0);
   EXPECT_EQ(j["cgroup_favor_dynmods"], true);
   EXPECT_EQ(j["handoff_ttl_seconds"], 300);
-  EXPECT_EQ(j.size(), 12u);
+  EXPECT_EQ(j["rpc_queue_limit"], 1024);
+  EXPECT_EQ(j.size(), 13u);
+}
+
+TEST(Config, RpcQueueLimit) {
+  auto c = ParseConfigToml("rpc_queue_limit = 8\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rpc_queue_limit, 8);
+  EXPECT_TRUE(ValidateConfig(*c).ok());
+  for (const char* bad :
+       {"rpc_queue_limit = 0\n", "rpc_queue_limit = -1\n", "rpc_queue_limit = \"many\"\n"}) {
+    auto parsed = ParseConfigToml(bad, "t.toml");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("rpc_queue_limit")) << bad;
+  }
+  Config zero;
+  zero.rpc_queue_limit = 0;
+  EXPECT_THAT(std::string(ValidateConfig(zero).message()), HasSubstr("rpc_queue_limit"));
 }
 
 TEST(Config, HandoffTtl) {

@@ -1,6 +1,5 @@
 #include "agent/rpc.h"
 
-#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -54,14 +53,6 @@ absl::string_view CodeName(grpc::StatusCode code) {
       return "CODE_UNKNOWN";
   }
 }
-
-namespace {
-std::atomic<bool> inline_slot_taken{false};
-}  // namespace
-
-bool TakeInlineSlot() { return !inline_slot_taken.exchange(true, std::memory_order_acquire); }
-
-void ReleaseInlineSlot() { inline_slot_taken.store(false, std::memory_order_release); }
 
 ClientCall ClientCallOf(grpc::ServerContextBase* ctx) {
   ClientCall call;

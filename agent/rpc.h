@@ -14,6 +14,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/client_call.h"
+#include "agent/failpoint.h"
+#include "agent/work_pool.h"
 
 namespace podshim::agent {
 
@@ -48,38 +50,31 @@ grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* ctx, absl::str
 }
 
 // Like ServeUnary, but `fn` runs on `pool` (for blocking work: pulls, file
-// walks, syscalls) and the call is finished from there. The request and
-// response objects stay valid until the reactor finishes.
-template <typename Pool, typename Fn>
-grpc::ServerUnaryReactor* ServeUnaryOn(Pool& pool, grpc::CallbackServerContext* ctx,
+// walks, syscalls, waits on a pod's op lock) and the call is finished from
+// there. The request and response objects stay valid until the reactor
+// finishes. A full queue answers RESOURCE_EXHAUSTED at once; a call whose
+// deadline passed while it waited answers DEADLINE_EXCEEDED without running.
+template <typename Fn>
+grpc::ServerUnaryReactor* ServeUnaryOn(WorkPool& pool, grpc::CallbackServerContext* ctx,
                                        absl::string_view method, Fn fn) {
   auto* reactor = ctx->DefaultReactor();
-  pool.Run([reactor, method = std::string(method), fn = std::move(fn), start = absl::Now()] {
-    grpc::Status status = fn();
+  auto finish = [reactor, method = std::string(method), start = absl::Now()](grpc::Status status) {
     LogRpc(method, status, absl::Now() - start);
     reactor->Finish(std::move(status));
-  });
+  };
+  WorkPool::Task task;
+  task.deadline = ClientCallOf(ctx).deadline;
+  task.run = [finish, fn = std::move(fn), method = std::string(method)]() mutable {
+    DelayPoint(method.c_str());  // tests: PODSHIM_DELAY_AT=RuntimeService/X=MS
+    finish(fn());
+  };
+  task.expired = [finish] {
+    finish(
+        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                     "the call's deadline passed while it waited for a worker; nothing was done"));
+  };
+  if (auto s = pool.Run(std::move(task)); !s.ok()) finish(ToGrpcStatus(s));
   return reactor;
-}
-
-// The one call that may run on the gRPC thread that took it (see
-// ServeUnaryQuick): true when it was free and is now the caller's.
-bool TakeInlineSlot();
-void ReleaseInlineSlot();
-
-// For RPCs whose work is bounded (no wait on a workload, a pull or a
-// timeout the client chose): `fn` runs on the gRPC callback thread that took
-// the request when no other call does so, else on `pool` as ServeUnaryOn.
-// Running there saves the hop to the pool and back, which costs more than
-// the hop itself suggests on a small VM: about 1 ms of each pod + container
-// start (docs/benchmarks.md). gRPC serves callbacks from at least two
-// threads, so with one call at a time here the others still take requests.
-template <typename Pool, typename Fn>
-grpc::ServerUnaryReactor* ServeUnaryQuick(Pool& pool, grpc::CallbackServerContext* ctx,
-                                          absl::string_view method, Fn fn) {
-  if (!TakeInlineSlot()) return ServeUnaryOn(pool, ctx, method, std::move(fn));
-  absl::Cleanup release = [] { ReleaseInlineSlot(); };
-  return ServeUnary(ctx, method, std::move(fn));
 }
 
 // Finishes a unary RPC with NotImplemented(method).

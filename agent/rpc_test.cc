@@ -28,13 +28,5 @@ TEST(Rpc, CodeNames) {
   EXPECT_EQ(CodeName(grpc::StatusCode::OK), "OK");
 }
 
-TEST(Rpc, OneCallAtATimeHoldsTheInlineSlot) {
-  ASSERT_TRUE(TakeInlineSlot());
-  EXPECT_FALSE(TakeInlineSlot());  // a second call goes to the pool
-  ReleaseInlineSlot();
-  EXPECT_TRUE(TakeInlineSlot());
-  ReleaseInlineSlot();
-}
-
 }  // namespace
 }  // namespace podshim::agent

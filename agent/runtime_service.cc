@@ -67,7 +67,7 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::RuntimeConfig(
 grpc::ServerUnaryReactor* RuntimeServiceImpl::RunPodSandbox(grpc::CallbackServerContext* ctx,
                                                             const cri::RunPodSandboxRequest* req,
                                                             cri::RunPodSandboxResponse* resp) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/RunPodSandbox", [this, ctx, req, resp] {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/RunPodSandbox", [this, ctx, req, resp] {
     return ToGrpcStatus(pods_.RunPodSandbox(*req, resp, ClientCallOf(ctx)));
   });
 }
@@ -82,30 +82,28 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::StopPodSandbox(
 grpc::ServerUnaryReactor* RuntimeServiceImpl::RemovePodSandbox(
     grpc::CallbackServerContext* ctx, const cri::RemovePodSandboxRequest* req,
     cri::RemovePodSandboxResponse* /*resp*/) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/RemovePodSandbox",
-                         [this, req] { return ToGrpcStatus(pods_.RemovePodSandbox(*req)); });
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/RemovePodSandbox",
+                      [this, req] { return ToGrpcStatus(pods_.RemovePodSandbox(*req)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::PodSandboxStatus(
     grpc::CallbackServerContext* ctx, const cri::PodSandboxStatusRequest* req,
     cri::PodSandboxStatusResponse* resp) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/PodSandboxStatus", [this, req, resp] {
-    return ToGrpcStatus(pods_.PodSandboxStatus(*req, resp));
-  });
+  return ServeUnary(ctx, "RuntimeService/PodSandboxStatus",
+                    [this, req, resp] { return ToGrpcStatus(pods_.PodSandboxStatus(*req, resp)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::ListPodSandbox(grpc::CallbackServerContext* ctx,
                                                              const cri::ListPodSandboxRequest* req,
                                                              cri::ListPodSandboxResponse* resp) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/ListPodSandbox", [this, req, resp] {
-    return ToGrpcStatus(pods_.ListPodSandbox(*req, resp));
-  });
+  return ServeUnary(ctx, "RuntimeService/ListPodSandbox",
+                    [this, req, resp] { return ToGrpcStatus(pods_.ListPodSandbox(*req, resp)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::CreateContainer(
     grpc::CallbackServerContext* ctx, const cri::CreateContainerRequest* req,
     cri::CreateContainerResponse* resp) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/CreateContainer", [this, req, resp] {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/CreateContainer", [this, req, resp] {
     return ToGrpcStatus(pods_.CreateContainer(*req, resp));
   });
 }
@@ -113,8 +111,8 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::CreateContainer(
 grpc::ServerUnaryReactor* RuntimeServiceImpl::StartContainer(
     grpc::CallbackServerContext* ctx, const cri::StartContainerRequest* req,
     cri::StartContainerResponse* /*resp*/) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/StartContainer",
-                         [this, req] { return ToGrpcStatus(pods_.StartContainer(*req)); });
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/StartContainer",
+                      [this, req] { return ToGrpcStatus(pods_.StartContainer(*req)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::StopContainer(grpc::CallbackServerContext* ctx,
@@ -127,39 +125,36 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::StopContainer(grpc::CallbackServer
 grpc::ServerUnaryReactor* RuntimeServiceImpl::RemoveContainer(
     grpc::CallbackServerContext* ctx, const cri::RemoveContainerRequest* req,
     cri::RemoveContainerResponse* /*resp*/) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/RemoveContainer",
-                         [this, req] { return ToGrpcStatus(pods_.RemoveContainer(*req)); });
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/RemoveContainer",
+                      [this, req] { return ToGrpcStatus(pods_.RemoveContainer(*req)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::ListContainers(grpc::CallbackServerContext* ctx,
                                                              const cri::ListContainersRequest* req,
                                                              cri::ListContainersResponse* resp) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/ListContainers", [this, req, resp] {
-    return ToGrpcStatus(pods_.ListContainers(*req, resp));
-  });
+  return ServeUnary(ctx, "RuntimeService/ListContainers",
+                    [this, req, resp] { return ToGrpcStatus(pods_.ListContainers(*req, resp)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::ContainerStatus(
     grpc::CallbackServerContext* ctx, const cri::ContainerStatusRequest* req,
     cri::ContainerStatusResponse* resp) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/ContainerStatus", [this, req, resp] {
-    return ToGrpcStatus(pods_.ContainerStatus(*req, resp));
-  });
+  return ServeUnary(ctx, "RuntimeService/ContainerStatus",
+                    [this, req, resp] { return ToGrpcStatus(pods_.ContainerStatus(*req, resp)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::UpdateContainerResources(
     grpc::CallbackServerContext* ctx, const cri::UpdateContainerResourcesRequest* req,
     cri::UpdateContainerResourcesResponse* /*resp*/) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/UpdateContainerResources", [this, req] {
-    return ToGrpcStatus(pods_.UpdateContainerResources(*req));
-  });
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/UpdateContainerResources",
+                      [this, req] { return ToGrpcStatus(pods_.UpdateContainerResources(*req)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::ReopenContainerLog(
     grpc::CallbackServerContext* ctx, const cri::ReopenContainerLogRequest* req,
     cri::ReopenContainerLogResponse* /*resp*/) {
-  return ServeUnaryQuick(pool_, ctx, "RuntimeService/ReopenContainerLog",
-                         [this, req] { return ToGrpcStatus(pods_.ReopenContainerLog(*req)); });
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/ReopenContainerLog",
+                      [this, req] { return ToGrpcStatus(pods_.ReopenContainerLog(*req)); });
 }
 
 grpc::ServerUnaryReactor* RuntimeServiceImpl::ExecSync(grpc::CallbackServerContext* ctx,

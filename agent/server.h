@@ -66,10 +66,10 @@ class Server {
   std::unique_ptr<cni::NetworkManager> network_;  // null when cni.enabled is false
   std::unique_ptr<PodRuntime> pods_;
   // Blocking RPC work (pulls, removals, disk walks); outlives server_.
-  WorkPool pool_{8};
-  // Pod and container calls, which may wait (StopContainer's grace period):
-  // a pool of their own so they never hold up image calls.
-  WorkPool runtime_pool_{16};
+  WorkPool pool_{"image", 8, static_cast<size_t>(config_.rpc_queue_limit)};
+  // Pod and container calls, which may wait (StopContainer's grace period,
+  // a pod's op lock): a pool of their own so they never hold up image calls.
+  WorkPool runtime_pool_{"runtime", 16, static_cast<size_t>(config_.rpc_queue_limit)};
   RuntimeServiceImpl runtime_service_;
   ImageServiceImpl image_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -1,8 +1,12 @@
 #include "agent/work_pool.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
 namespace podshim::agent {
 
-WorkPool::WorkPool(int threads) {
+WorkPool::WorkPool(std::string name, int threads, size_t max_queued)
+    : name_(std::move(name)), max_queued_(max_queued) {
   threads_.reserve(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
@@ -15,14 +19,28 @@ WorkPool::~WorkPool() {
   for (auto& t : threads_) t.join();
 }
 
-void WorkPool::Run(std::function<void()> task) {
+absl::Status WorkPool::Run(Task task) {
   absl::MutexLock lock(&mu_);
+  // Counted against every worker, busy or about to wake: a burst is not
+  // refused because idle workers have not taken their tasks yet.
+  if (running_ + queue_.size() >= threads_.size() + max_queued_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("podshimd is busy: all ", threads_.size(), " ", name_,
+                     " workers are taken and ", queue_.size(), " calls wait for one (at most ",
+                     max_queued_, " may wait: rpc_queue_limit); try again later"));
+  }
   queue_.push_back(std::move(task));
+  return absl::OkStatus();
+}
+
+size_t WorkPool::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
 }
 
 void WorkPool::Loop() {
   for (;;) {
-    std::function<void()> task;
+    Task task;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -32,8 +50,15 @@ void WorkPool::Loop() {
       if (queue_.empty()) return;  // stopping, and nothing left to run
       task = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
     }
-    task();
+    if (task.expired && absl::Now() >= task.deadline) {
+      task.expired();
+    } else {
+      task.run();
+    }
+    absl::MutexLock lock(&mu_);
+    --running_;
   }
 }
 
