@@ -2,10 +2,11 @@
 
 #include <chrono>
 #include <ctime>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/sinks/stdout_sinks.h"
 
@@ -40,9 +41,9 @@ class JsonFormatter final : public spdlog::formatter {
 };
 
 struct LogState {
-  std::mutex mu;
-  spdlog::sink_ptr sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  spdlog::level::level_enum level = spdlog::level::info;
+  absl::Mutex mu;
+  spdlog::sink_ptr sink ABSL_GUARDED_BY(mu) = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  spdlog::level::level_enum level ABSL_GUARDED_BY(mu) = spdlog::level::info;
 };
 
 LogState& State() {
@@ -89,7 +90,7 @@ absl::Status SetupLogging(absl::string_view level, absl::string_view format) {
     return absl::InvalidArgumentError(absl::StrCat("log_level: unknown level \"", level, "\""));
   }
   auto& st = State();
-  std::lock_guard<std::mutex> lock(st.mu);
+  absl::MutexLock lock(&st.mu);
   if (format == "json") {
     st.sink->set_formatter(std::make_unique<JsonFormatter>());
   } else if (format == "text") {
@@ -105,7 +106,7 @@ absl::Status SetupLogging(absl::string_view level, absl::string_view format) {
 
 std::shared_ptr<spdlog::logger> Log(const std::string& component) {
   auto& st = State();
-  std::lock_guard<std::mutex> lock(st.mu);
+  absl::MutexLock lock(&st.mu);
   if (auto existing = spdlog::get(component)) return existing;
   auto logger = std::make_shared<spdlog::logger>(component, st.sink);
   logger->set_level(st.level);

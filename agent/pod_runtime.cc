@@ -116,8 +116,10 @@ std::shared_ptr<absl::Mutex> PodRuntime::PodLock(const std::string& pod_id) {
   return m;
 }
 
-absl::StatusOr<ContainerRecord> PodRuntime::LockContainer(absl::string_view id_or_prefix,
-                                                          OpGuard* guard) {
+// The op lock is handed to `guard`, which releases it: an ownership move the
+// thread-safety analysis cannot follow.
+absl::StatusOr<ContainerRecord> PodRuntime::LockContainer(
+    absl::string_view id_or_prefix, OpGuard* guard) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   auto id = containers_.Resolve(id_or_prefix, "container_id");
   if (!id.ok()) return id.status();
   auto c = containers_.Get(*id);

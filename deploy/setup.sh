@@ -49,7 +49,7 @@ BUILD_PKGS=(
 # built from busybox-static with umoci, the status is fetched with curl.
 RUN_PKGS=(umoci busybox-static curl python3)
 TEST_PKGS=(
-  clang-format clang-tidy shfmt git
+  clang-format clang-tidy clang shfmt git
   docker-registry skopeo
   iproute2 jq procps psmisc apache2-utils
   containerd runc containernetworking-plugins iptables nftables

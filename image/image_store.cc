@@ -358,8 +358,8 @@ absl::StatusOr<ImageRecord> ImageStore::GetLocked(absl::string_view q) const {
                                             q.size() > 100 ? "...` not found" : "` not found"));
   };
   // A unique ID prefix (hex digits after "<algorithm>:").
-  auto by_prefix = [&](absl::string_view algorithm,
-                       absl::string_view hex) -> absl::StatusOr<const ImageRecord*> {
+  auto by_prefix = [&](absl::string_view algorithm, absl::string_view hex)
+                       ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::StatusOr<const ImageRecord*> {
     std::string prefix = absl::StrCat(algorithm, ":", hex);
     const ImageRecord* found = nullptr;
     int matches = 0;

@@ -34,5 +34,8 @@ if ! printf '%s\n' "${sources[@]}" |
   status=1
 fi
 rm -f "$tidy_log"
-((status == 0)) && echo "lint: clang-format and clang-tidy clean (${#files[@]} files)"
+
+# clang's -Wthread-safety over the same sources (ABSL_GUARDED_BY and friends; gcc ignores them).
+if ! BUILD_DIR="$BUILD_DIR" python3 "$REPO/scripts/thread_safety.py"; then status=1; fi
+((status == 0)) && echo "lint: clang-format, clang-tidy and clang -Wthread-safety clean (${#files[@]} files)"
 exit $status
