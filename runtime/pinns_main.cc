@@ -5,7 +5,8 @@
 //
 // Single-threaded on purpose: podshimd (multi-threaded) execs it instead of
 // unsharing anything itself. See runtime/namespaces.h for the contract. The
-// binary links nothing but the C and C++ runtime.
+// binary links nothing but the C and C++ runtime (and runtime/sysctl.cc,
+// which is standard C++ alone).
 //
 // Steps: unshare the requested network/IPC/UTS namespaces; set the hostname;
 // write the sysctls under /proc/sys (which now shows the new namespaces);
@@ -36,6 +37,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "runtime/sysctl.h"
 
 namespace {
 
@@ -112,45 +115,6 @@ void WriteStdout(const std::string& line) {
   }
 }
 
-bool StartsWith(const std::string& s, const char* prefix) {
-  return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
-// The sysctl at /proc/sys/<path> for `name` (sysctl(8) rules: with '/' as
-// the first separator, dots are part of components), checked against the
-// namespaced allow-list and the namespaces this run creates.
-bool SysctlPath(const Args& args, const std::string& name, std::string& path, Error& error) {
-  size_t sep = name.find_first_of("./");
-  path = name;
-  if (sep != std::string::npos && name[sep] == '.') {
-    for (char& c : path) c = c == '.' ? '/' : c == '/' ? '.' : c;
-  }
-  size_t start = 0;
-  for (;;) {
-    size_t end = path.find('/', start);
-    std::string part = path.substr(start, end == std::string::npos ? end : end - start);
-    if (part.empty() || part == "." || part == "..") {
-      error = Invalid("sysctl `" + name + "`: malformed name");
-      return false;
-    }
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  bool is_net = StartsWith(path, "net/");
-  bool is_ipc = StartsWith(path, "kernel/shm") || StartsWith(path, "kernel/msg") ||
-                path == "kernel/sem" || StartsWith(path, "fs/mqueue/");
-  if (sep == std::string::npos || (!is_net && !is_ipc)) {
-    error = Invalid("sysctl `" + name + "`: not a namespaced sysctl");
-    return false;
-  }
-  if ((is_net && !args.net) || (is_ipc && !args.ipc)) {
-    error = Invalid("sysctl `" + name + "`: its namespace is not created here (--" +
-                    (is_net ? "net" : "ipc") + " missing)");
-    return false;
-  }
-  return true;
-}
-
 bool ParseArgs(int argc, char** argv, Args& args, Error& error) {
   std::vector<std::string> list(argv + 1, argv + argc);
   for (size_t i = 0; i < list.size(); ++i) {
@@ -210,9 +174,9 @@ bool ParseArgs(int argc, char** argv, Args& args, Error& error) {
   }
   for (auto& [name, value] : args.sysctls) {
     std::string path;
-    if (!SysctlPath(args, name, path, error)) return false;
-    if (value.find('\n') != std::string::npos) {
-      error = Invalid("sysctl `" + name + "`: value contains a newline");
+    if (std::string why = podshim::runtime::CheckSysctl(name, value, args.net, args.ipc, &path);
+        !why.empty()) {
+      error = Invalid(std::string("sysctl `").append(name).append("`: ").append(why));
       return false;
     }
     name = path;
