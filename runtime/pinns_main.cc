@@ -38,9 +38,12 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/cleanup.h"
 #include "runtime/sysctl.h"
 
 namespace {
+
+using podshim::runtime::UndoStack;
 
 struct Args {
   std::string dir;
@@ -65,24 +68,6 @@ Error MakeError(int err, const std::string& action, const std::string& object) {
 }
 
 Error Invalid(const std::string& message) { return {message, EINVAL}; }
-
-// What this process did, undone last-in first-out on failure.
-struct Undo {
-  std::vector<std::string> pins;
-  pid_t infra = 0;
-
-  void Run() {
-    if (infra > 0) {
-      ::kill(infra, SIGKILL);
-      while (::waitpid(infra, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }
-    for (auto it = pins.rbegin(); it != pins.rend(); ++it) {
-      ::umount2(it->c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
-      ::unlink(it->c_str());
-    }
-  }
-};
 
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
@@ -221,14 +206,17 @@ bool LoopbackUp(Error& error) {
 }
 
 // Creates the empty file `target` and bind-mounts `source` onto it.
-bool Pin(const std::string& source, const std::string& target, Undo& undo, Error& error) {
+bool Pin(const std::string& source, const std::string& target, UndoStack& undo, Error& error) {
   int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
   if (fd < 0) {
     error = MakeError(errno, "create pin file", target);
     return false;
   }
   ::close(fd);
-  undo.pins.push_back(target);
+  undo.Push([target] {
+    ::umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+    ::unlink(target.c_str());
+  });
   if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
     error = MakeError(errno, "bind mount " + source + " on", target);
     return false;
@@ -295,7 +283,7 @@ void OnChild(int /*sig*/) { g_unused = 1; }
 }
 
 // Forks the infra process into a new PID namespace and waits for its report.
-bool StartInfra(const Args& args, Undo& undo, Error& error) {
+bool StartInfra(const Args& args, UndoStack& undo, pid_t& infra, Error& error) {
   int status[2];
   if (::pipe2(status, O_CLOEXEC) != 0) {
     error = MakeError(errno, "create pipe for", "infra");
@@ -318,7 +306,12 @@ bool StartInfra(const Args& args, Undo& undo, Error& error) {
     ::close(status[0]);
     RunInfra(args, status[1]);
   }
-  undo.infra = pid;
+  infra = pid;
+  undo.Push([pid] {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  });
   ::close(status[1]);
   std::string reply;
   char buf[512];
@@ -342,7 +335,7 @@ bool StartInfra(const Args& args, Undo& undo, Error& error) {
   return false;
 }
 
-bool Run(const Args& args, Undo& undo, std::string& reply, Error& error) {
+bool Run(const Args& args, UndoStack& undo, std::string& reply, Error& error) {
   int flags =
       (args.net ? CLONE_NEWNET : 0) | (args.ipc ? CLONE_NEWIPC : 0) | (args.uts ? CLONE_NEWUTS : 0);
   if (flags != 0 && ::unshare(flags) != 0) {
@@ -378,13 +371,14 @@ bool Run(const Args& args, Undo& undo, std::string& reply, Error& error) {
     reply += JsonString(kind) + ":" + JsonString(target);
   }
   if (args.pid) {
-    if (!StartInfra(args, undo, error)) return false;
+    pid_t infra = 0;
+    if (!StartInfra(args, undo, infra, error)) return false;
     std::string target = args.dir + "/pid";
-    if (!Pin("/proc/" + std::to_string(undo.infra) + "/ns/pid", target, undo, error)) {
+    if (!Pin("/proc/" + std::to_string(infra) + "/ns/pid", target, undo, error)) {
       return false;
     }
     if (reply.size() > 1) reply += ",";
-    reply += "\"pid\":" + JsonString(target) + ",\"infra_pid\":" + std::to_string(undo.infra);
+    reply += "\"pid\":" + JsonString(target) + ",\"infra_pid\":" + std::to_string(infra);
   }
   reply += "}\n";
   return true;
@@ -394,10 +388,12 @@ bool Run(const Args& args, Undo& undo, std::string& reply, Error& error) {
 
 int main(int argc, char** argv) {
   Args args;
-  Undo undo;
+  // What this process did, undone last-in first-out on failure.
+  UndoStack undo;
   Error error;
   std::string reply;
   if (ParseArgs(argc, argv, args, error) && Run(args, undo, reply, error)) {
+    undo.Release();
     WriteStdout(reply);
     return 0;
   }
