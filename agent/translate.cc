@@ -191,9 +191,9 @@ cni::PodNetwork PodNetworkOf(const SandboxRecord& r) {
   }
   if (r.config.has_dns_config()) {
     const auto& d = r.config.dns_config();
-    p.dns = cni::DnsSettings{{d.servers().begin(), d.servers().end()},
-                             {d.searches().begin(), d.searches().end()},
-                             {d.options().begin(), d.options().end()}};
+    p.dns = runtime::DnsSettings{{d.servers().begin(), d.servers().end()},
+                                 {d.searches().begin(), d.searches().end()},
+                                 {d.options().begin(), d.options().end()}};
   }
   // Validated by ValidatePodConfig.
   if (auto it = r.config.annotations().find(kIngressBandwidth);

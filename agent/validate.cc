@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/cri_convert.h"
 #include "cni/client.h"
+#include "runtime/sysctl.h"
 
 namespace podshim::agent {
 namespace {
@@ -245,14 +246,15 @@ absl::Status ValidatePortMappings(const cri::PodSandboxConfig& config) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateSysctls(const StringMap& sysctls) {
+// The sizes here; what a pod may set is runtime::CheckSysctl's call.
+absl::Status ValidateSysctls(const StringMap& sysctls, bool host_network, bool host_ipc) {
   for (const auto& [name, value] : sysctls) {
     const std::string field = MapField("config.linux.sysctls", name);
     if (auto s = NotLonger(name, kMaxSysctlNameBytes, field + " name"); !s.ok()) return s;
     if (auto s = NotLonger(value, kMaxSysctlValueBytes, field); !s.ok()) return s;
-    if (auto s = RefuseBytes(name, field, IsControlOrSpace); !s.ok()) return s;
-    if (auto s = RefuseBytes(value, field, [](unsigned char c) { return c == '\0'; }); !s.ok()) {
-      return s;
+    if (std::string why = runtime::CheckSysctl(name, value, !host_network, !host_ipc);
+        !why.empty()) {
+      return Invalid(field, why);
     }
   }
   return absl::OkStatus();
@@ -509,7 +511,10 @@ absl::Status ValidatePodConfig(const cri::PodSandboxConfig& config, const HostSe
       return s;
     }
   }
-  if (auto s = ValidateSysctls(lx.sysctls()); !s.ok()) return s;
+  if (auto s = ValidateSysctls(lx.sysctls(), ns.network() == cri::NODE, ns.ipc() == cri::NODE);
+      !s.ok()) {
+    return s;
+  }
   if (auto s = ValidatePortMappings(config); !s.ok()) return s;
   for (const char* key : {kIngressBandwidth, kEgressBandwidth}) {
     auto it = config.annotations().find(key);

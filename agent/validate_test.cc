@@ -182,6 +182,17 @@ TEST(ValidatePod, RefusesBadFieldsNamingThem) {
       {"sysctl 1 MB name",
        [](C& c) { (*c.mutable_linux()->mutable_sysctls())[Big(1 << 20)] = "1"; },
        "config.linux.sysctls[\"" + Big(kMaxQuotedBytes) + "...\"] name"},
+      // What a pod may set is runtime::CheckSysctl's (runtime/sysctl_test.cc):
+      // here only that its refusals reach the request's field.
+      {"sysctl not namespaced",
+       [](C& c) { (*c.mutable_linux()->mutable_sysctls())["kernel.hostname"] = "x"; },
+       "config.linux.sysctls[\"kernel.hostname\"]"},
+      {"net sysctl with the host network",
+       [&](C& c) { sc(c).mutable_namespace_options()->set_network(cri::NODE); },
+       "config.linux.sysctls[\"net.ipv4.ip_unprivileged_port_start\"]"},
+      {"sysctl value with a newline",
+       [](C& c) { (*c.mutable_linux()->mutable_sysctls())["kernel.shmmax"] = "1\nvm.x=1"; },
+       "config.linux.sysctls[\"kernel.shmmax\"]"},
       {"bandwidth not a quantity",
        [](C& c) { (*c.mutable_annotations())["kubernetes.io/ingress-bandwidth"] = Big(100000); },
        "config.annotations[\"kubernetes.io/ingress-bandwidth\"]"},

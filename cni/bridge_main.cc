@@ -21,6 +21,7 @@
 #include "cni/netlink.h"
 #include "cni/plugin_common.h"
 #include "nlohmann/json.hpp"
+#include "runtime/cleanup.h"
 #include "runtime/unique_fd.h"
 
 namespace podshim::cni {
@@ -181,7 +182,7 @@ absl::Status SetBridgeGateways(Netlink& nl, const LinkInfo& br, const CniResult&
 
 // The IPAM step of ADD, with its undo pushed on `undo`.
 absl::StatusOr<CniResult> IpamAdd(const BridgeConfig& cfg, const CniEnv& env,
-                                  const std::string& stdin_data, CleanupStack& undo) {
+                                  const std::string& stdin_data, runtime::UndoStack& undo) {
   if (cfg.ipam.has_value()) {
     absl::StatusOr<IpamStore> store = IpamStore::Open(*cfg.ipam);
     if (!store.ok()) return store.status();
@@ -205,7 +206,7 @@ absl::StatusOr<CniResult> IpamAdd(const BridgeConfig& cfg, const CniEnv& env,
 
 absl::StatusOr<std::string> CmdAdd(const BridgeConfig& cfg, const CniEnv& env,
                                    const std::string& stdin_data) {
-  CleanupStack undo;
+  runtime::UndoStack undo;
   UniqueFd netns(open(env.netns.c_str(), O_RDONLY | O_CLOEXEC));
   if (!netns.valid()) {
     return CniError(kErrUnknownContainer,

@@ -19,6 +19,7 @@
 #include "cni/cache.h"
 #include "cni/netconf.h"
 #include "nlohmann/json.hpp"
+#include "runtime/dns.h"
 
 namespace podshim::cni {
 
@@ -46,17 +47,13 @@ struct PodPortMapping {
   std::string host_ip;
 };
 
-struct DnsSettings {
-  std::vector<std::string> servers, searches, options;
-};
-
 // What a pod's attachment needs.
 struct PodNetwork {
   std::string id;  // the sandbox id: CNI_CONTAINERID
   std::string netns;
   std::string name, namespace_, uid;  // the pod's metadata, for CNI_ARGS
   std::vector<PodPortMapping> port_mappings;
-  std::optional<DnsSettings> dns;
+  std::optional<runtime::DnsSettings> dns;  // runtimeConfig.dns
   // Bits per second; 0 = not limited (from the kubernetes.io/*-bandwidth
   // pod annotations).
   uint64_t ingress_bps = 0, egress_bps = 0;

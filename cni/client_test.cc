@@ -115,7 +115,7 @@ TEST_F(ClientTest, AddRunsTheChainWithPrevResultEnvAndRuntimeConfig) {
   ASSERT_TRUE(net.Ready().ok()) << net.Ready();
   PodNetwork pod = Pod();
   pod.port_mappings.push_back({"tcp", 80, 8080, ""});
-  pod.dns = DnsSettings{{"10.0.0.10"}, {"svc.local"}, {"ndots:5"}};
+  pod.dns = runtime::DnsSettings{{"10.0.0.10"}, {"svc.local"}, {"ndots:5"}};
   auto a = net.Setup(pod);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->network_name, "testnet");

@@ -164,29 +164,6 @@ absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& 
 
 // ---- Small things --------------------------------------------------------
 
-// Undo steps run last-in first-out when the stack is destroyed, unless
-// Release() was called: how a failed ADD takes back what it did.
-class CleanupStack {
- public:
-  CleanupStack() = default;
-  CleanupStack(const CleanupStack&) = delete;
-  CleanupStack& operator=(const CleanupStack&) = delete;
-  ~CleanupStack() { Run(); }
-
-  void Push(std::function<void()> step) { steps_.push_back(std::move(step)); }
-  void Release() { steps_.clear(); }
-  void Run() {
-    while (!steps_.empty()) {
-      std::function<void()> step = std::move(steps_.back());
-      steps_.pop_back();
-      step();
-    }
-  }
-
- private:
-  std::vector<std::function<void()>> steps_;
-};
-
 // A stable 64-bit FNV-1a hash of `data` (the same in every process and build).
 uint64_t StableHash(absl::string_view data);
 

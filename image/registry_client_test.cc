@@ -875,6 +875,9 @@ TEST_F(RegistryClientTest, ConcurrentCalls) {
   RegistryClient client;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
+  // The bytes each sink got hash to the descriptor's digest: no thread sees
+  // another's transfer.
+  std::atomic<int> wrong_bytes{0}, blobs{0};
   threads.reserve(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
@@ -891,13 +894,20 @@ TEST_F(RegistryClientTest, ConcurrentCalls) {
             h.Update(c);
             return absl::OkStatus();
           });
-          if (!s.ok()) ++failures;
+          if (!s.ok()) {
+            ++failures;
+            continue;
+          }
+          ++blobs;
+          if (h.Finish().String() != l.digest) ++wrong_bytes;
         }
       }
     });
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(blobs.load(), 0);
+  EXPECT_EQ(wrong_bytes.load(), 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "runtime/files.h"
+#include "runtime/pidfd.h"
 #include "runtime/spawn.h"
 
 namespace podshim::runtime {
@@ -35,8 +35,6 @@ void SetThreadSchedPolicy(int policy) {
   struct sched_param param {};
   (void)::sched_setscheduler(0, policy, &param);
 }
-
-int PidfdOpen(int pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 struct Pipe {
   UniqueFd read, write;
@@ -202,15 +200,9 @@ bool ProcessAlive(int pid) {
 
 absl::Status SignalProcess(int pid, int sig) {
   if (pid <= 0) return absl::OkStatus();
-  UniqueFd fd(PidfdOpen(pid));
-  if (!fd.valid()) {
-    if (errno == ESRCH) return absl::OkStatus();
-    return ErrnoError(errno, "pidfd_open", absl::StrCat("pid ", pid));
-  }
-  if (::syscall(SYS_pidfd_send_signal, fd.get(), sig, nullptr, 0) != 0 && errno != ESRCH) {
-    return ErrnoError(errno, absl::StrCat("send signal ", sig, " to"), absl::StrCat("pid ", pid));
-  }
-  return absl::OkStatus();
+  auto fd = OpenPidfd(pid);
+  if (!fd.ok()) return absl::IsNotFound(fd.status()) ? absl::OkStatus() : fd.status();
+  return SignalPidfd(fd->get(), sig);
 }
 
 absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
@@ -284,14 +276,13 @@ ExitWatcher::~ExitWatcher() {
 }
 
 absl::Status ExitWatcher::Watch(int pid, Callback on_exit) {
-  UniqueFd fd(PidfdOpen(pid));
-  if (!fd.valid()) {
-    if (errno == ESRCH) {
-      on_exit(pid);
-      return absl::OkStatus();
-    }
-    return ErrnoError(errno, "pidfd_open", absl::StrCat("pid ", pid));
+  auto opened = OpenPidfd(pid);
+  if (!opened.ok()) {
+    if (!absl::IsNotFound(opened.status())) return opened.status();
+    on_exit(pid);
+    return absl::OkStatus();
   }
+  UniqueFd fd = std::move(*opened);
   absl::MutexLock lock(&mu_);
   epoll_event ev{};
   ev.events = EPOLLIN;

@@ -16,7 +16,6 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +25,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -42,6 +42,7 @@
 #include "runtime/files.h"
 #include "runtime/launch_spec.h"
 #include "runtime/monitor_loop.h"
+#include "runtime/pidfd.h"
 #include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
@@ -416,8 +417,9 @@ int RunExec(const ExecArgs& args) {
   }
   sync->write.Reset();
   devnull.Reset();
-  // glibc 2.36's <sys/pidfd.h> lacks extern "C": call the syscall directly.
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+  // Without a pidfd (an old kernel) WaitUntil polls the child's state.
+  auto opened = OpenPidfd(child);
+  UniqueFd pidfd = opened.ok() ? std::move(*opened) : UniqueFd();
 
   bool timed_out = false;
   auto kill_and_reap = [&]() {

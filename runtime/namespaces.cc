@@ -15,13 +15,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "runtime/files.h"
 #include "runtime/spawn.h"
+#include "runtime/sysctl.h"
 #include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
@@ -45,32 +45,6 @@ std::string& Field(PinnedNamespaces& p, absl::string_view kind) {
   return p.pid;
 }
 
-// Swaps '.' and '/': sysctl(8) names whose first separator is '/' keep their
-// dots ("net/ipv4/conf/eth0.100/rp_filter"), dotted names keep their
-// slashes. The path form has '/' as the only separator.
-std::string SwapSeparators(absl::string_view name) {
-  std::string out(name);
-  for (char& c : out) {
-    if (c == '.') {
-      c = '/';
-    } else if (c == '/') {
-      c = '.';
-    }
-  }
-  return out;
-}
-
-enum class SysctlNs { kNone, kIpc, kNet };
-
-SysctlNs NamespaceOf(absl::string_view dotted) {
-  if (absl::StartsWith(dotted, "net.")) return SysctlNs::kNet;
-  if (absl::StartsWith(dotted, "kernel.shm") || absl::StartsWith(dotted, "kernel.msg") ||
-      dotted == "kernel.sem" || absl::StartsWith(dotted, "fs.mqueue.")) {
-    return SysctlNs::kIpc;
-  }
-  return SysctlNs::kNone;
-}
-
 // Unmounts every mount stacked on `path` and unlinks it; a missing file is
 // fine.
 absl::Status RemovePin(const std::string& path) {
@@ -91,30 +65,8 @@ absl::Status RemovePin(const std::string& path) {
 absl::Status ValidateSysctls(const std::vector<std::pair<std::string, std::string>>& sysctls,
                              bool host_network, bool host_ipc) {
   for (const auto& [name, value] : sysctls) {
-    auto bad = [&name = name](absl::string_view why) {
+    if (std::string why = CheckSysctl(name, value, !host_network, !host_ipc); !why.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("sysctl `", name, "`: ", why));
-    };
-    size_t sep = name.find_first_of("./");
-    if (sep == std::string::npos) return bad("not a namespaced sysctl");
-    std::string path = name[sep] == '/' ? name : SwapSeparators(name);
-    for (absl::string_view part : absl::StrSplit(path, '/')) {
-      if (part.empty() || part == "." || part == ".." || absl::StrContains(part, '\0')) {
-        return bad("malformed name");
-      }
-    }
-    std::string dotted = SwapSeparators(path);
-    switch (NamespaceOf(dotted)) {
-      case SysctlNs::kNone:
-        return bad("not a namespaced sysctl");
-      case SysctlNs::kNet:
-        if (host_network) return bad("not allowed with the host network");
-        break;
-      case SysctlNs::kIpc:
-        if (host_ipc) return bad("not allowed with the host IPC namespace");
-        break;
-    }
-    if (absl::StrContains(value, '\n') || absl::StrContains(value, '\0')) {
-      return bad("value contains a newline or NUL");
     }
   }
   return absl::OkStatus();

@@ -68,11 +68,10 @@ absl::Status UnpinNamespaces(const std::string& dir);
 absl::Status StopInfra(int infra_pid, const std::string& pid_pin,
                        absl::Duration grace = absl::Seconds(2));
 
-// Checks pod sysctls against the namespaced allow-list: kernel.shm*,
-// kernel.msg*, kernel.sem and fs.mqueue.* (IPC namespace; refused with
-// host_ipc) and net.* (network namespace; refused with host_network).
-// Names may use '.' or '/' as separator (sysctl(8) rules); values must not
-// contain a newline. INVALID_ARGUMENT naming the offending sysctl otherwise.
+// Checks pod sysctls with CheckSysctl (runtime/sysctl.h): the namespaced
+// allow-list, net.* refused with host_network and the IPC ones with
+// host_ipc, well-formed names, values without a newline.
+// INVALID_ARGUMENT naming the offending sysctl otherwise.
 absl::Status ValidateSysctls(const std::vector<std::pair<std::string, std::string>>& sysctls,
                              bool host_network, bool host_ipc);
 

@@ -5,8 +5,10 @@ podshim_library(podshim_spawn_ns
   SOURCES spawn.cc namespaces.cc
   DEPS podshim_runtime absl::time absl::strings absl::status absl::statusor)
 
-add_executable(podshim-pinns pinns_main.cc)
+# sysctl.cc (the one sysctl check, standard C++ alone) is compiled in.
+add_executable(podshim-pinns pinns_main.cc sysctl.cc)
 podshim_warnings(podshim-pinns)
+target_include_directories(podshim-pinns PRIVATE ${PROJECT_SOURCE_DIR})
 # One runs per RunPodSandbox: fully static, so it starts without ld.so.
 if(PODSHIM_STATIC_HELPERS AND NOT PODSHIM_SANITIZE)
   target_link_options(podshim-pinns PRIVATE -static)

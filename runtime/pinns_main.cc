@@ -5,7 +5,8 @@
 //
 // Single-threaded on purpose: podshimd (multi-threaded) execs it instead of
 // unsharing anything itself. See runtime/namespaces.h for the contract. The
-// binary links nothing but the C and C++ runtime.
+// binary links nothing but the C and C++ runtime (and runtime/sysctl.cc,
+// which is standard C++ alone).
 //
 // Steps: unshare the requested network/IPC/UTS namespaces; set the hostname;
 // write the sysctls under /proc/sys (which now shows the new namespaces);
@@ -37,7 +38,12 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/cleanup.h"
+#include "runtime/sysctl.h"
+
 namespace {
+
+using podshim::runtime::UndoStack;
 
 struct Args {
   std::string dir;
@@ -62,24 +68,6 @@ Error MakeError(int err, const std::string& action, const std::string& object) {
 }
 
 Error Invalid(const std::string& message) { return {message, EINVAL}; }
-
-// What this process did, undone last-in first-out on failure.
-struct Undo {
-  std::vector<std::string> pins;
-  pid_t infra = 0;
-
-  void Run() {
-    if (infra > 0) {
-      ::kill(infra, SIGKILL);
-      while (::waitpid(infra, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }
-    for (auto it = pins.rbegin(); it != pins.rend(); ++it) {
-      ::umount2(it->c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
-      ::unlink(it->c_str());
-    }
-  }
-};
 
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
@@ -110,45 +98,6 @@ void WriteStdout(const std::string& line) {
     p += n;
     left -= static_cast<size_t>(n);
   }
-}
-
-bool StartsWith(const std::string& s, const char* prefix) {
-  return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
-// The sysctl at /proc/sys/<path> for `name` (sysctl(8) rules: with '/' as
-// the first separator, dots are part of components), checked against the
-// namespaced allow-list and the namespaces this run creates.
-bool SysctlPath(const Args& args, const std::string& name, std::string& path, Error& error) {
-  size_t sep = name.find_first_of("./");
-  path = name;
-  if (sep != std::string::npos && name[sep] == '.') {
-    for (char& c : path) c = c == '.' ? '/' : c == '/' ? '.' : c;
-  }
-  size_t start = 0;
-  for (;;) {
-    size_t end = path.find('/', start);
-    std::string part = path.substr(start, end == std::string::npos ? end : end - start);
-    if (part.empty() || part == "." || part == "..") {
-      error = Invalid("sysctl `" + name + "`: malformed name");
-      return false;
-    }
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  bool is_net = StartsWith(path, "net/");
-  bool is_ipc = StartsWith(path, "kernel/shm") || StartsWith(path, "kernel/msg") ||
-                path == "kernel/sem" || StartsWith(path, "fs/mqueue/");
-  if (sep == std::string::npos || (!is_net && !is_ipc)) {
-    error = Invalid("sysctl `" + name + "`: not a namespaced sysctl");
-    return false;
-  }
-  if ((is_net && !args.net) || (is_ipc && !args.ipc)) {
-    error = Invalid("sysctl `" + name + "`: its namespace is not created here (--" +
-                    (is_net ? "net" : "ipc") + " missing)");
-    return false;
-  }
-  return true;
 }
 
 bool ParseArgs(int argc, char** argv, Args& args, Error& error) {
@@ -210,9 +159,9 @@ bool ParseArgs(int argc, char** argv, Args& args, Error& error) {
   }
   for (auto& [name, value] : args.sysctls) {
     std::string path;
-    if (!SysctlPath(args, name, path, error)) return false;
-    if (value.find('\n') != std::string::npos) {
-      error = Invalid("sysctl `" + name + "`: value contains a newline");
+    if (std::string why = podshim::runtime::CheckSysctl(name, value, args.net, args.ipc, &path);
+        !why.empty()) {
+      error = Invalid(std::string("sysctl `").append(name).append("`: ").append(why));
       return false;
     }
     name = path;
@@ -257,14 +206,17 @@ bool LoopbackUp(Error& error) {
 }
 
 // Creates the empty file `target` and bind-mounts `source` onto it.
-bool Pin(const std::string& source, const std::string& target, Undo& undo, Error& error) {
+bool Pin(const std::string& source, const std::string& target, UndoStack& undo, Error& error) {
   int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
   if (fd < 0) {
     error = MakeError(errno, "create pin file", target);
     return false;
   }
   ::close(fd);
-  undo.pins.push_back(target);
+  undo.Push([target] {
+    ::umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+    ::unlink(target.c_str());
+  });
   if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
     error = MakeError(errno, "bind mount " + source + " on", target);
     return false;
@@ -331,7 +283,7 @@ void OnChild(int /*sig*/) { g_unused = 1; }
 }
 
 // Forks the infra process into a new PID namespace and waits for its report.
-bool StartInfra(const Args& args, Undo& undo, Error& error) {
+bool StartInfra(const Args& args, UndoStack& undo, pid_t& infra, Error& error) {
   int status[2];
   if (::pipe2(status, O_CLOEXEC) != 0) {
     error = MakeError(errno, "create pipe for", "infra");
@@ -354,7 +306,12 @@ bool StartInfra(const Args& args, Undo& undo, Error& error) {
     ::close(status[0]);
     RunInfra(args, status[1]);
   }
-  undo.infra = pid;
+  infra = pid;
+  undo.Push([pid] {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  });
   ::close(status[1]);
   std::string reply;
   char buf[512];
@@ -378,7 +335,7 @@ bool StartInfra(const Args& args, Undo& undo, Error& error) {
   return false;
 }
 
-bool Run(const Args& args, Undo& undo, std::string& reply, Error& error) {
+bool Run(const Args& args, UndoStack& undo, std::string& reply, Error& error) {
   int flags =
       (args.net ? CLONE_NEWNET : 0) | (args.ipc ? CLONE_NEWIPC : 0) | (args.uts ? CLONE_NEWUTS : 0);
   if (flags != 0 && ::unshare(flags) != 0) {
@@ -414,13 +371,14 @@ bool Run(const Args& args, Undo& undo, std::string& reply, Error& error) {
     reply += JsonString(kind) + ":" + JsonString(target);
   }
   if (args.pid) {
-    if (!StartInfra(args, undo, error)) return false;
+    pid_t infra = 0;
+    if (!StartInfra(args, undo, infra, error)) return false;
     std::string target = args.dir + "/pid";
-    if (!Pin("/proc/" + std::to_string(undo.infra) + "/ns/pid", target, undo, error)) {
+    if (!Pin("/proc/" + std::to_string(infra) + "/ns/pid", target, undo, error)) {
       return false;
     }
     if (reply.size() > 1) reply += ",";
-    reply += "\"pid\":" + JsonString(target) + ",\"infra_pid\":" + std::to_string(undo.infra);
+    reply += "\"pid\":" + JsonString(target) + ",\"infra_pid\":" + std::to_string(infra);
   }
   reply += "}\n";
   return true;
@@ -430,10 +388,12 @@ bool Run(const Args& args, Undo& undo, std::string& reply, Error& error) {
 
 int main(int argc, char** argv) {
   Args args;
-  Undo undo;
+  // What this process did, undone last-in first-out on failure.
+  UndoStack undo;
   Error error;
   std::string reply;
   if (ParseArgs(argc, argv, args, error) && Run(args, undo, reply, error)) {
+    undo.Release();
     WriteStdout(reply);
     return 0;
   }

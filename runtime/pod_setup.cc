@@ -6,12 +6,12 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "runtime/cleanup.h"
 #include "runtime/files.h"
 #include "runtime/namespaces.h"
 #include "runtime/unique_fd.h"
@@ -20,22 +20,6 @@ namespace podshim::runtime {
 namespace {
 
 constexpr char kShmOptions[] = "mode=1777,size=65536k";
-
-// Undo steps run last-in-first-out unless Dismiss()ed.
-class Rollback {
- public:
-  Rollback() = default;
-  Rollback(const Rollback&) = delete;
-  Rollback& operator=(const Rollback&) = delete;
-  ~Rollback() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
-  }
-  void Add(std::function<void()> step) { steps_.push_back(std::move(step)); }
-  void Dismiss() { steps_.clear(); }
-
- private:
-  std::vector<std::function<void()>> steps_;
-};
 
 // Ends the pod's infra process, if it still is the one pinned in `dir`.
 void KillInfra(const std::string& dir, int pid) {
@@ -86,7 +70,7 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
   // Before `undo`, whose step joins the thread when it has to.
   std::jthread cgroup_maker;
   absl::Status cgroup_made;
-  Rollback undo;
+  UndoStack undo;
   PodResources res;
   res.dir = req.dir;
   std::error_code ec;
@@ -94,7 +78,7 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
     return absl::AlreadyExistsError(absl::StrCat("pod directory `", req.dir, "` exists"));
   }
   if (auto s = MakeDirs(req.dir, 0711); !s.ok()) return s;
-  undo.Add([dir = req.dir] {
+  undo.Push([dir = req.dir] {
     std::error_code e;
     std::filesystem::remove_all(dir, e);
   });
@@ -110,7 +94,7 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
     cgroup_maker =
         std::jthread([&cgroup_made, &cgroups, &req] { cgroup_made = cgroups.Create(req.cgroup); });
   }
-  undo.Add([&cgroups, &cgroup_maker, cg = req.cgroup] {
+  undo.Push([&cgroups, &cgroup_maker, cg = req.cgroup] {
     if (cgroup_maker.joinable()) cgroup_maker.join();
     (void)cgroups.Remove(cg);
   });
@@ -133,7 +117,7 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
     res.uts_ns = pinned->uts;
     res.pid_ns = pinned->pid;
     res.infra_pid = pinned->infra_pid;
-    undo.Add([dir = req.dir, pid = res.infra_pid] {
+    undo.Push([dir = req.dir, pid = res.infra_pid] {
       KillInfra(dir, pid);
       (void)UnpinNamespaces(dir + "/ns");
     });
@@ -154,7 +138,7 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
                 kShmOptions) != 0) {
       return ErrnoError(errno, "mount tmpfs on", res.shm_dir);
     }
-    undo.Add([dir = req.dir] { (void)UnmountShm(dir); });
+    undo.Push([dir = req.dir] { (void)UnmountShm(dir); });
   }
 
   // The files containers mount as /etc/hostname, /etc/hosts, /etc/resolv.conf.
@@ -176,7 +160,7 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
         std::pair{res.resolv_file, resolv}}) {
     if (auto s = WriteFileAtomic(path, text, 0644); !s.ok()) return s;
   }
-  undo.Dismiss();
+  undo.Release();
   return res;
 }
 

@@ -14,14 +14,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/cgroups.h"
+#include "runtime/dns.h"
 
 namespace podshim::runtime {
-
-struct DnsSettings {
-  std::vector<std::string> servers;
-  std::vector<std::string> searches;
-  std::vector<std::string> options;
-};
 
 struct PodSetupRequest {
   std::string dir;  // state_dir/pods/<id>; created here

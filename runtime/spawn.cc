@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,13 +19,6 @@ namespace podshim::runtime {
 namespace {
 
 constexpr size_t kChunk = size_t{64} * 1024;
-
-// glibc 2.36's <sys/pidfd.h> lacks extern "C", so C++ cannot link its
-// wrappers: call the system calls directly.
-int SysPidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int SysPidfdSendSignal(int pidfd, int sig) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
-}
 
 // Milliseconds for poll(2) until `deadline`, rounded up; -1 for no deadline.
 int PollTimeoutMs(absl::Time deadline) {
@@ -191,8 +183,9 @@ absl::Status ChildProcess::Kill(int sig) {
   if (new_session_ && ::kill(-pid_, sig) != 0 && errno != ESRCH) {
     return ErrnoError(errno, absl::StrCat("kill process group ", pid_, " of"), name_);
   }
-  if (SysPidfdSendSignal(pidfd_.get(), sig) != 0 && errno != ESRCH) {
-    return ErrnoError(errno, absl::StrCat("kill pid ", pid_, " of"), name_);
+  if (auto s = SignalPidfd(pidfd_.get(), sig); !s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("kill pid ", pid_, " of `", name_, "`: ", s.message()));
   }
   return absl::OkStatus();
 }
@@ -307,16 +300,16 @@ absl::StatusOr<ChildProcess> Spawn(const SpawnOptions& options, SpawnPipes* pipe
   int rc = ::posix_spawnp(&pid, name.c_str(), actions.get(), attr.get(), argv.data(), env);
   if (rc != 0) return ErrnoError(rc, "spawn", name);
   // Our unreaped child: its pid cannot be reused before we wait for it.
-  UniqueFd pidfd(SysPidfdOpen(pid));
-  if (!pidfd.valid()) {
-    int err = errno;
+  auto pidfd = OpenPidfd(pid);
+  if (!pidfd.ok()) {
     ::kill(options.new_session ? -pid : pid, SIGKILL);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
-    return ErrnoError(err, absl::StrCat("pidfd_open pid ", pid, " of"), name);
+    return absl::Status(pidfd.status().code(),
+                        absl::StrCat("spawn `", name, "`: ", pidfd.status().message()));
   }
   if (pipes != nullptr) *pipes = std::move(parent);
-  return ChildProcess(pid, std::move(pidfd), options.new_session, name);
+  return ChildProcess(pid, std::move(*pidfd), options.new_session, name);
 }
 
 absl::StatusOr<SpawnResult> RunProcess(const SpawnOptions& options) {
@@ -396,20 +389,6 @@ absl::StatusOr<SpawnResult> RunProcess(const SpawnOptions& options) {
   result.exit_code = status->exit_code;
   result.term_signal = status->term_signal;
   return result;
-}
-
-absl::StatusOr<UniqueFd> OpenPidfd(pid_t pid) {
-  UniqueFd fd(SysPidfdOpen(pid));
-  if (!fd.valid()) return ErrnoError(errno, "pidfd_open", absl::StrCat("pid ", pid));
-  return fd;
-}
-
-absl::Status SignalPidfd(int pidfd, int sig) {
-  if (SysPidfdSendSignal(pidfd, sig) != 0 && errno != ESRCH) {
-    return ErrnoError(errno, absl::StrCat("send signal ", sig, " to"),
-                      absl::StrCat("pidfd ", pidfd));
-  }
-  return absl::OkStatus();
 }
 
 absl::Status WaitForExit(int pidfd, absl::Duration timeout) {

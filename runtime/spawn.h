@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "runtime/pidfd.h"  // OpenPidfd, SignalPidfd
 #include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
@@ -128,14 +129,6 @@ class ChildProcess {
 // stderr are pipes whose read ends are returned. stdin_data, output_limit
 // and timeout are RunProcess's and are ignored here.
 absl::StatusOr<ChildProcess> Spawn(const SpawnOptions& options, SpawnPipes* pipes = nullptr);
-
-// A pidfd (O_CLOEXEC) for any process, not only a child, e.g. the pod infra
-// process. NOT_FOUND when there is no such process.
-absl::StatusOr<UniqueFd> OpenPidfd(pid_t pid);
-
-// Sends `sig` through a pidfd, so a reused pid is never hit. A process that
-// already exited is not an error.
-absl::Status SignalPidfd(int pidfd, int sig);
 
 // Waits until the process behind `pidfd` has exited (it is not reaped: that
 // is its parent's job). DEADLINE_EXCEEDED when `timeout` passes first.
