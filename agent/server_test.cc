@@ -29,6 +29,9 @@ class ServerTest : public ::testing::Test {
     // Never the machine's /etc/cni/net.d; tests that want a network turn it on.
     config_.cni.conf_dir = dir_ + "/net.d";
     config_.cni.enabled = false;
+    // Never the host's cgroup mount options: favordynmods stays as the
+    // machine has it (turning it on is tested on its plan, cgroups_test.cc).
+    config_.cgroup_favor_dynmods = false;
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
