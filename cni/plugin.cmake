@@ -9,7 +9,8 @@ pkg_check_modules(LIBNFTABLES REQUIRED libnftables)
 
 podshim_library(podshim_cni_plugin
   SOURCES netlink.cc plugin_common.cc ipam.cc hostport.cc
-  DEPS podshim_runtime PkgConfig::LIBMNL absl::status absl::statusor absl::strings absl::cord
+  DEPS podshim_runtime podshim_spawn_ns PkgConfig::LIBMNL absl::status absl::statusor
+       absl::strings absl::cord absl::time
        nlohmann_json::nlohmann_json ${CMAKE_DL_LIBS})
 target_include_directories(podshim_cni_plugin PRIVATE ${LIBNFTABLES_INCLUDE_DIRS})
 
@@ -18,8 +19,8 @@ target_include_directories(podshim_cni_plugin PRIVATE ${LIBNFTABLES_INCLUDE_DIRS
 foreach(plugin bridge ipam)
   podshim_helper_executable(podshim-${plugin}
     SOURCES ${plugin}_main.cc
-    ARCHIVES podshim_cni_plugin podshim_runtime
-    ABSL absl::status absl::statusor absl::strings absl::cord
+    ARCHIVES podshim_cni_plugin podshim_spawn_ns podshim_runtime
+    ABSL absl::status absl::statusor absl::strings absl::cord absl::time
     LIBS PkgConfig::LIBMNL nlohmann_json::nlohmann_json)
 endforeach()
 

@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "runtime/spawn.h"
 #include "runtime/unique_fd.h"
 
 namespace podshim::cni {
@@ -477,7 +476,8 @@ absl::StatusOr<std::string> FindPlugin(absl::string_view type, absl::string_view
 }
 
 absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& env,
-                                          absl::string_view command, absl::string_view stdin_data) {
+                                          absl::string_view command, absl::string_view stdin_data,
+                                          absl::Duration timeout) {
   absl::StatusOr<std::string> binary = FindPlugin(type, env.path);
   if (!binary.ok()) return binary.status();
   const std::string who = absl::StrCat("IPAM plugin ", Quote(type));
@@ -488,63 +488,26 @@ absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& 
     if (!absl::StartsWith(*e, "CNI_COMMAND=")) env_strings.emplace_back(*e);
   }
   env_strings.push_back(absl::StrCat("CNI_COMMAND=", command));
-  std::vector<char*> envp;
-  envp.reserve(env_strings.size() + 1);
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string arg0 = *binary;
-  char* argv[] = {arg0.data(), nullptr};
-
-  int in_pipe[2];
-  int out_pipe[2];
-  if (pipe2(in_pipe, O_CLOEXEC) != 0) return ErrnoError(errno, "pipe for", who);
-  UniqueFd in_read(in_pipe[0]);
-  UniqueFd in_write(in_pipe[1]);
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoError(errno, "pipe for", who);
-  UniqueFd out_read(out_pipe[0]);
-  UniqueFd out_write(out_pipe[1]);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_read.get(), STDIN_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, out_write.get(), STDOUT_FILENO);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, binary->c_str(), &actions, &attr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return ErrnoError(rc, "run", *binary);
-  in_read.Reset();
-  out_write.Reset();
-
-  // Configs are small, far below a pipe's buffer, so writing all of stdin
-  // before reading stdout cannot deadlock. EPIPE (the plugin did not read
-  // it) is not an error by itself: its exit status tells.
-  for (size_t done = 0; done < stdin_data.size();) {
-    ssize_t n = write(in_write.get(), stdin_data.data() + done, stdin_data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<size_t>(n);
+  // The one process runner (runtime/spawn.h): a plugin that hangs is killed
+  // with its process group at the timeout, never waited for without end.
+  runtime::SpawnOptions opts;
+  opts.argv = {*binary};
+  opts.env = std::move(env_strings);
+  opts.stdin_data = std::string(stdin_data);
+  opts.new_session = true;
+  opts.timeout = timeout;
+  absl::StatusOr<runtime::SpawnResult> res = runtime::RunProcess(opts);
+  if (!res.ok()) {
+    return absl::Status(res.status().code(),
+                        absl::StrCat("run ", who, ": ", res.status().message()));
   }
-  in_write.Reset();
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(out_read.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
+  if (res->timed_out) {
+    return CniError(kErrInternal, absl::StrCat(who, " did not finish within ",
+                                               absl::FormatDuration(timeout), " and was killed"));
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return ErrnoError(errno, "wait for", who);
-  }
+  // Its stderr goes where ours goes (the runtime's log of this call).
+  if (!res->err.empty()) (void)!write(STDERR_FILENO, res->err.data(), res->err.size());
+  const std::string& out = res->out;
 
   nlohmann::json parsed;
   bool is_json = true;
@@ -553,7 +516,7 @@ absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& 
   } catch (const nlohmann::json::parse_error&) {
     is_json = false;
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  if (res->term_signal == 0 && res->exit_code == 0) {
     if (!is_json) {
       return CniError(kErrDecode, absl::StrCat(who, " printed a result that is not JSON: ",
                                                absl::StripAsciiWhitespace(out)));
@@ -569,8 +532,8 @@ absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& 
     }
     return s;
   }
-  std::string how = WIFEXITED(status) ? absl::StrCat("exited with status ", WEXITSTATUS(status))
-                                      : absl::StrCat("was killed by signal ", WTERMSIG(status));
+  std::string how = res->term_signal == 0 ? absl::StrCat("exited with status ", res->exit_code)
+                                          : absl::StrCat("was killed by signal ", res->term_signal);
   return CniError(kErrInternal, absl::StrCat(who, " ", how, ": ", absl::StripAsciiWhitespace(out)));
 }
 

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "cni/netlink.h"
 #include "nlohmann/json.hpp"
 
@@ -155,12 +156,18 @@ std::string KeyPath(absl::string_view parent, absl::string_view key);
 // Code 7 naming ipam.type when there is none.
 absl::StatusOr<std::string> FindPlugin(absl::string_view type, absl::string_view cni_path);
 
+// How long a delegated plugin (IPAM) may run before it is killed.
+inline constexpr absl::Duration kDelegateTimeout = absl::Seconds(30);
+
 // Runs plugin `type` found in env.path with `stdin_data` on stdin and this
-// process's environment, CNI_COMMAND replaced by `command`. Its stdout parsed
-// as JSON on success (null when it printed nothing); on failure its CNI
-// error (code, msg and details kept) prefixed with the plugin's name.
+// process's environment, CNI_COMMAND replaced by `command`, through
+// runtime::RunProcess in a session of its own. Its stdout parsed as JSON on
+// success (null when it printed nothing); on failure its CNI error (code,
+// msg and details kept) prefixed with the plugin's name. A plugin still
+// running after `timeout` is killed with everything it started: code 999.
 absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& env,
-                                          absl::string_view command, absl::string_view stdin_data);
+                                          absl::string_view command, absl::string_view stdin_data,
+                                          absl::Duration timeout = kDelegateTimeout);
 
 // ---- Small things --------------------------------------------------------
 

@@ -4,7 +4,10 @@
 #include "cni/plugin_common.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 
@@ -13,6 +16,7 @@
 
 #include "cni/hostport.h"
 #include "cni/netlink.h"
+#include "runtime/spawn.h"
 
 namespace podshim::cni {
 namespace {
@@ -234,6 +238,62 @@ TEST(FindPluginTest, NamesWhatIsWrong) {
   absl::StatusOr<std::string> sh = FindPlugin("sh", "/nonexistent:/bin");
   ASSERT_TRUE(sh.ok()) << sh.status();
   EXPECT_EQ(*sh, "/bin/sh");
+}
+
+TEST(ExecPluginTest, APluginThatHangsIsKilledAtTheTimeoutWithWhatItStarted) {
+  char tmpl[] = "/tmp/podshim-execplugin-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string pidfile = dir + "/child.pid";
+  {
+    std::ofstream script(dir + "/hang");
+    // The plugin starts a child of its own and waits for it: both must go.
+    script << "#!/bin/sh\nsleep 1000 &\necho $! > " << pidfile << "\nwait\n";
+  }
+  ASSERT_EQ(::chmod((dir + "/hang").c_str(), 0755), 0);
+  CniEnv env;
+  env.path = dir;
+  absl::StatusOr<nlohmann::json> out =
+      ExecPlugin("hang", env, "ADD", "{}", absl::Milliseconds(500));
+  EXPECT_EQ(CniCodeOf(out.status()), kErrInternal);
+  EXPECT_THAT(std::string(out.status().message()),
+              HasSubstr("IPAM plugin \"hang\" did not finish within 500ms and was killed"));
+  std::ifstream in(pidfile);
+  int child = 0;
+  ASSERT_TRUE(in >> child) << "the plugin ran";
+  // Killed with the plugin's process group (SIGKILL is delivered at once,
+  // but the exit is seen a moment later): wait for it on a pidfd.
+  absl::StatusOr<runtime::UniqueFd> pidfd = runtime::OpenPidfd(child);
+  if (pidfd.ok()) {
+    EXPECT_TRUE(runtime::WaitForExit(pidfd->get(), absl::Seconds(30)).ok())
+        << "the plugin's child " << child << " outlived it";
+  } else {
+    EXPECT_EQ(pidfd.status().code(), absl::StatusCode::kNotFound) << pidfd.status();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ExecPluginTest, APluginsResultAndErrorAreRead) {
+  char tmpl[] = "/tmp/podshim-execplugin-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  {
+    std::ofstream ok(dir + "/ok");
+    ok << "#!/bin/sh\ncat >/dev/null; echo \"{\\\"cmd\\\":\\\"$CNI_COMMAND\\\"}\"\n";
+    std::ofstream bad(dir + "/bad");
+    bad << "#!/bin/sh\necho '{\"code\":11,\"msg\":\"try later\"}'; exit 1\n";
+  }
+  ASSERT_EQ(::chmod((dir + "/ok").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod((dir + "/bad").c_str(), 0755), 0);
+  CniEnv env;
+  env.path = dir;
+  absl::StatusOr<nlohmann::json> ok = ExecPlugin("ok", env, "DEL", "{}");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)["cmd"], "DEL") << "CNI_COMMAND is the one asked for";
+  absl::StatusOr<nlohmann::json> bad = ExecPlugin("bad", env, "ADD", "{}");
+  EXPECT_EQ(CniCodeOf(bad.status()), 11);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("IPAM plugin \"bad\": try later"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(PortMappingsTest, Parses) {
