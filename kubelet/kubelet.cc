@@ -198,15 +198,12 @@ void Kubelet::Shutdown(bool drain, absl::Duration limit) {
       absl::MutexLock l(&mu_);
       for (auto& [key, worker] : workers_) worker->Update(nullptr);
     }
-    absl::Time deadline = absl::Now() + limit;
-    for (;;) {
-      bool all = true;
-      {
-        absl::MutexLock l(&mu_);
-        for (auto& [key, worker] : workers_) all = all && worker->Finished();
-      }
-      if (all || absl::Now() > deadline) break;
-      absl::SleepFor(absl::Milliseconds(100));
+    // Each worker signals its own end; the map stays locked meanwhile (a
+    // worker never takes the kubelet's lock), so none is removed under us.
+    const absl::Time deadline = absl::Now() + limit;
+    absl::MutexLock l(&mu_);
+    for (auto& [key, worker] : workers_) {
+      if (!worker->WaitFinished(deadline)) break;  // the limit passed
     }
   }
   std::map<std::string, std::unique_ptr<PodWorker>> workers;

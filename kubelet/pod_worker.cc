@@ -102,6 +102,11 @@ bool PodWorker::Finished() const {
   return finished_;
 }
 
+bool PodWorker::WaitFinished(absl::Time deadline) const {
+  absl::MutexLock l(&mu_);
+  return mu_.AwaitWithDeadline(absl::Condition(&finished_), deadline);
+}
+
 nlohmann::json PodWorker::Status() const {
   absl::MutexLock l(&mu_);
   if (terminating_since_ != absl::InfiniteFuture()) {

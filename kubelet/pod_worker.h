@@ -55,6 +55,8 @@ class PodWorker {
   std::shared_ptr<const Pod> desired() const;
   // Removal done: nothing of the pod is left.
   bool Finished() const;
+  // Waits until Finished() or `deadline`; returns Finished().
+  bool WaitFinished(absl::Time deadline) const;
   // The latest status as a Pod object.
   nlohmann::json Status() const;
 

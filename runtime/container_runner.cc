@@ -1,6 +1,7 @@
 #include "runtime/container_runner.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -325,27 +326,42 @@ void ExitWatcher::Loop() {
 }
 
 void KillAndReap(const std::vector<int>& pids, absl::Duration timeout) {
-  std::vector<int> ours;
+  // A pidfd first, so that a pid reused meanwhile is never hit; then the
+  // wait is on the pidfds (readable once the process has exited), not a poll.
+  std::vector<UniqueFd> ours;
   for (int pid : pids) {
     if (pid <= 1) continue;
-    (void)::kill(pid, SIGKILL);
+    auto fd = OpenPidfd(pid);
+    if (!fd.ok()) continue;  // gone already
+    (void)SignalPidfd(fd->get(), SIGKILL);
     siginfo_t info{};
     // WNOWAIT: only asks whether it is our child at all.
-    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
-      ours.push_back(pid);
+    if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(fd->get()), &info,
+                 WEXITED | WNOHANG | WNOWAIT) == 0) {
+      ours.push_back(std::move(*fd));
     }
   }
   const absl::Time deadline = absl::Now() + timeout;
   while (!ours.empty()) {
-    std::vector<int> left;
-    for (int pid : ours) {
-      int status = 0;
-      pid_t r = ::waitpid(pid, &status, WNOHANG);
-      if (r == 0 || (r < 0 && errno == EINTR)) left.push_back(pid);
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    std::vector<struct pollfd> fds;
+    fds.reserve(ours.size());
+    for (const auto& fd : ours) fds.push_back({fd.get(), POLLIN, 0});
+    const int n = ::poll(fds.data(), fds.size(),
+                         static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (n < 0 && errno != EINTR) break;
+    std::vector<UniqueFd> running;
+    for (size_t i = 0; i < ours.size(); ++i) {
+      if ((fds[i].revents & POLLIN) == 0) {
+        running.push_back(std::move(ours[i]));
+        continue;
+      }
+      siginfo_t info{};
+      (void)::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(ours[i].get()), &info,
+                     WEXITED | WNOHANG);
     }
-    ours.swap(left);
-    if (ours.empty() || absl::Now() >= deadline) break;
-    absl::SleepFor(absl::Milliseconds(5));
+    ours.swap(running);
   }
 }
 

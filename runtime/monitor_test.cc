@@ -879,3 +879,29 @@ TEST(MonitorLoopTest, OomKillCounter) {
 
 }  // namespace
 }  // namespace podshim::runtime
+
+namespace podshim::runtime {
+namespace {
+
+TEST(KillAndReapTest, KillsAndReapsItsChildrenWithoutPolling) {
+  std::vector<int> pids;
+  for (int i = 0; i < 3; ++i) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::pause();
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  KillAndReap(pids, absl::Seconds(30));
+  for (int pid : pids) {
+    // Reaped already: nothing is left to wait for.
+    EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1) << pid;
+    EXPECT_EQ(errno, ECHILD);
+  }
+  KillAndReap({0, 1, -5}, absl::Seconds(1));  // never init, never a group
+}
+
+}  // namespace
+}  // namespace podshim::runtime
