@@ -108,10 +108,6 @@ absl::Status PodRuntime::UpdateContainerResources(const cri::UpdateContainerReso
   }
   if (!req.has_linux()) return absl::OkStatus();
   if (auto s = cgroups_->Apply(c->cgroup, ToCgroup(req.linux())); !s.ok()) {
-    if (s.code() == absl::StatusCode::kNotFound) {
-      // Its cgroup went with an exit seen meanwhile.
-      return absl::FailedPreconditionError(absl::StrCat("container ", c->id, " has exited"));
-    }
     return absl::Status(s.code(), absl::StrCat("linux: ", s.message()));
   }
   // Only the resources change, on the record as it is now: an exit recorded

@@ -364,9 +364,13 @@ absl::Status PodRuntime::RemoveContainerLocked(const std::string& id) {
   if (!c.ok()) return absl::OkStatus();
   if (auto s = StopContainerLocked(id, 0); !s.ok()) return s;
   if (auto s = cgroups_->Remove(c->cgroup); !s.ok()) return s;
-  if (auto s = runtime::RemoveTree(c->bundle); !s.ok()) return s;
-  if (auto s = runtime::RemoveTree(absl::StrCat(options_.root_dir, "/containers/", id)); !s.ok()) {
-    return s;
+  // A directory that cannot be removed (a busy file, a mount propagated back
+  // into the rootfs) must not make the container unremovable for good: it is
+  // reported and left, as before the stores.
+  for (const std::string& dir : {c->bundle, absl::StrCat(options_.root_dir, "/containers/", id)}) {
+    if (auto s = runtime::RemoveTree(dir); !s.ok()) {
+      Log("runtime")->warn("container {}: {} is left behind: {}", id, dir, s.ToString());
+    }
   }
   if (auto s = images_->ReleaseLease(id); !s.ok()) return s;
   if (auto s = containers_.Remove(id); !s.ok()) return s;

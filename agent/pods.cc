@@ -205,10 +205,15 @@ absl::Status PodRuntime::RemovePodLocked(const SandboxRecord& pod) {
   if (auto s = runtime::RemovePod(pod.dir, pod.infra_pid, pod.cgroup, *cgroups_); !s.ok()) {
     return s;
   }
+  {
+    // No longer handed to a retry: from here a RunPodSandbox of its name gets
+    // ALREADY_EXISTS until the name is free.
+    absl::MutexLock lock(&mu_);
+    unclaimed_.erase(id);
+  }
   if (auto s = pods_.Remove(id); !s.ok()) return s;
-  pod_names_.Release(PodNameKey(pod.config.metadata()), id);
   absl::MutexLock lock(&mu_);
-  unclaimed_.erase(id);
+  pod_names_.Release(PodNameKey(pod.config.metadata()), id);
   pod_locks_.erase(id);  // holders keep their shared_ptr
   return absl::OkStatus();
 }

@@ -64,7 +64,12 @@ grpc::ServerUnaryReactor* ServeUnaryOn(WorkPool& pool, grpc::CallbackServerConte
   };
   WorkPool::Task task;
   task.deadline = ClientCallOf(ctx).deadline;
-  task.run = [finish, fn = std::move(fn), method = std::string(method)]() mutable {
+  task.run = [ctx, finish, fn = std::move(fn), method = std::string(method)]() mutable {
+    if (ctx->IsCancelled()) {  // the client left (or podshimd stops) while it waited
+      finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                          "the call was cancelled while it waited for a worker; nothing was done"));
+      return;
+    }
     DelayPoint(method.c_str());  // tests: PODSHIM_DELAY_AT=RuntimeService/X=MS
     finish(fn());
   };

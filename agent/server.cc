@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/logging.h"
 #include "runtime/cgroups.h"
+#include "runtime/files.h"
 #include "runtime/signals.h"
 
 namespace podshim::agent {
@@ -49,22 +50,18 @@ absl::StatusOr<runtime::FileLock> LockSocket(const Config& config) {
 // build tree) ../cni/.
 std::string OwnPluginDir(const Config& config) {
   if (!config.helpers_dir.empty()) return config.helpers_dir;
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "/usr/lib/podshim";
-  const auto dir = exe.parent_path();
-  if (std::filesystem::exists(dir / "podshim-bridge", ec)) return dir.string();
-  return (dir.parent_path() / "cni").string();
+  auto dir = runtime::OwnExecutableDir();
+  if (!dir.ok()) return "/usr/lib/podshim";
+  if (runtime::PathExists(*dir + "/podshim-bridge")) return *dir;
+  return (std::filesystem::path(*dir).parent_path() / "cni").string();
 }
 
 std::string HelperPath(const Config& config, const std::string& name) {
   if (!config.helpers_dir.empty()) return absl::StrCat(config.helpers_dir, "/", name);
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return name;
-  const auto dir = exe.parent_path();
-  if (std::filesystem::exists(dir / name, ec)) return (dir / name).string();
-  return (dir.parent_path() / "runtime" / name).string();
+  auto dir = runtime::OwnExecutableDir();
+  if (!dir.ok()) return name;
+  if (runtime::PathExists(absl::StrCat(*dir, "/", name))) return absl::StrCat(*dir, "/", name);
+  return (std::filesystem::path(*dir).parent_path() / "runtime" / name).string();
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {

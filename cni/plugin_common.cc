@@ -489,12 +489,14 @@ absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& 
   }
   env_strings.push_back(absl::StrCat("CNI_COMMAND=", command));
   // The one process runner (runtime/spawn.h): a plugin that hangs is killed
-  // with its process group at the timeout, never waited for without end.
+  // at the timeout, never waited for without end. It stays in this plugin's
+  // process group, so the runtime's kill of our group at its own timeout
+  // reaches it (and whatever it started) too.
   runtime::SpawnOptions opts;
   opts.argv = {*binary};
   opts.env = std::move(env_strings);
   opts.stdin_data = std::string(stdin_data);
-  opts.new_session = true;
+  opts.new_session = false;
   opts.timeout = timeout;
   absl::StatusOr<runtime::SpawnResult> res = runtime::RunProcess(opts);
   if (!res.ok()) {

@@ -161,10 +161,11 @@ inline constexpr absl::Duration kDelegateTimeout = absl::Seconds(30);
 
 // Runs plugin `type` found in env.path with `stdin_data` on stdin and this
 // process's environment, CNI_COMMAND replaced by `command`, through
-// runtime::RunProcess in a session of its own. Its stdout parsed as JSON on
-// success (null when it printed nothing); on failure its CNI error (code,
-// msg and details kept) prefixed with the plugin's name. A plugin still
-// running after `timeout` is killed with everything it started: code 999.
+// runtime::RunProcess, in this plugin's process group (so that the runtime's
+// kill of the group reaches it). Its stdout parsed as JSON on success (null
+// when it printed nothing); on failure its CNI error (code, msg and details
+// kept) prefixed with the plugin's name. A plugin still running after
+// `timeout` is killed: code 999.
 absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& env,
                                           absl::string_view command, absl::string_view stdin_data,
                                           absl::Duration timeout = kDelegateTimeout);

@@ -105,12 +105,17 @@ std::optional<RecoveredStart> RecoverStart(const std::string& bundle, absl::Dura
     auto watch = WatchDirForFiles(bundle);
     int pid = 0;
     auto monitor = OpenMonitor(bundle, &pid);
-    if (!watch.ok() || !monitor.ok()) return std::nullopt;
-    if (on_wait) on_wait(pid);
-    std::string found;
-    if (WaitForFiles(watch->get(), monitor->get(), {started}, absl::Now() + timeout, &found) !=
-        Wait::kFound) {
-      return std::nullopt;
+    // No monitor to wait for (it may have written the report and exited
+    // just now), or no way to wait: what is there now is the answer.
+    if (!watch.ok() || !monitor.ok()) {
+      if (!PathExists(started)) return std::nullopt;
+    } else {
+      if (on_wait) on_wait(pid);
+      std::string found;
+      if (WaitForFiles(watch->get(), monitor->get(), {started}, absl::Now() + timeout, &found) !=
+          Wait::kFound) {
+        return std::nullopt;
+      }
     }
   }
   auto text = ReadFile(started);

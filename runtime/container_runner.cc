@@ -348,8 +348,8 @@ void KillAndReap(const std::vector<int>& pids, absl::Duration timeout) {
     std::vector<struct pollfd> fds;
     fds.reserve(ours.size());
     for (const auto& fd : ours) fds.push_back({fd.get(), POLLIN, 0});
-    const int n = ::poll(fds.data(), fds.size(),
-                         static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    const int n =
+        ::poll(fds.data(), fds.size(), static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (n < 0 && errno != EINTR) break;
     std::vector<UniqueFd> running;
     for (size_t i = 0; i < ours.size(); ++i) {

@@ -257,7 +257,7 @@ absl::Status RemoveTree(const std::string& path) {
 
 bool PathExists(const std::string& path) {
   struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
+  return ::stat(path.c_str(), &st) == 0;
 }
 
 absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir,
@@ -275,6 +275,13 @@ absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir,
   if (ec) return ErrnoError(ec.value(), "read directory", dir);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+absl::StatusOr<std::string> OwnExecutableDir() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return ErrnoError(ec.value(), "readlink", "/proc/self/exe");
+  return exe.parent_path().string();
 }
 
 absl::StatusOr<int64_t> ModTimeNs(const std::string& path) {

@@ -48,13 +48,18 @@ absl::Status RenameFile(const std::string& from, const std::string& to);
 // Removes the tree at `path` (not following symlinks); absent is fine.
 absl::Status RemoveTree(const std::string& path);
 
-// Whether something (of any type, a dangling symlink included) is at `path`.
+// Whether `path` names something, following symlinks (a dangling symlink
+// names nothing), as std::filesystem::exists.
 bool PathExists(const std::string& path);
 
 // The names in directory `dir` that end in `suffix`, without it, sorted. A
 // missing directory has none.
 absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir,
                                                    absl::string_view suffix);
+
+// The directory of this process's executable (/proc/self/exe), e.g. to find
+// helper binaries installed beside it.
+absl::StatusOr<std::string> OwnExecutableDir();
 
 // The last modification time of `path` in Unix nanoseconds.
 absl::StatusOr<int64_t> ModTimeNs(const std::string& path);

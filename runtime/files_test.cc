@@ -195,7 +195,9 @@ TEST_F(FileOpsTest, RemoveRenameAndExistence) {
   EXPECT_FALSE(PathExists(b));
   EXPECT_TRUE(RemoveFile(b).ok()) << "already gone is fine";
   ASSERT_EQ(::symlink("/nonexistent", a.c_str()), 0);
-  EXPECT_TRUE(PathExists(a)) << "a dangling symlink is something";
+  EXPECT_FALSE(PathExists(a)) << "a dangling symlink names nothing, as for a mount's host path";
+  ASSERT_EQ(::symlink(dir_.c_str(), b.c_str()), 0);
+  EXPECT_TRUE(PathExists(b));
 }
 
 TEST_F(FileOpsTest, RemoveTreeDoesNotFollowSymlinks) {
@@ -209,6 +211,12 @@ TEST_F(FileOpsTest, RemoveTreeDoesNotFollowSymlinks) {
   EXPECT_FALSE(PathExists(dir_ + "/t"));
   EXPECT_TRUE(PathExists(outside + "/keep"));
   EXPECT_TRUE(RemoveTree(dir_ + "/t").ok()) << "absent is fine";
+}
+
+TEST_F(FileOpsTest, OwnExecutableDirHoldsThisBinary) {
+  auto dir = OwnExecutableDir();
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  EXPECT_TRUE(PathExists(*dir + "/runtime_test")) << *dir;
 }
 
 TEST_F(FileOpsTest, ListNamesAndModTime) {
