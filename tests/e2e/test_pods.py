@@ -7,6 +7,7 @@ test removes its pods, and the last test checks that nothing of any pod is left 
 
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -136,6 +137,28 @@ class Env:
     def host_pid(self, cid):
         import json
         return json.loads(self.status(cid, verbose=True).info["info"])["pid"]
+
+    def wait_log(self, cid, text, timeout=30):
+        """Waits until the container's log holds `text` (the workload says it is ready)."""
+        path = Path(self.status(cid).status.log_path)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists() and text in path.read_text():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{path} did not say {text!r} within {timeout}s")
+
+
+def wait_gone(pid, timeout=30):
+    """Waits on a pidfd until process `pid` has exited (True), or `timeout` (False)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture
@@ -419,15 +442,17 @@ def test_stop_honours_the_grace_period(env, pods):
     cfg = env.pod_config()
     pod_id = pods.run(cfg)
     # A process that ends on SIGTERM stops at once, well within the timeout.
-    polite = env.run(pod_id, cfg, "polite", ["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"])
-    time.sleep(0.2)
+    polite = env.run(pod_id, cfg, "polite",
+                     ["sh", "-c", "trap 'exit 0' TERM; echo trapped; sleep 1000 & wait"])
+    env.wait_log(polite, "trapped")  # the trap is set before the signal comes
     t = time.monotonic()
     env.c.runtime.StopContainer(env.pb.StopContainerRequest(container_id=polite, timeout=20))
     assert time.monotonic() - t < 10
     assert env.status(polite).status.exit_code == 0
     # One that ignores SIGTERM is killed after the timeout.
-    stubborn = env.run(pod_id, cfg, "stubborn", ["sh", "-c", "trap '' TERM; sleep 1000 & wait"])
-    time.sleep(0.2)
+    stubborn = env.run(pod_id, cfg, "stubborn",
+                       ["sh", "-c", "trap '' TERM; echo trapped; sleep 1000 & wait"])
+    env.wait_log(stubborn, "trapped")
     t = time.monotonic()
     env.c.runtime.StopContainer(env.pb.StopContainerRequest(container_id=stubborn, timeout=1))
     assert time.monotonic() - t >= 1
@@ -563,8 +588,9 @@ def test_containers_survive_a_restart_of_podshimd(env, pods):
     keeps = env.run(pod_id, cfg, "keeps", ["sleep", "1000"])
     ends = env.run(pod_id, cfg, "ends", ["sh", "-c", "sleep 1; exit 5"])
     pid = env.host_pid(keeps)
+    ends_pid = env.host_pid(ends)
     env.d.stop(signal.SIGKILL)
-    time.sleep(1.5)  # `ends` exits while podshimd is down
+    assert wait_gone(ends_pid)  # `ends` exits while podshimd is down
     env.d.start()
     env.c.close()
     env.c = env.d.client(timeout=60)
