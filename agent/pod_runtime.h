@@ -146,7 +146,12 @@ class PodRuntime {
   void RemovePodsWithoutRecord(const std::vector<std::string>& unreadable);
   // Removes what a pod without a (complete) record may have left: its CNI
   // attachment, pinned namespaces, cgroup (and what runs in it) and directory.
-  absl::Status RemoveLeftoverPod(const std::string& id, const std::string& cgroup);
+  // `cgroup_owned`: podshim made the cgroup, so it may kill what is in it.
+  absl::Status RemoveLeftoverPod(const std::string& id, const std::string& cgroup,
+                                 bool cgroup_owned);
+  // Whether `cgroup` lies under podshim's own parent, where only podshim
+  // makes cgroups (for leftovers whose record says nothing).
+  bool UnderOwnParent(const std::string& cgroup) const;
 
   // --- pod_runtime.cc: op locks and hand-over ---
   std::shared_ptr<absl::Mutex> PodLock(const std::string& pod_id);
@@ -195,6 +200,10 @@ class PodRuntime {
   // it no longer is.
   absl::Status DetachNetwork(const SandboxRecord& pod);
   absl::Status StopPodLocked(const std::string& pod_id);
+  // Whether stopping `pod` removes its cgroup (killing what is left in it):
+  // only when podshim made it and no other pod's cgroup is it or lies below
+  // it (issue 18, finding 1). Otherwise only its containers' cgroups go.
+  bool RemovesPodCgroup(const SandboxRecord& pod) const;
   // Removes the pod's containers, network, namespaces, cgroup, directory and
   // record. Holds the pod's op lock.
   absl::Status RemovePodLocked(const SandboxRecord& pod);
@@ -225,6 +234,9 @@ class PodRuntime {
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<absl::Mutex>> pod_locks_ ABSL_GUARDED_BY(mu_);
+  // Every pod's ID -> its cgroup (pods being made included): a pod's cgroup
+  // is removed only when no other pod's is it or lies below it.
+  std::map<std::string, std::string> pod_cgroups_ ABSL_GUARDED_BY(mu_);
   // Creations in progress by name key, and a signal when one ends.
   std::map<std::string, std::shared_ptr<Creation>> creations_ ABSL_GUARDED_BY(mu_);
   absl::CondVar creation_done_;

@@ -39,6 +39,13 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   // Translated before the name is reserved: a bad request changes nothing.
   PodPlace place{"", "", options_.cgroup_parent, options_.pinns_binary};
   if (auto probe = PlanPod(config, place); !probe.ok()) return probe.status();
+  // Never the root or podshim's own parent (issue 18, finding 1).
+  if (!config.linux().cgroup_parent().empty()) {
+    if (auto s = CheckCgroupParent(config.linux().cgroup_parent(), options_.cgroup_parent);
+        !s.ok()) {
+      return s;
+    }
+  }
 
   // Reserve the name first, unless an earlier call holds it for a pod that
   // is ours to hand over (see the handoff note in pod_runtime.h).
@@ -49,21 +56,37 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   if (auto s = ReservePodName(key, call, &id, &creation, &handed, resp); !s.ok() || handed) {
     return s;
   }
+  place.id = id;
+  place.dir = absl::StrCat(options_.state_dir, "/pods/", id);
+  auto setup = PlanPod(config, place);
+  if (!setup.ok()) {
+    FinishCreation(key, creation, id, setup.status(), /*client_gone=*/false);
+    return setup.status();
+  }
+  {
+    // From here other pods see that this one uses its cgroup (a shared
+    // cgroup_parent is removed only with the last pod in it).
+    absl::MutexLock lock(&mu_);
+    pod_cgroups_[id] = setup->cgroup;
+  }
   auto release_name = [&](const absl::Status& why) {
+    {
+      absl::MutexLock lock(&mu_);
+      pod_cgroups_.erase(id);
+    }
     FinishCreation(key, creation, id, why, /*client_gone=*/false);
   };
   auto op = PodLock(id);
   absl::MutexLock op_lock(op.get());
 
-  place.id = id;
-  place.dir = absl::StrCat(options_.state_dir, "/pods/", id);
-  auto setup = PlanPod(config, place);
-  if (!setup.ok()) {
-    release_name(setup.status());
-    return setup.status();
-  }
+  // A cgroup that is there already (the kubelet makes its pod cgroup before
+  // RunPodSandbox) is not podshim's: it is never killed or removed by it.
+  const bool cgroup_owned = !cgroups_->Exists(setup->cgroup);
+  setup->keep_cgroup = !cgroup_owned;
   const std::string marker = CreatingMarker(options_.state_dir, id);
-  if (auto s = runtime::WriteFileAtomic(marker, nlohmann::json({{"cgroup", setup->cgroup}}).dump());
+  if (auto s = runtime::WriteFileAtomic(
+          marker,
+          nlohmann::json({{"cgroup", setup->cgroup}, {"cgroup_owned", cgroup_owned}}).dump());
       !s.ok()) {
     release_name(s);
     return s;
@@ -83,6 +106,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   r.state = cri::SANDBOX_READY;
   r.dir = res->dir;
   r.cgroup = setup->cgroup;
+  r.cgroup_owned = cgroup_owned;
   r.net_ns = res->net_ns;
   r.ipc_ns = res->ipc_ns;
   r.uts_ns = res->uts_ns;
@@ -97,7 +121,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   // the start-up collector.
   auto fail = [&](absl::Status s) {
     if (r.network_attached) (void)options_.network->Teardown(PodNetworkOf(r));
-    (void)runtime::RemovePod(r.dir, r.infra_pid, r.cgroup, *cgroups_);
+    (void)runtime::RemovePod(r.dir, r.infra_pid, RemovesPodCgroup(r) ? r.cgroup : "", *cgroups_);
     (void)runtime::RemoveFile(marker);
     release_name(s);
     return s;
@@ -126,6 +150,16 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   return absl::OkStatus();
 }
 
+bool PodRuntime::RemovesPodCgroup(const SandboxRecord& pod) const {
+  if (!pod.cgroup_owned) return false;
+  const std::string mine = CleanCgroupPath(pod.cgroup);
+  absl::MutexLock lock(&mu_);
+  for (const auto& [other, cgroup] : pod_cgroups_) {
+    if (other != pod.id && CgroupWithin(CleanCgroupPath(cgroup), mine)) return false;
+  }
+  return true;
+}
+
 absl::Status PodRuntime::DetachNetwork(const SandboxRecord& pod) {
   if (!pod.network_attached || options_.network == nullptr) return absl::OkStatus();
   if (auto s = options_.network->Teardown(PodNetworkOf(pod)); !s.ok()) return s;
@@ -149,7 +183,17 @@ absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
   // The network goes first, while its namespace is still pinned.
   if (auto s = DetachNetwork(*pod); !s.ok()) return s;
   FaultPoint("stop-pod:after-network");
-  if (auto s = runtime::StopPod(pod->dir, pod->infra_pid, pod->cgroup, *cgroups_); !s.ok()) {
+  const bool remove_cgroup = RemovesPodCgroup(*pod);
+  if (!remove_cgroup) {
+    // Not podshim's cgroup alone: only its containers' cgroups (podshim made
+    // those) are emptied, never what else runs in the pod's.
+    for (const auto& c : ContainersOf(pod_id)) {
+      if (auto s = cgroups_->Remove(c.cgroup); !s.ok()) return s;
+    }
+  }
+  if (auto s =
+          runtime::StopPod(pod->dir, pod->infra_pid, remove_cgroup ? pod->cgroup : "", *cgroups_);
+      !s.ok()) {
     return s;
   }
   if (pod->state == cri::SANDBOX_NOTREADY) return absl::OkStatus();
@@ -202,7 +246,9 @@ absl::Status PodRuntime::RemovePodLocked(const SandboxRecord& pod) {
   }
   if (auto s = DetachNetwork(pod); !s.ok()) return s;
   FaultPoint("remove-pod:after-containers");
-  if (auto s = runtime::RemovePod(pod.dir, pod.infra_pid, pod.cgroup, *cgroups_); !s.ok()) {
+  if (auto s = runtime::RemovePod(pod.dir, pod.infra_pid, RemovesPodCgroup(pod) ? pod.cgroup : "",
+                                  *cgroups_);
+      !s.ok()) {
     return s;
   }
   {
@@ -214,6 +260,7 @@ absl::Status PodRuntime::RemovePodLocked(const SandboxRecord& pod) {
   if (auto s = pods_.Remove(id); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   pod_names_.Release(PodNameKey(pod.config.metadata()), id);
+  pod_cgroups_.erase(id);
   pod_locks_.erase(id);  // holders keep their shared_ptr
   return absl::OkStatus();
 }

@@ -77,6 +77,7 @@ std::string SandboxToJson(const SandboxRecord& r) {
   j["state"] = static_cast<int>(r.state);
   j["dir"] = r.dir;
   j["cgroup"] = r.cgroup;
+  j["cgroup_owned"] = r.cgroup_owned;
   j["net_ns"] = r.net_ns;
   j["ipc_ns"] = r.ipc_ns;
   j["uts_ns"] = r.uts_ns;
@@ -107,6 +108,7 @@ absl::StatusOr<SandboxRecord> SandboxFromJson(const std::string& text) {
     r.state = static_cast<cri::PodSandboxState>(state);
     Get(*j, "dir", r.dir);
     Get(*j, "cgroup", r.cgroup);
+    Get(*j, "cgroup_owned", r.cgroup_owned);
     Get(*j, "net_ns", r.net_ns);
     Get(*j, "ipc_ns", r.ipc_ns);
     Get(*j, "uts_ns", r.uts_ns);

@@ -31,6 +31,11 @@ struct SandboxRecord {
   // Host side (runtime::PodResources).
   std::string dir;
   std::string cgroup;
+  // podshim made `cgroup` (it did not exist before): only then does stopping
+  // the pod kill what is in it and remove it. A cgroup the kubelet made is
+  // the kubelet's to remove; podshim removes only its containers' cgroups.
+  // Records from before this field: true, as podshim treated every cgroup.
+  bool cgroup_owned = true;
   std::string net_ns, ipc_ns, uts_ns, pid_ns;
   int infra_pid = 0;
   std::string hosts_file, resolv_file, hostname_file, shm_dir, hostname;

@@ -2,10 +2,12 @@
 // runs, and whatever a crash half way through an RPC left behind.
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cri_convert.h"
 #include "agent/logging.h"
 #include "agent/pod_runtime.h"
+#include "agent/validate.h"
 #include "runtime/files.h"
 #include "runtime/namespaces.h"
 #include "runtime/pod_setup.h"
@@ -58,6 +60,10 @@ absl::Status PodRuntime::Load() {
       rec.state = cri::SANDBOX_NOTREADY;
     }
     (void)pod_names_.Reserve(PodNameKey(rec.config.metadata()), rec.id, "pod sandbox name");
+    {
+      absl::MutexLock lock(&mu_);
+      pod_cgroups_[rec.id] = rec.cgroup;
+    }
     pods_.Load(std::move(rec));
   }
   std::vector<std::string> incomplete;  // containers whose creation a crash cut short
@@ -142,7 +148,9 @@ void PodRuntime::RemovePodsWithoutRecord(const std::vector<std::string>& unreada
   for (const auto& [id, known_cgroup] : gone) {
     const std::string cgroup =
         known_cgroup.empty() ? absl::StrCat(options_.cgroup_parent, "/pod-", id) : known_cgroup;
-    if (auto s = RemoveLeftoverPod(id, cgroup); !s.ok()) {
+    // Without a record nothing says who made it: only a cgroup under
+    // podshim's own parent is podshim's.
+    if (auto s = RemoveLeftoverPod(id, cgroup, UnderOwnParent(cgroup)); !s.ok()) {
       log->error("pod {} (no readable record): {}", id, s.ToString());
       continue;
     }
@@ -167,7 +175,11 @@ void PodRuntime::CollectUnfinishedPods() {
     auto text = runtime::ReadFile(marker);
     nlohmann::json j = nlohmann::json::parse(text.ok() ? *text : "", nullptr, false);
     const std::string cgroup = j.is_object() ? j.value("cgroup", "") : "";
-    if (auto s = RemoveLeftoverPod(id, cgroup); !s.ok()) {
+    // Markers from before "cgroup_owned": a cgroup under podshim's parent.
+    const bool owned = j.is_object() && j.contains("cgroup_owned") && j["cgroup_owned"].is_boolean()
+                           ? j["cgroup_owned"].get<bool>()
+                           : UnderOwnParent(cgroup);
+    if (auto s = RemoveLeftoverPod(id, cgroup, owned); !s.ok()) {
       log->warn("unfinished pod {}: {}", id, s.ToString());
       continue;  // the marker stays: tried again at the next start
     }
@@ -197,7 +209,22 @@ void PodRuntime::CollectUnfinishedPods() {
   }
 }
 
-absl::Status PodRuntime::RemoveLeftoverPod(const std::string& id, const std::string& cgroup) {
+bool PodRuntime::UnderOwnParent(const std::string& cgroup) const {
+  const std::string own = CleanCgroupPath(options_.cgroup_parent);
+  const std::string c = CleanCgroupPath(cgroup);
+  return c.size() > own.size() && absl::StartsWith(c, own) && c[own.size()] == '/';
+}
+
+absl::Status PodRuntime::RemoveLeftoverPod(const std::string& id, const std::string& cgroup,
+                                           bool cgroup_owned) {
+  if (cgroup_owned) {
+    // Never while another pod's cgroup is it or lies below it.
+    const std::string mine = CleanCgroupPath(cgroup);
+    absl::MutexLock lock(&mu_);
+    for (const auto& [other, other_cgroup] : pod_cgroups_) {
+      if (other != id && CgroupWithin(CleanCgroupPath(other_cgroup), mine)) cgroup_owned = false;
+    }
+  }
   const std::string dir = absl::StrCat(options_.state_dir, "/pods/", id);
   if (options_.network != nullptr) {
     cni::PodNetwork pn;
@@ -205,7 +232,7 @@ absl::Status PodRuntime::RemoveLeftoverPod(const std::string& id, const std::str
     pn.netns = dir + "/ns/net";
     if (auto s = options_.network->Teardown(pn); !s.ok()) return s;
   }
-  return runtime::RemovePod(dir, 0, cgroup, *cgroups_);
+  return runtime::RemovePod(dir, 0, cgroup_owned ? cgroup : "", *cgroups_);
 }
 
 }  // namespace podshim::agent

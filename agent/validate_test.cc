@@ -692,6 +692,42 @@ TEST(ValidatePaths, AbsoluteAndRelative) {
   EXPECT_FALSE(ValidateRelativePath("a/../../b", "f").ok());
 }
 
+TEST(CheckCgroupParent, NeverTheRootOrPodshimsOwnParent) {
+  struct Row {
+    const char* parent;
+    const char* says;  // "" when it is fine
+  };
+  const Row rows[] = {
+      {"/kubepods/burstable/podnew", ""},
+      {"/kubepods/besteffort/podx//", ""},
+      {"/kubepods", ""},  // shared by several pods (critest): fine
+      {"/system.slice/other", ""},
+      {"/podshimx", ""},  // a sibling with a longer name, not a child
+      {"/", "the root cgroup"},
+      {"//", "the root cgroup"},
+      {"/podshim", "podshim's own cgroup parent /podshim"},
+      {"/podshim/", "podshim's own cgroup parent"},
+      {"/podshim/pod-new", "lies above or below it"},
+  };
+  for (const Row& row : rows) {
+    absl::Status s = CheckCgroupParent(row.parent, "/podshim");
+    if (row.says[0] == '\0') {
+      EXPECT_TRUE(s.ok()) << row.parent << ": " << s;
+      continue;
+    }
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << row.parent;
+    EXPECT_THAT(std::string(s.message()), StartsWith("config.linux.cgroup_parent:")) << row.parent;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(row.says)) << row.parent;
+  }
+  EXPECT_FALSE(CheckCgroupParent("/x", "/x/y").ok()) << "above podshim's parent";
+  EXPECT_EQ(CleanCgroupPath("//a///b/"), "/a/b");
+  EXPECT_EQ(CleanCgroupPath(""), "/");
+  EXPECT_TRUE(CgroupWithin("/a/b", "/a"));
+  EXPECT_TRUE(CgroupWithin("/a", "/a"));
+  EXPECT_FALSE(CgroupWithin("/ab", "/a"));
+  EXPECT_TRUE(CgroupWithin("/a", "/"));
+}
+
 TEST(ValidatePodCidr, OneOrMoreCidrs) {
   EXPECT_TRUE(ValidatePodCidr("10.244.1.0/24").ok());
   EXPECT_TRUE(ValidatePodCidr("10.244.1.0/24, fd00::/64").ok());

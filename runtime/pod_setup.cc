@@ -94,9 +94,9 @@ absl::StatusOr<PodResources> SetUpPod(const PodSetupRequest& req, CgroupManager&
     cgroup_maker =
         std::jthread([&cgroup_made, &cgroups, &req] { cgroup_made = cgroups.Create(req.cgroup); });
   }
-  undo.Push([&cgroups, &cgroup_maker, cg = req.cgroup] {
+  undo.Push([&cgroups, &cgroup_maker, cg = req.cgroup, keep = req.keep_cgroup] {
     if (cgroup_maker.joinable()) cgroup_maker.join();
-    (void)cgroups.Remove(cg);
+    if (!keep) (void)cgroups.Remove(cg);  // never one that was there before
   });
 
   // Namespaces.

@@ -28,6 +28,9 @@ struct PodSetupRequest {
   DnsSettings dns;
   std::vector<std::pair<std::string, std::string>> sysctls;  // validated by the caller
   std::string cgroup;  // cgroup path of the pod ("/podshim/pod-<id>")
+  // The cgroup existed before (the kubelet's pod cgroup): a failure never
+  // removes it (what runs in it is not podshim's).
+  bool keep_cgroup = false;
   std::string pinns_binary;
   std::string host_etc = "/etc";  // where the host's hosts/resolv.conf/hostname are read
 };

@@ -460,6 +460,108 @@ def test_the_request_size_cap_keeps_list_pod_sandbox_answering(env, base):
         env.remove_new_objects(before, made)
 
 
+# --- cgroup_parent (finding 1) -----------------------------------------------------------------
+
+def cgroup_dirs(path):
+    """The directories of cgroup `path` in every hierarchy (v1) or the v2 tree."""
+    rel = path.lstrip("/")
+    if CGROUP_V2:
+        return [CGROUP_ROOT / rel]
+    return [h / rel for h in CGROUP_ROOT.iterdir() if h.is_dir() and not h.is_symlink()
+            and (h / "cgroup.procs").exists()]
+
+
+def test_cgroup_parent_is_never_the_root_or_podshims_own(env):
+    """A pod whose cgroup_parent named podshim's own parent took every other pod with it when it
+    was removed; the root cgroup would take the host. Both, and anything above or below
+    podshim's parent, are refused before anything is made."""
+    top = "/" + env.cgroup_parent.strip("/").split("/")[0]
+    before = env.host_state()
+    for parent in ["/", "//", env.cgroup_parent, env.cgroup_parent + "/",
+                   env.cgroup_parent + "/pod-mine", top]:
+        cfg = env.pod_config()
+        cfg.linux.cgroup_parent = parent
+        made = []
+        try:
+            with pytest.raises(grpc.RpcError) as e:
+                made.append(("pod", env.run_pod(cfg, timeout=10)))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (parent, e.value)
+            assert e.value.details().startswith("config.linux.cgroup_parent:"), e.value.details()
+        finally:
+            env.remove_new_objects(before, made)
+    assert env.host_state() == before
+
+
+def test_a_cgroup_podshim_did_not_make_is_never_killed_or_removed(env):
+    """The kubelet makes a pod's cgroup before RunPodSandbox; a host service's cgroup may be named
+    by mistake. podshim runs the pod in it, and removing the pod leaves the cgroup and every
+    process in it that is not the pod's."""
+    foreign = f"/podshim-e2e-foreign-{uuid.uuid4().hex[:6]}"
+    dirs = cgroup_dirs(foreign)
+    bystander = subprocess.Popen(["sleep", "1000"])
+    pod_id = None
+    try:
+        for d in dirs:
+            d.mkdir(parents=True)
+        # The bystander lives in the foreign cgroup (in one hierarchy at least).
+        (dirs[0] / "cgroup.procs").write_text(str(bystander.pid))
+        cfg = env.pod_config()
+        cfg.linux.cgroup_parent = foreign
+        pod_id = env.run_pod(cfg)
+        cid = env.create(pod_id, cfg, env.container_config())
+        env.start(cid)
+        assert env.exec(cid, ["true"]).exit_code == 0
+        env.remove_pod(pod_id)
+        pod_id = None
+        assert bystander.poll() is None, "the bystander in the foreign cgroup was killed"
+        assert str(bystander.pid) in (dirs[0] / "cgroup.procs").read_text()
+        assert all(d.exists() for d in dirs), "the foreign cgroup was removed"
+        assert not any((d / cid).exists() for d in dirs), "the container's own cgroup stays"
+    finally:
+        if pod_id is not None:
+            env.remove_pod(pod_id)
+        bystander.kill()
+        bystander.wait()
+        for d in dirs:
+            for child in sorted(d.glob("*/"), reverse=True):
+                if child.is_dir() and (child / "cgroup.procs").exists():
+                    child.rmdir()
+            if d.exists():
+                d.rmdir()
+
+
+def test_pods_sharing_a_cgroup_parent_do_not_kill_each_other(env):
+    """critest gives all its pods one cgroup_parent. Removing the pod that made it (the first)
+    used to kill the second pod's containers with the cgroup; now the cgroup stays while another
+    pod uses it."""
+    shared = f"/podshim-e2e-shared-{uuid.uuid4().hex[:6]}"
+    pods = []
+    try:
+        cids = []
+        for _ in range(2):
+            cfg = env.pod_config()
+            cfg.linux.cgroup_parent = shared
+            pod_id = env.run_pod(cfg)
+            pods.append(pod_id)
+            cid = env.create(pod_id, cfg, env.container_config())
+            env.start(cid)
+            cids.append(cid)
+        env.remove_pod(pods[0])
+        pods.pop(0)
+        st = env.container_status(cids[1])
+        assert st.state == env.pb.CONTAINER_RUNNING, st
+        assert env.exec(cids[1], ["true"]).exit_code == 0
+        assert any(d.exists() for d in cgroup_dirs(shared)), "the shared cgroup was removed"
+        env.remove_pod(pods[0])
+        pods.pop(0)
+    finally:
+        for pod_id in pods:
+            env.remove_pod(pod_id)
+        # The second pod did not make the cgroup, so podshim leaves it (empty); as containerd,
+        # which never removes a cgroup_parent.
+        remove_cgroup_parent(shared)
+
+
 # --- positive controls ------------------------------------------------------------------------
 
 def test_valid_ids_still_work(env, base):
