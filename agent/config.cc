@@ -202,6 +202,13 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       base.handoff_ttl_seconds = value.as_integer();
       continue;
     }
+    if (key == "exec_sync_max_timeout_seconds") {
+      if (!value.is_integer() || value.as_integer() <= 0) {
+        return Invalid(origin, key, "must be an integer number of seconds, more than 0");
+      }
+      base.exec_sync_max_timeout_seconds = value.as_integer();
+      continue;
+    }
     if (key == "rpc_queue_limit") {
       if (!value.is_integer() || value.as_integer() <= 0) {
         return Invalid(origin, key, "must be an integer, more than 0");
@@ -259,6 +266,11 @@ absl::Status ValidateConfig(const Config& config) {
                      " must be more than 0 (seconds a pod or pull made for a client that gave "
                      "up waits for its retry)"));
   }
+  if (config.exec_sync_max_timeout_seconds <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("exec_sync_max_timeout_seconds: ", config.exec_sync_max_timeout_seconds,
+                     " must be more than 0"));
+  }
   if (config.rpc_queue_limit <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("rpc_queue_limit: ", config.rpc_queue_limit, " must be more than 0"));
@@ -298,6 +310,7 @@ nlohmann::json ConfigToJson(const Config& config) {
   j["cgroup_favor_dynmods"] = config.cgroup_favor_dynmods;
   j["handoff_ttl_seconds"] = config.handoff_ttl_seconds;
   j["rpc_queue_limit"] = config.rpc_queue_limit;
+  j["exec_sync_max_timeout_seconds"] = config.exec_sync_max_timeout_seconds;
   j["cni"] = {{"enabled", config.cni.enabled},
               {"conf_dir", config.cni.conf_dir},
               {"bin_dirs", config.cni.bin_dirs},

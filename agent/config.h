@@ -96,6 +96,9 @@ struct Config {
   // 16 workers, image: 8); one more is refused with RESOURCE_EXHAUSTED
   // rather than queued without bound. Must be > 0.
   int64_t rpc_queue_limit = 1024;
+  // The longest an ExecSync command may run: a request's timeout of 0 (none)
+  // or a longer one is capped here. Must be > 0.
+  int64_t exec_sync_max_timeout_seconds = 600;
   RegistryConfig registry;
   CniConfig cni;
 

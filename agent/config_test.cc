@@ -74,7 +74,20 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["cgroup_favor_dynmods"], true);
   EXPECT_EQ(j["handoff_ttl_seconds"], 300);
   EXPECT_EQ(j["rpc_queue_limit"], 1024);
-  EXPECT_EQ(j.size(), 13u);
+  EXPECT_EQ(j["exec_sync_max_timeout_seconds"], 600);
+  EXPECT_EQ(j.size(), 14u);
+}
+
+TEST(Config, ExecSyncMaxTimeout) {
+  auto c = ParseConfigToml("exec_sync_max_timeout_seconds = 3\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->exec_sync_max_timeout_seconds, 3);
+  for (const char* bad :
+       {"exec_sync_max_timeout_seconds = 0\n", "exec_sync_max_timeout_seconds = \"1h\"\n"}) {
+    auto parsed = ParseConfigToml(bad, "t.toml");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("exec_sync_max_timeout_seconds"));
+  }
 }
 
 TEST(Config, RpcQueueLimit) {

@@ -1,5 +1,7 @@
 // Containers, the RPCs that read or adjust a container: Status, List,
 // UpdateContainerResources, ReopenContainerLog, ExecSync and stats.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
@@ -147,12 +149,20 @@ absl::Status PodRuntime::ExecSync(const cri::ExecSyncRequest& req, cri::ExecSync
     return absl::FailedPreconditionError(absl::StrCat("container ", c->id, " is not running"));
   }
   std::vector<std::string> argv(req.cmd().begin(), req.cmd().end());
-  auto r = runtime::ExecInContainer(options_.monitor_binary, c->bundle, c->pid, argv,
-                                    absl::Seconds(req.timeout()));
+  // No command runs without end: 0 (none) and longer timeouts are capped
+  // (issue 18, finding 9).
+  const absl::Duration timeout =
+      req.timeout() == 0 ? options_.exec_sync_max_timeout
+                         : std::min(absl::Seconds(req.timeout()), options_.exec_sync_max_timeout);
+  auto r = runtime::ExecInContainer(options_.monitor_binary, c->bundle, c->pid, argv, timeout);
   if (!r.ok()) return r.status();
   if (r->timed_out) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("command timed out after ", req.timeout(), " s (timeout)"));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "command timed out after ", absl::FormatDuration(timeout), " (timeout ", req.timeout(),
+        timeout < absl::Seconds(req.timeout()) || req.timeout() == 0
+            ? absl::StrCat(", capped at exec_sync_max_timeout_seconds = ",
+                           absl::ToInt64Seconds(options_.exec_sync_max_timeout), ")")
+            : ")"));
   }
   resp->set_stdout(std::move(r->out));
   resp->set_stderr(std::move(r->err));

@@ -23,6 +23,8 @@ namespace {
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
 
 constexpr absl::Duration kStartTimeout = absl::Seconds(30);
+// The largest Localhost seccomp profile read (Docker's default is ~20 KiB).
+constexpr size_t kMaxSeccompProfileBytes = size_t{1} << 20;
 // How long a killed container may take to be reported by its monitor.
 constexpr absl::Duration kKillWait = absl::Seconds(10);
 
@@ -88,6 +90,22 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   auto device_nodes = StatDevices(config);
   if (!device_nodes.ok()) return device_nodes.status();
   source.device_nodes = std::move(*device_nodes);
+  // A Localhost seccomp profile is read here, before any lock is taken, and
+  // only from a regular file of bounded size: a FIFO would hang the call,
+  // /dev/zero would grow memory without end (issue 18, finding 9).
+  auto seccomp = ChooseSeccomp(sc);
+  if (!seccomp.ok()) return seccomp.status();
+  if (!sc.privileged() && seccomp->kind == SeccompChoice::kLocalhost) {
+    auto text = runtime::ReadRegularFile(seccomp->localhost_path, kMaxSeccompProfileBytes);
+    if (!text.ok()) {
+      const std::string what =
+          absl::StrCat("config.linux.security_context.seccomp: profile ",
+                       QuoteForError(seccomp->localhost_path), ": ", text.status().message());
+      return text.status().code() == absl::StatusCode::kNotFound ? absl::NotFoundError(what)
+                                                                 : absl::InvalidArgumentError(what);
+    }
+    source.localhost_seccomp = std::move(*text);
+  }
   Claim(*pod_id, "CreateContainer");
   auto op = PodLock(*pod_id);
   absl::MutexLock op_lock(op.get());
@@ -114,17 +132,6 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
     if (t.ok() && t->state == cri::CONTAINER_RUNNING) {
       source.target_pid_ns = absl::StrCat("/proc/", t->pid, "/ns/pid");
     }
-  }
-  auto seccomp = ChooseSeccomp(sc);
-  if (!seccomp.ok()) return seccomp.status();
-  if (!sc.privileged() && seccomp->kind == SeccompChoice::kLocalhost) {
-    auto text = runtime::ReadFile(seccomp->localhost_path);
-    if (!text.ok()) {
-      return absl::NotFoundError(absl::StrCat("config.linux.security_context.seccomp: profile `",
-                                              seccomp->localhost_path,
-                                              "`: ", text.status().message()));
-    }
-    source.localhost_seccomp = std::move(*text);
   }
   const std::string id = NewId();
   source.id = id;
@@ -236,9 +243,12 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
                                                       ", not CONTAINER_CREATED"));
   }
   if (!c->log_path.empty()) {
+    // Never changes a directory that is there, never follows a symlink.
     const size_t slash = c->log_path.rfind('/');
     if (slash != std::string::npos && slash > 0) {
-      if (auto s = runtime::MakeDirs(c->log_path.substr(0, slash), 0755); !s.ok()) return s;
+      if (auto s = runtime::MakeMissingDirs(c->log_path.substr(0, slash), 0755); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("log_path: ", s.message()));
+      }
     }
   }
   // Taken before the spawn: a workload that exits at once must never show a

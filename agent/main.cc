@@ -49,6 +49,9 @@ ABSL_FLAG(absl::optional<bool>, cgroup_favor_dynmods, absl::nullopt,
 ABSL_FLAG(absl::optional<int64_t>, handoff_ttl_seconds, absl::nullopt,
           "how long a pod or pull made for a client that gave up waits for a retry to take it "
           "before it is removed or cancelled (default 300; more than 0)");
+ABSL_FLAG(absl::optional<int64_t>, exec_sync_max_timeout_seconds, absl::nullopt,
+          "the longest an ExecSync command may run; a timeout of 0 (none) or a longer one is "
+          "capped here (default 600; more than 0)");
 ABSL_FLAG(absl::optional<int64_t>, rpc_queue_limit, absl::nullopt,
           "how many RPCs may wait for a worker in each pool before more are refused with "
           "RESOURCE_EXHAUSTED (default 1024; more than 0)");
@@ -101,6 +104,9 @@ absl::StatusOr<Config> EffectiveConfig() {
     config.handoff_ttl_seconds = *n;
   }
   if (auto n = absl::GetFlag(FLAGS_rpc_queue_limit); n.has_value()) config.rpc_queue_limit = *n;
+  if (auto n = absl::GetFlag(FLAGS_exec_sync_max_timeout_seconds); n.has_value()) {
+    config.exec_sync_max_timeout_seconds = *n;
+  }
   if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
   return config;
 }

@@ -64,6 +64,9 @@ struct PodRuntimeOptions {
   int monitor_pool_size = 2;
   // How long a pod made for a client that was gone waits to be claimed.
   absl::Duration handoff_ttl = absl::Seconds(300);
+  // The longest an ExecSync command runs: a timeout of 0 (none) or a longer
+  // one gets this.
+  absl::Duration exec_sync_max_timeout = absl::Seconds(600);
 };
 
 // CPU and memory figures of a cgroup into CRI stats (shared by container and

@@ -128,7 +128,11 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   };
   FaultPoint("run-pod:after-setup");
   if (!config.log_directory().empty()) {
-    if (auto s = runtime::MakeDirs(config.log_directory(), 0755); !s.ok()) return fail(s);
+    // Made where missing; an existing directory keeps its mode, owner and
+    // sticky bit, and no symlink is followed (issue 18, finding 9).
+    if (auto s = runtime::MakeMissingDirs(config.log_directory(), 0755); !s.ok()) {
+      return fail(absl::Status(s.code(), absl::StrCat("config.log_directory: ", s.message())));
+    }
   }
   if (!setup->host_network && options_.network != nullptr) {
     auto attachment = options_.network->Setup(PodNetworkOf(r));

@@ -160,7 +160,7 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::ReopenContainerLog(
 grpc::ServerUnaryReactor* RuntimeServiceImpl::ExecSync(grpc::CallbackServerContext* ctx,
                                                        const cri::ExecSyncRequest* req,
                                                        cri::ExecSyncResponse* resp) {
-  return ServeUnaryOn(pool_, ctx, "RuntimeService/ExecSync",
+  return ServeUnaryOn(exec_pool_, ctx, "RuntimeService/ExecSync",
                       [this, req, resp] { return ToGrpcStatus(pods_.ExecSync(*req, resp)); });
 }
 

@@ -16,8 +16,15 @@ namespace cri = ::runtime::v1;
 
 class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
  public:
-  RuntimeServiceImpl(Config config, PodRuntime& pods, WorkPool& pool, EventBus& events)
-      : config_(std::move(config)), pods_(pods), pool_(pool), events_(events) {}
+  // `pool` runs the pod and container calls, `exec_pool` the ExecSyncs (a
+  // pool of their own: commands that run long never hold up the others).
+  RuntimeServiceImpl(Config config, PodRuntime& pods, WorkPool& pool, WorkPool& exec_pool,
+                     EventBus& events)
+      : config_(std::move(config)),
+        pods_(pods),
+        pool_(pool),
+        exec_pool_(exec_pool),
+        events_(events) {}
 
   grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* ctx,
                                     const cri::VersionRequest* req,
@@ -166,6 +173,7 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
   const Config config_;
   PodRuntime& pods_;
   WorkPool& pool_;
+  WorkPool& exec_pool_;
   EventBus& events_;
 };
 

@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   pod_options.cgroup_parent = config.cgroup_parent;
   pod_options.pids_limit = config.pids_limit;
   pod_options.handoff_ttl = absl::Seconds(config.handoff_ttl_seconds);
+  pod_options.exec_sync_max_timeout = absl::Seconds(config.exec_sync_max_timeout_seconds);
   pod_options.pinns_binary = HelperPath(config, "podshim-pinns");
   pod_options.monitor_binary = HelperPath(config, "podshim-monitor");
   for (const auto& helper : {pod_options.pinns_binary, pod_options.monitor_binary}) {

@@ -56,7 +56,7 @@ class Server {
         events_(std::move(events)),
         network_(std::move(network)),
         pods_(std::move(pods)),
-        runtime_service_(config, *pods_, runtime_pool_, *events_),
+        runtime_service_(config, *pods_, runtime_pool_, exec_pool_, *events_),
         image_service_(config, *images_, pool_) {}
 
   const Config config_;
@@ -70,6 +70,9 @@ class Server {
   // Pod and container calls, which may wait (StopContainer's grace period,
   // a pod's op lock): a pool of their own so they never hold up image calls.
   WorkPool runtime_pool_{"runtime", 16, static_cast<size_t>(config_.rpc_queue_limit)};
+  // ExecSync, whose commands may run up to exec_sync_max_timeout_seconds: on
+  // their own workers, so that 16 long ones leave stats and stops answering.
+  WorkPool exec_pool_{"exec", 16, static_cast<size_t>(config_.rpc_queue_limit)};
   RuntimeServiceImpl runtime_service_;
   ImageServiceImpl image_service_;
   std::unique_ptr<grpc::Server> server_;

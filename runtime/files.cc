@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
 namespace podshim::runtime {
@@ -231,6 +232,77 @@ absl::StatusOr<TreeUsage> MeasureTree(const std::string& path) {
 
 absl::Status SetMode(const std::string& path, mode_t mode) {
   if (::chmod(path.c_str(), mode) != 0) return ErrnoError(errno, "chmod", path);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO does not wait for a writer.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "open", path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("`", path, "` is not a regular file"));
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    return absl::OutOfRangeError(absl::StrCat("`", path, "` is ", st.st_size,
+                                              " bytes, more than the ", max_bytes, " allowed"));
+  }
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(errno, "read", path);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > max_bytes) {  // it grew while we read
+      return absl::OutOfRangeError(
+          absl::StrCat("`", path, "` is more than the ", max_bytes, " bytes allowed"));
+    }
+  }
+  return out;
+}
+
+absl::Status MakeMissingDirs(const std::string& path, mode_t mode) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("`", path, "` is not absolute"));
+  }
+  UniqueFd dir(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return ErrnoError(errno, "open", "/");
+  std::string walked;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    const std::string name(part);
+    walked = absl::StrCat(walked, "/", name);
+    if (name == "." || name == "..") {
+      return absl::InvalidArgumentError(absl::StrCat("`", path, "` contains `", name, "`"));
+    }
+    int fd = ::openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      if (::mkdirat(dir.get(), name.c_str(), mode) != 0 && errno != EEXIST) {
+        return ErrnoError(errno, "mkdir", walked);
+      }
+      fd = ::openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      // Made by us just now: the mode asked for, whatever the umask.
+      if (fd >= 0 && ::fchmod(fd, mode) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return ErrnoError(err, "chmod", walked);
+      }
+    }
+    if (fd < 0) {
+      const int err = errno;
+      struct stat st {};
+      if ((err == ELOOP || err == ENOTDIR) &&
+          ::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("`", walked, "` is a symlink; podshim does not follow one here"));
+      }
+      return ErrnoError(err, "open directory", walked);
+    }
+    dir = UniqueFd(fd);
+  }
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -38,6 +39,19 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
 absl::Status ReplaceFile(const std::string& path, absl::string_view data, mode_t mode = 0600);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Reads `path` only if it is a regular file of at most `max_bytes`: a FIFO,
+// a device (/dev/zero) or a directory is FAILED_PRECONDITION and a larger file
+// OUT_OF_RANGE, both without blocking or reading it (the open does not wait
+// for a FIFO's writer). NOT_FOUND when nothing is there.
+absl::StatusOr<std::string> ReadRegularFile(const std::string& path, size_t max_bytes);
+
+// Creates the missing directories of the absolute `path` with `mode`, from
+// the root down, never following a symlink on the way (each component is
+// opened with O_NOFOLLOW: a symlink is FAILED_PRECONDITION naming it) and
+// never changing a directory that exists (its mode, owner, sticky bit).
+// For directories a request names (a pod's log directory), unlike MakeDirs.
+absl::Status MakeMissingDirs(const std::string& path, mode_t mode);
 
 // unlink(2); a path that is already gone is fine.
 absl::Status RemoveFile(const std::string& path);

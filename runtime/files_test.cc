@@ -219,6 +219,49 @@ TEST_F(FileOpsTest, OwnExecutableDirHoldsThisBinary) {
   EXPECT_TRUE(PathExists(*dir + "/runtime_test")) << *dir;
 }
 
+TEST_F(FileOpsTest, ReadRegularFileRefusesFifosDevicesAndLargeFiles) {
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/p.json", "{}").ok());
+  EXPECT_EQ(*ReadRegularFile(dir_ + "/p.json", 2), "{}");
+  auto big = ReadRegularFile(dir_ + "/p.json", 1);
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_THAT(std::string(big.status().message()), ::testing::HasSubstr("2 bytes"));
+  ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0600), 0);
+  // Returns at once: no writer is waited for.
+  EXPECT_EQ(ReadRegularFile(dir_ + "/fifo", 1024).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadRegularFile("/dev/zero", 1024).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadRegularFile(dir_, 1024).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReadRegularFile(dir_ + "/none", 1024).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(FileOpsTest, MakeMissingDirsNeverChangesWhatExistsNorFollowsSymlinks) {
+  const std::string secret = dir_ + "/secret";
+  ASSERT_EQ(::mkdir(secret.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(secret.c_str(), 0700), 0);
+  const std::string sticky = dir_ + "/tmp";
+  ASSERT_EQ(::mkdir(sticky.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(sticky.c_str(), 01777), 0);
+  ASSERT_TRUE(MakeMissingDirs(secret, 0755).ok());
+  ASSERT_TRUE(MakeMissingDirs(sticky + "/a/b", 0755).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(secret.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u) << "an existing 0700 directory stays 0700";
+  ASSERT_EQ(::stat(sticky.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u) << "the sticky bit stays";
+  ASSERT_EQ(::stat((sticky + "/a/b").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u) << "what is made gets the mode";
+  // A symlink on the way is refused, and nothing is made beyond it.
+  ASSERT_EQ(::symlink(secret.c_str(), (dir_ + "/link").c_str()), 0);
+  auto s = MakeMissingDirs(dir_ + "/link/x", 0755);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("symlink"));
+  EXPECT_FALSE(PathExists(secret + "/x"));
+  EXPECT_EQ(MakeMissingDirs("relative/x", 0755).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/file", "").ok());
+  EXPECT_FALSE(MakeMissingDirs(dir_ + "/file/x", 0755).ok()) << "a file on the way";
+}
+
 TEST_F(FileOpsTest, ListNamesAndModTime) {
   for (const char* n : {"b.json", "a.json", "c.creating", "x.json.corrupt"}) {
     ASSERT_TRUE(WriteFileAtomic(dir_ + "/" + n, "").ok());

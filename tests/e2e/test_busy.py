@@ -5,12 +5,19 @@ refuses more with RESOURCE_EXHAUSTED; a call whose deadline passed while it wait
 Slow calls are made slow with the test-only delay point that every pooled RPC passes before its
 work (PODSHIM_DELAY_AT=RuntimeService/<Method>=<ms>, agent/failpoint.h)."""
 
+import sys
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
 
 from podshim.daemon import Podshimd, podshimd_binary, remove_cgroup_parent
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "helpers"))
+import images  # noqa: E402
+
+IMAGE = "docker.io/library/busybox:e2e"
 
 SLOW = "RuntimeService/PodSandboxStats"
 WORKERS = 16  # the runtime pool's threads (agent/server.h)
@@ -103,3 +110,57 @@ def test_a_call_whose_deadline_passed_while_it_waited_is_not_run(busy):
     log = busy.d.log()
     assert "RunPodSandbox DEADLINE_EXCEEDED" in log, log[-2000:]
     assert "waited for a worker; nothing was done" in log
+
+
+def test_execsyncs_without_a_timeout_are_capped_and_never_starve_other_calls():
+    """20 ExecSyncs with timeout 0 used to hold every worker for as long as their commands ran,
+    so ContainerStats, StopContainer and further ExecSyncs waited behind them. Now ExecSync has
+    workers of its own, and a timeout of 0 is capped by exec_sync_max_timeout_seconds."""
+    parent = f"/podshim-busy-{uuid.uuid4().hex[:8]}"
+    d = Podshimd(podshimd_binary(), extra_args=[f"--cgroup_parent={parent}", "--cni=false",
+                                                "--exec_sync_max_timeout_seconds=8"])
+    c = None
+    pod_id = None
+    try:
+        layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+        d.import_image(layout, IMAGE)
+        d.start()
+        c = d.client(timeout=60)
+        pb = c.pb
+        meta = pb.PodSandboxMetadata(name="execs", namespace="e2e-busy", uid=uuid.uuid4().hex)
+        cfg = pb.PodSandboxConfig(metadata=meta, hostname="execs")
+        cfg.linux.security_context.namespace_options.network = pb.NODE
+        pod_id = c.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg)).pod_sandbox_id
+
+        def run(name):
+            cid = c.runtime.CreateContainer(pb.CreateContainerRequest(
+                pod_sandbox_id=pod_id, sandbox_config=cfg, config=pb.ContainerConfig(
+                    metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=IMAGE),
+                    command=["sleep", "1000"]))).container_id
+            c.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+            return cid
+
+        busy, other = run("busy"), run("other")
+        execs = [c.runtime.ExecSync.future(
+            pb.ExecSyncRequest(container_id=busy, cmd=["sleep", "100"], timeout=0), timeout=60)
+            for _ in range(20)]
+        # These answer while the 20 commands run (each takes 8 s, the cap): checked by order.
+        c.runtime.ContainerStats(pb.ContainerStatsRequest(container_id=busy))
+        c.runtime.ListContainerStats(pb.ListContainerStatsRequest())
+        c.runtime.StopContainer(pb.StopContainerRequest(container_id=other, timeout=0))
+        assert c.runtime.ExecSync(pb.ExecSyncRequest(container_id=busy, cmd=["true"],
+                                                     timeout=10)).exit_code == 0
+        assert not all(f.done() for f in execs), "the capped commands were still running"
+        for f in execs:
+            with pytest.raises(grpc.RpcError) as e:
+                f.result()
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
+            assert "capped at exec_sync_max_timeout_seconds = 8" in e.value.details()
+    finally:
+        if c is not None:
+            if pod_id is not None:
+                c.runtime.StopPodSandbox(c.pb.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+                c.runtime.RemovePodSandbox(c.pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
+            c.close()
+        d.cleanup()
+        remove_cgroup_parent(parent)

@@ -178,6 +178,8 @@ def env():
         d.cleanup()
         remove_cgroup_parent(parent)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+        for made in Path("/tmp").glob(f"podshim-e2e-seccomp-*-{os.getpid()}*"):
+            made.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +259,28 @@ def mount(uid_mappings=False, gid_mappings=False, propagation=None):
         if propagation:
             m.propagation = getattr(pb, propagation)
     return mutate
+
+
+def seccomp_profile(path_of):
+    """A Localhost seccomp profile at the path `path_of()` makes (finding 9)."""
+    def mutate(c, pb):
+        sc(c).seccomp.profile_type = pb.SecurityProfile.Localhost
+        sc(c).seccomp.localhost_ref = path_of()
+    return mutate
+
+
+def a_fifo():
+    path = Path("/tmp") / f"podshim-e2e-seccomp-fifo-{os.getpid()}"
+    if not path.exists():
+        os.mkfifo(path)
+    return str(path)
+
+
+def a_2mib_profile():
+    path = Path("/tmp") / f"podshim-e2e-seccomp-big-{os.getpid()}.json"
+    if not path.exists():
+        path.write_text('{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}' + " " * (2 * MB))
+    return str(path)
 
 
 RESOURCES = "config.linux.resources"
@@ -380,6 +404,10 @@ CASES = [
     ("pid TARGET without target_id", "ctr",
      lambda c, pb: setattr(sc(c).namespace_options, "pid", pb.TARGET),
      f"{SC}.namespace_options.target_id"),
+    # A FIFO hung CreateContainer (holding the pod's lock); /dev/zero grew memory without end.
+    ("seccomp profile a FIFO", "ctr", seccomp_profile(a_fifo), f"{SC}.seccomp"),
+    ("seccomp profile /dev/zero", "ctr", seccomp_profile(lambda: "/dev/zero"), f"{SC}.seccomp"),
+    ("seccomp profile of 2 MiB", "ctr", seccomp_profile(a_2mib_profile), f"{SC}.seccomp"),
     ("pull of a 1 MB image reference", "pull", None, "image.image"),
     ("status of a 1 MB image reference", "status", None, "image.image"),
     ("removal of a 1 MB image reference", "rmi", None, "image.image"),
@@ -560,6 +588,52 @@ def test_pods_sharing_a_cgroup_parent_do_not_kill_each_other(env):
         # The second pod did not make the cgroup, so podshim leaves it (empty); as containerd,
         # which never removes a cgroup_parent.
         remove_cgroup_parent(shared)
+
+
+# --- log directories (finding 9) --------------------------------------------------------------
+
+def test_an_existing_log_directory_keeps_its_mode(env, tmp_path):
+    """A 0700 log directory became 0755 and a 1777 one lost its sticky bit: podshim chmodded the
+    directory a pod named. Now it only makes what is missing."""
+    private, shared = tmp_path / "private", tmp_path / "shared"
+    private.mkdir()
+    os.chmod(private, 0o700)
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    pods = []
+    try:
+        for d in (private, shared / "made" / "below"):
+            cfg = env.pod_config()
+            cfg.log_directory = str(d)
+            pods.append(env.run_pod(cfg))
+        assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
+        assert stat.S_IMODE(os.stat(shared / "made" / "below").st_mode) == 0o755
+    finally:
+        for pod_id in pods:
+            env.remove_pod(pod_id)
+
+
+def test_a_log_directory_through_a_symlink_is_refused(env, tmp_path):
+    """No symlink is followed on the way to a log directory: one could point it anywhere on the
+    host. Refused naming the field, and nothing is made where the link points."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    before = env.host_state()
+    cfg = env.pod_config()
+    cfg.log_directory = str(tmp_path / "link" / "pod")
+    made = []
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            made.append(("pod", env.run_pod(cfg)))
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value
+        assert e.value.details().startswith("config.log_directory:"), e.value.details()
+        assert "symlink" in e.value.details()
+        assert list(target.iterdir()) == []
+        assert env.host_state() == before
+    finally:
+        env.remove_new_objects(before, made)
 
 
 # --- positive controls ------------------------------------------------------------------------
