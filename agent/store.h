@@ -121,7 +121,10 @@ class RecordStore {
     auto update_mu = UpdateLock(id);
     absl::MutexLock update(update_mu.get());
     auto before = Get(id);
-    if (!before.ok()) return before.status();
+    if (!before.ok()) {
+      ForgetUpdateLock(id, update_mu);  // an update of a record that is gone leaves nothing
+      return before.status();
+    }
     Record after = *before;
     if (auto s = fn(after); !s.ok()) return s;
     after.id = id;  // the key is not fn's to change
@@ -210,6 +213,12 @@ class RecordStore {
     for (const auto& [id, r] : records_) fn(r);
   }
 
+  // Update locks held now (for tests: none is left for a record that is gone).
+  size_t update_locks() const {
+    absl::MutexLock lock(&mu_);
+    return update_locks_.size();
+  }
+
   // Waits until `done` holds for record `id` (null once it is gone) or
   // `deadline` passes; returns whether it holds.
   bool WaitUntil(const std::string& id, absl::FunctionRef<bool(const Record*)> done,
@@ -226,6 +235,16 @@ class RecordStore {
   }
 
  private:
+  // Drops the update lock of `id` if it is `mu` and the record is gone
+  // (holders keep their shared_ptr).
+  void ForgetUpdateLock(const std::string& id, const std::shared_ptr<absl::Mutex>& mu) {
+    absl::MutexLock lock(&mu_);
+    if (records_.contains(id)) return;
+    if (auto it = update_locks_.find(id); it != update_locks_.end() && it->second == mu) {
+      update_locks_.erase(it);
+    }
+  }
+
   std::shared_ptr<absl::Mutex> UpdateLock(const std::string& id) {
     absl::MutexLock lock(&mu_);
     auto& m = update_locks_[id];
@@ -239,7 +258,8 @@ class RecordStore {
   mutable absl::Mutex mu_;
   mutable absl::CondVar changed_;
   std::map<std::string, Record> records_ ABSL_GUARDED_BY(mu_);
-  // One per record with an update in progress or done; Remove drops it.
+  // One per record with an update in progress or done; Remove drops it, and
+  // so does an Update that finds no record.
   std::map<std::string, std::shared_ptr<absl::Mutex>> update_locks_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -88,6 +88,7 @@ TEST_F(StoreTest, AddUpdateRemoveWriteTheFileAndPublishEachChangeOnce) {
   ASSERT_TRUE(store_->Remove("a1").ok());
   EXPECT_FALSE(files_->files.contains("a1"));
   EXPECT_FALSE(store_->Contains("a1"));
+  EXPECT_EQ(store_->update_locks(), 0u);
   EXPECT_THAT(Events(),
               ElementsAre(Pair("-", "created"), Pair("created", "running"), Pair("running", "-")));
   EXPECT_TRUE(store_->Remove("a1").ok()) << "removing what is gone is fine";
@@ -116,6 +117,7 @@ TEST_F(StoreTest, AnUpdateThatFailsOrCannotBeWrittenChangesNothing) {
 TEST_F(StoreTest, UpdateOfAMissingRecordIsNotFoundAndTheKeyIsNotFnsToChange) {
   EXPECT_EQ(store_->Update("nope", [](Rec&) { return absl::OkStatus(); }).status().code(),
             absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->update_locks(), 0u) << "an update of nothing leaves no lock behind";
   ASSERT_TRUE(store_->Add(R("a1")).ok());
   auto r = store_->Update("a1", [](Rec& x) {
     x.id = "b2";
