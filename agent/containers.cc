@@ -272,13 +272,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
   }
   FaultPoint("start-container:after-spawn");
   auto running = containers_.Update(c->id, [&](ContainerRecord& r) {
-    r.state = cri::CONTAINER_RUNNING;
-    r.pid = report->pid;
-    r.monitor_pid = report->monitor_pid;
-    r.started_at_ns = started_at;
-    r.uid = report->uid;
-    r.gid = report->gid;
-    r.groups = report->groups;
+    MarkRunning(*report, started_at, &r);
     return absl::OkStatus();
   });
   if (!running.ok()) {
@@ -286,6 +280,16 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
     return running.status();
   }
   return WatchMonitor(*running);
+}
+
+void MarkRunning(const runtime::StartReport& report, int64_t started_at_ns, ContainerRecord* c) {
+  c->state = cri::CONTAINER_RUNNING;
+  c->pid = report.pid;
+  c->monitor_pid = report.monitor_pid;
+  c->started_at_ns = started_at_ns;
+  c->uid = report.uid;
+  c->gid = report.gid;
+  c->groups = report.groups;
 }
 
 absl::Status PodRuntime::WatchMonitor(const ContainerRecord& r) {

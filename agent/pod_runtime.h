@@ -78,6 +78,10 @@ void FillCpuMemory(const runtime::CgroupStats& cg, int64_t now, cri::CpuUsage* c
 void FillPodStatus(const SandboxRecord& r, cri::PodSandboxStatus* st);
 void FillContainerStatus(const ContainerRecord& c, cri::ContainerStatus* st);
 
+// A container's record as its monitor reported the start (StartContainer,
+// and a start adopted after a restart).
+void MarkRunning(const runtime::StartReport& report, int64_t started_at_ns, ContainerRecord* c);
+
 class PodRuntime {
  public:
   // Loads the records and reconciles them with what runs.

@@ -115,13 +115,7 @@ void PodRuntime::AdoptStartedContainer(const std::string& id) {
   });
   if (!started.has_value()) return;
   auto s = containers_.Update(id, [&](ContainerRecord& r) {
-    r.state = cri::CONTAINER_RUNNING;
-    r.pid = started->report.pid;
-    r.monitor_pid = started->report.monitor_pid;
-    r.uid = started->report.uid;
-    r.gid = started->report.gid;
-    r.groups = started->report.groups;
-    r.started_at_ns = started->started_at_ns;
+    MarkRunning(started->report, started->started_at_ns, &r);
     return absl::OkStatus();
   });
   if (!s.ok()) {
