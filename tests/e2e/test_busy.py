@@ -98,7 +98,9 @@ def test_a_full_queue_refuses_with_resource_exhausted(busy):
 
 @pytest.mark.parametrize("busy", [{"delay_ms": 3000}], indirect=True)
 def test_a_call_whose_deadline_passed_while_it_waited_is_not_run(busy):
-    calls = busy.slow_calls(2 * WORKERS)  # every worker taken, and more waiting
+    calls = busy.slow_calls(4 * WORKERS)  # every worker taken, and more waiting
+    # The slow calls must reach podshimd first: one answered Version comes after them.
+    busy.c.version()
     meta = busy.pb.PodSandboxMetadata(name="late", namespace="e2e-busy", uid=uuid.uuid4().hex)
     with pytest.raises(grpc.RpcError) as e:
         busy.c.runtime.RunPodSandbox(busy.pb.RunPodSandboxRequest(
