@@ -220,12 +220,11 @@ def test_pull_deadline_is_deadline_exceeded_and_leaves_no_partial_download(daemo
     with pytest.raises(grpc.RpcError) as err:
         pull(client, f"{registry.addr}/test/busybox:1.0", timeout=0.001)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    # The server side stops too; give it a moment, then nothing half-written remains.
-    import time
-    deadline = time.monotonic() + 10
+    # podshimd may have started the pull before the deadline passed; it then goes on in the
+    # background for a retry to join. The retry answers once that pull (or a fresh one) is
+    # over, and then no half-written download remains.
+    assert pull(client, f"{registry.addr}/test/busybox:1.0").startswith("sha256:")
     ingest = Path(daemon.root_dir, "content", "ingest")
-    while any(ingest.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)
     assert not any(ingest.iterdir())
 
 
