@@ -131,7 +131,7 @@ absl::Status PodRuntime::ReopenContainerLog(const cri::ReopenContainerLogRequest
   if (c->state != cri::CONTAINER_RUNNING) {
     return absl::FailedPreconditionError(absl::StrCat("container ", c->id, " is not running"));
   }
-  if (auto s = runtime::ReopenContainerLog(c->bundle, c->monitor_pid, c->log_path, kReopenTimeout);
+  if (auto s = machine_->ReopenLog(c->bundle, c->monitor_pid, c->log_path, kReopenTimeout);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("container ", c->id, ": ", s.message()));
   }
@@ -154,7 +154,7 @@ absl::Status PodRuntime::ExecSync(const cri::ExecSyncRequest& req, cri::ExecSync
   const absl::Duration timeout =
       req.timeout() == 0 ? options_.exec_sync_max_timeout
                          : std::min(absl::Seconds(req.timeout()), options_.exec_sync_max_timeout);
-  auto r = runtime::ExecInContainer(options_.monitor_binary, c->bundle, c->pid, argv, timeout);
+  auto r = machine_->Exec(c->bundle, c->pid, argv, timeout);
   if (!r.ok()) return r.status();
   if (r->timed_out) {
     return absl::DeadlineExceededError(absl::StrCat(
@@ -195,7 +195,7 @@ void PodRuntime::FillContainerStats(const ContainerRecord& c, cri::ContainerStat
   fs->set_timestamp(now);
   fs->mutable_fs_id()->set_mountpoint(options_.root_dir + "/containers");
   auto usage =
-      runtime::MeasureTree(absl::StrCat(options_.root_dir, "/containers/", c.id, "/upper"));
+      machine_->MeasureTree(absl::StrCat(options_.root_dir, "/containers/", c.id, "/upper"));
   if (usage.ok()) {
     fs->mutable_used_bytes()->set_value(usage->bytes);
     fs->mutable_inodes_used()->set_value(usage->inodes);

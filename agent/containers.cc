@@ -14,7 +14,6 @@
 #include "agent/translate.h"
 #include "agent/validate.h"
 #include "runtime/files.h"
-#include "runtime/rootfs.h"
 #include "runtime/security.h"
 
 namespace podshim::agent {
@@ -40,13 +39,14 @@ absl::Status WithField(const absl::Status& s, absl::string_view field) {
 
 // The host's device nodes a request names (config.devices[i].host_path),
 // each checked against what the container may use.
-absl::StatusOr<std::vector<runtime::DeviceNode>> StatDevices(const cri::ContainerConfig& config) {
+absl::StatusOr<std::vector<runtime::DeviceNode>> StatDevices(const cri::ContainerConfig& config,
+                                                             Machine& machine) {
   std::vector<runtime::DeviceNode> nodes;
   const bool privileged = config.linux().security_context().privileged();
   for (int i = 0; i < config.devices_size(); ++i) {
     const std::string field = absl::StrCat("config.devices[", i, "].host_path");
     const std::string& path = config.devices(i).host_path();
-    auto node = runtime::StatDevice(path);
+    auto node = machine.StatDevice(path);
     if (!node.ok()) {
       if (node.status().code() == absl::StatusCode::kNotFound) {
         return absl::NotFoundError(
@@ -87,7 +87,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
     if (auto s = ValidateContainerInPod(config, pod->config, pod->id, pod_of); !s.ok()) return s;
   }
   ContainerSource source;
-  auto device_nodes = StatDevices(config);
+  auto device_nodes = StatDevices(config, *machine_);
   if (!device_nodes.ok()) return device_nodes.status();
   source.device_nodes = std::move(*device_nodes);
   // A Localhost seccomp profile is read here, before any lock is taken, and
@@ -195,18 +195,18 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   if (options_.pids_limit > 0) limits.pids_limit = options_.pids_limit;
   absl::Status cgroup_status;
   cgroup_made = true;  // from now on the undo removes it (a missing cgroup is fine)
-  std::jthread cgroup_maker([cgroups = cgroups_.get(), cgroup = r.cgroup, limits,
-                             &rules = plan->device_rules, &cgroup_status] {
-    cgroup_status = cgroups->Create(cgroup);
-    if (cgroup_status.ok()) {
-      if (auto s = cgroups->Apply(cgroup, limits); !s.ok()) {
-        cgroup_status = WithField(s, "config.linux.resources");
-      }
-    }
-    if (cgroup_status.ok() && rules.has_value()) {
-      cgroup_status = cgroups->RestrictDevices(cgroup, *rules);
-    }
-  });
+  std::jthread cgroup_maker(
+      [cgroups = cgroups_, cgroup = r.cgroup, limits, &rules = plan->device_rules, &cgroup_status] {
+        cgroup_status = cgroups->Create(cgroup);
+        if (cgroup_status.ok()) {
+          if (auto s = cgroups->Apply(cgroup, limits); !s.ok()) {
+            cgroup_status = WithField(s, "config.linux.resources");
+          }
+        }
+        if (cgroup_status.ok() && rules.has_value()) {
+          cgroup_status = cgroups->RestrictDevices(cgroup, *rules);
+        }
+      });
   auto lower = images_->AcquireLease(id, *image);
   if (!lower.ok()) return lower.status();
   leased = true;
@@ -217,7 +217,7 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   // Mount targets the image lacks (/etc/hosts, ...) are made in the writable
   // layer now, beside the cgroup work, instead of through the overlay at
   // start (runtime/rootfs.h).
-  if (auto made = runtime::PrepareMountTargets(spec); !made.ok()) return made.status();
+  if (auto s = machine_->PrepareMountTargets(spec); !s.ok()) return s;
   cgroup_maker.join();
   if (!cgroup_status.ok()) return cgroup_status;
   r.spec_json = runtime::LaunchSpecToJson(spec);
@@ -255,9 +255,8 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
   // finished_at before its started_at.
   const int64_t started_at = NowNs();
   // The record's spec text goes to the monitor as it is: it parses it.
-  auto report = runtime::StartContainerProcess(options_.monitor_binary, c->bundle, c->id,
-                                               c->spec_json, kStartTimeout, monitor_pool_.get(),
-                                               [] { CrashPoint("start-container:handed"); });
+  auto report = machine_->StartContainer(c->bundle, c->id, c->spec_json, kStartTimeout,
+                                         [] { CrashPoint("start-container:handed"); });
   if (!report.ok()) {
     (void)containers_.Update(c->id, [&](ContainerRecord& r) {
       r.state = cri::CONTAINER_EXITED;
@@ -276,7 +275,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
     return absl::OkStatus();
   });
   if (!running.ok()) {
-    (void)runtime::SignalProcess(report->pid, SIGKILL);
+    (void)machine_->Signal(report->pid, SIGKILL);
     return running.status();
   }
   return WatchMonitor(*running);
@@ -294,23 +293,23 @@ void MarkRunning(const runtime::StartReport& report, int64_t started_at_ns, Cont
 
 absl::Status PodRuntime::WatchMonitor(const ContainerRecord& r) {
   const std::string id = r.id;
-  if (!runtime::ProcessAlive(r.monitor_pid)) {
+  if (!machine_->ProcessAlive(r.monitor_pid)) {
     OnMonitorExit(id);
     return absl::OkStatus();
   }
-  return watcher_->Watch(r.monitor_pid, [this, id](int) { OnMonitorExit(id); });
+  return machine_->WatchExit(r.monitor_pid, [this, id] { OnMonitorExit(id); });
 }
 
 void PodRuntime::OnMonitorExit(const std::string& id) {
   auto c = containers_.Get(id);
   if (!c.ok() || c->state != cri::CONTAINER_RUNNING) return;
-  auto exit = runtime::ReadExitFile(c->bundle);
+  auto exit = machine_->ReadExitFile(c->bundle);
   if (!exit.ok()) {
     // The monitor died (e.g. was killed): the container has no owner of its
     // output and exit any more, so it is ended rather than left running
     // unseen.
     if (auto pids = cgroups_->Pids(c->cgroup); pids.ok() && !pids->empty()) {
-      runtime::KillAndReap(*pids, absl::Seconds(1));
+      machine_->KillAndReap(*pids, absl::Seconds(1));
     }
   }
   // Changes only what an exit changes, on the record as it is now: an
@@ -348,15 +347,15 @@ absl::Status PodRuntime::StopContainerLocked(const std::string& id, int64_t time
     return r == nullptr || r->state != cri::CONTAINER_RUNNING;
   };
   if (timeout_s > 0) {
-    if (auto s = runtime::SignalProcess(c->pid, c->stop_signal); !s.ok()) return s;
+    if (auto s = machine_->Signal(c->pid, c->stop_signal); !s.ok()) return s;
     if (containers_.WaitUntil(id, exited, absl::Now() + absl::Seconds(timeout_s))) {
       return absl::OkStatus();
     }
   }
-  if (auto s = runtime::SignalProcess(c->pid, SIGKILL); !s.ok()) return s;
+  if (auto s = machine_->Signal(c->pid, SIGKILL); !s.ok()) return s;
   if (containers_.WaitUntil(id, exited, absl::Now() + kKillWait)) return absl::OkStatus();
   // The monitor did not report: if it is gone, record what we know.
-  if (!runtime::ProcessAlive(c->monitor_pid)) {
+  if (!machine_->ProcessAlive(c->monitor_pid)) {
     OnMonitorExit(id);
     return absl::OkStatus();
   }

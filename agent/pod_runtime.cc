@@ -12,13 +12,11 @@
 
 namespace podshim::agent {
 
-PodRuntime::PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
-                       std::unique_ptr<runtime::CgroupManager> cgroups, EventBus* events)
+PodRuntime::PodRuntime(PodRuntimeOptions options, Mechanisms mechanisms, EventBus* events)
     : options_(std::move(options)),
-      host_security_{runtime::AppArmorEnabled()},
-      images_(images),
+      network_(std::move(mechanisms.network)),
+      images_(std::move(mechanisms.images)),
       events_(events),
-      cgroups_(std::move(cgroups)),
       records_dir_(options_.state_dir + "/records"),
       pods_(std::make_unique<DirRecordFiles>(records_dir_ + "/pods"), {SandboxToJson, {}},
             "pod sandbox"),
@@ -27,7 +25,10 @@ PodRuntime::PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
                    [this](const ContainerRecord* before, const ContainerRecord* after) {
                      PublishContainerChange(before, after);
                    }},
-                  "container") {}
+                  "container"),
+      machine_(std::move(mechanisms.machine)),
+      cgroups_(&machine_->cgroups()),
+      host_security_{machine_->AppArmorEnabled()} {}
 
 PodRuntime::~PodRuntime() {
   {
@@ -36,28 +37,41 @@ PodRuntime::~PodRuntime() {
     unclaimed_changed_.SignalAll();
   }
   if (reaper_.joinable()) reaper_.join();
-  monitor_pool_.reset();
-  watcher_.reset();
+  // Its exit watcher calls back into the stores: it stops first.
+  machine_.reset();
 }
 
 absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::Open(PodRuntimeOptions options,
                                                              image::ImageManager* images,
                                                              EventBus* events) {
-  auto cgroups = runtime::OpenCgroups(options.cgroup_root);
-  if (!cgroups.ok()) return cgroups.status();
-  std::unique_ptr<PodRuntime> rt(
-      new PodRuntime(std::move(options), images, std::move(*cgroups), events));
+  auto machine = OpenRealMachine({.cgroup_root = options.cgroup_root,
+                                  .monitor_binary = options.monitor_binary,
+                                  .monitor_pool_size = options.monitor_pool_size});
+  if (!machine.ok()) return machine.status();
+  RealMachine* real = machine->get();
+  Mechanisms mechanisms;
+  mechanisms.machine = std::move(*machine);
+  if (options.network != nullptr) {
+    mechanisms.network = std::make_unique<CniNetworks>(options.network);
+  }
+  mechanisms.images = std::make_unique<ManagedImages>(images);
+  auto rt = OpenWith(std::move(options), std::move(mechanisms), events);
+  if (!rt.ok()) return rt.status();
+  // After recovery: the pool's fresh monitors are not a restart's leftovers.
+  real->StartMonitorPool();
+  return rt;
+}
+
+absl::StatusOr<std::unique_ptr<PodRuntime>> PodRuntime::OpenWith(PodRuntimeOptions options,
+                                                                 Mechanisms mechanisms,
+                                                                 EventBus* events) {
+  std::unique_ptr<PodRuntime> rt(new PodRuntime(std::move(options), std::move(mechanisms), events));
   for (const auto& dir : {rt->records_dir_ + "/pods", rt->records_dir_ + "/containers",
                           rt->options_.state_dir + "/pods", rt->options_.state_dir + "/containers",
                           rt->options_.root_dir + "/containers"}) {
     if (auto s = runtime::MakeDirs(dir, 0711); !s.ok()) return s;
   }
-  rt->watcher_ = std::make_unique<runtime::ExitWatcher>();
   if (auto s = rt->Load(); !s.ok()) return s;
-  if (rt->options_.monitor_pool_size > 0) {
-    rt->monitor_pool_ = std::make_unique<runtime::MonitorPool>(rt->options_.monitor_binary,
-                                                               rt->options_.monitor_pool_size);
-  }
   rt->reaper_ = std::thread([p = rt.get()] { p->ReapLoop(); });
   return rt;
 }
@@ -93,14 +107,14 @@ void PodRuntime::PublishContainerChange(const ContainerRecord* before,
 }
 
 absl::Status PodRuntime::NetworkStatus() const {
-  if (options_.network == nullptr) {
+  if (network_ == nullptr) {
     return absl::FailedPreconditionError("pod networking is turned off; pods have loopback only");
   }
-  return options_.network->Ready();
+  return network_->Ready();
 }
 
 void PodRuntime::SetPodCidr(const std::string& cidr) {
-  if (options_.network != nullptr) options_.network->SetPodCidr(cidr);
+  if (network_ != nullptr) network_->SetPodCidr(cidr);
 }
 
 void PodRuntime::DropPodLockIfGone(const std::string& pod_id) {

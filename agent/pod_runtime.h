@@ -38,13 +38,10 @@
 #include "agent/client_call.h"
 #include "agent/config.h"
 #include "agent/event_bus.h"
+#include "agent/host.h"
 #include "agent/records.h"
 #include "agent/store.h"
 #include "agent/validate.h"
-#include "cni/client.h"
-#include "image/image_manager.h"
-#include "runtime/cgroups.h"
-#include "runtime/container_runner.h"
 #include "runtime/v1/api.pb.h"
 
 namespace podshim::agent {
@@ -58,7 +55,7 @@ struct PodRuntimeOptions {
   std::string monitor_binary;
   // pids.max of each container's cgroup; 0: none.
   int64_t pids_limit = 0;
-  // Pod networking; null: pods get loopback only.
+  // Pod networking; null: pods get loopback only (Open only).
   cni::NetworkManager* network = nullptr;
   // Monitors kept started ahead of StartContainer (runtime::MonitorPool); 0: none.
   int monitor_pool_size = 2;
@@ -82,14 +79,28 @@ void FillContainerStatus(const ContainerRecord& c, cri::ContainerStatus* st);
 // and a start adopted after a restart).
 void MarkRunning(const runtime::StartReport& report, int64_t started_at_ns, ContainerRecord* c);
 
+// What the orchestration works through (agent/host.h).
+struct Mechanisms {
+  std::unique_ptr<Machine> machine;
+  std::unique_ptr<Networks> network;  // null: pods get loopback only
+  std::unique_ptr<Images> images;
+};
+
 class PodRuntime {
  public:
-  // Loads the records and reconciles them with what runs.
+  // Loads the records and reconciles them with what runs, on this host
+  // (runtime/, options.network, `images`).
   // `events` (may be null) receives a ContainerEventResponse for every
   // container created, started, stopped (exited) and deleted.
   static absl::StatusOr<std::unique_ptr<PodRuntime>> Open(PodRuntimeOptions options,
                                                           image::ImageManager* images,
                                                           EventBus* events = nullptr);
+  // The same through the given mechanisms (the unit tests' fakes);
+  // options.network, cgroup_root, monitor_binary and monitor_pool_size are
+  // not used.
+  static absl::StatusOr<std::unique_ptr<PodRuntime>> OpenWith(PodRuntimeOptions options,
+                                                              Mechanisms mechanisms,
+                                                              EventBus* events = nullptr);
   ~PodRuntime();
 
   // `call` is the client's: a retry waits for an earlier call making the
@@ -126,7 +137,7 @@ class PodRuntime {
   absl::Status ListPodSandboxStats(const cri::ListPodSandboxStatsRequest& req,
                                    cri::ListPodSandboxStatsResponse* resp);
 
-  int cgroup_version() const { return cgroups_->Version(); }
+  int cgroup_version() const { return machine_->cgroups().Version(); }
 
   // The NetworkReady condition: OK, or why pods cannot get a network.
   absl::Status NetworkStatus() const;
@@ -134,8 +145,7 @@ class PodRuntime {
   void SetPodCidr(const std::string& cidr);
 
  private:
-  PodRuntime(PodRuntimeOptions options, image::ImageManager* images,
-             std::unique_ptr<runtime::CgroupManager> cgroups, EventBus* events);
+  PodRuntime(PodRuntimeOptions options, Mechanisms mechanisms, EventBus* events);
   // The container store's hook: publishes the CRI event a change means
   // (created, started, stopped, deleted) with its pod's current status.
   void PublishContainerChange(const ContainerRecord* before, const ContainerRecord* after);
@@ -228,10 +238,9 @@ class PodRuntime {
   void FillContainerStats(const ContainerRecord& c, cri::ContainerStats* out) const;
 
   const PodRuntimeOptions options_;
-  const HostSecurity host_security_;  // read once at start
-  image::ImageManager* const images_;
+  const std::unique_ptr<Networks> network_;  // null: loopback only
+  const std::unique_ptr<Images> images_;
   EventBus* const events_;
-  std::unique_ptr<runtime::CgroupManager> cgroups_;
   const std::string records_dir_;
 
   RecordStore<SandboxRecord> pods_;
@@ -253,9 +262,10 @@ class PodRuntime {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reaper_;
 
-  // Last: its thread calls back into this object, so it goes first.
-  std::unique_ptr<runtime::ExitWatcher> watcher_;
-  std::unique_ptr<runtime::MonitorPool> monitor_pool_;
+  // Last: its exit watcher calls back into this object, so it goes first.
+  std::unique_ptr<Machine> machine_;
+  runtime::CgroupManager* const cgroups_;  // machine_'s
+  const HostSecurity host_security_;       // read once at start
 };
 
 }  // namespace podshim::agent

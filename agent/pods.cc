@@ -10,7 +10,6 @@
 #include "agent/translate.h"
 #include "agent/validate.h"
 #include "runtime/files.h"
-#include "runtime/pod_setup.h"
 
 namespace podshim::agent {
 namespace {
@@ -91,7 +90,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
     release_name(s);
     return s;
   }
-  auto res = runtime::SetUpPod(*setup, *cgroups_);
+  auto res = machine_->SetUpPod(*setup);
   if (!res.ok()) {
     (void)runtime::RemoveFile(marker);
     release_name(res.status());
@@ -120,8 +119,8 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   // Undoes everything above; a failed detach leaves the CNI cache entry for
   // the start-up collector.
   auto fail = [&](absl::Status s) {
-    if (r.network_attached) (void)options_.network->Teardown(PodNetworkOf(r));
-    (void)runtime::RemovePod(r.dir, r.infra_pid, RemovesPodCgroup(r) ? r.cgroup : "", *cgroups_);
+    if (r.network_attached) (void)network_->Teardown(PodNetworkOf(r));
+    (void)machine_->RemovePod(r.dir, r.infra_pid, RemovesPodCgroup(r) ? r.cgroup : "");
     (void)runtime::RemoveFile(marker);
     release_name(s);
     return s;
@@ -134,8 +133,8 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
       return fail(absl::Status(s.code(), absl::StrCat("config.log_directory: ", s.message())));
     }
   }
-  if (!setup->host_network && options_.network != nullptr) {
-    auto attachment = options_.network->Setup(PodNetworkOf(r));
+  if (!setup->host_network && network_ != nullptr) {
+    auto attachment = network_->Setup(PodNetworkOf(r));
     if (!attachment.ok()) return fail(attachment.status());
     r.network_attached = true;
     r.network_name = attachment->network_name;
@@ -165,8 +164,8 @@ bool PodRuntime::RemovesPodCgroup(const SandboxRecord& pod) const {
 }
 
 absl::Status PodRuntime::DetachNetwork(const SandboxRecord& pod) {
-  if (!pod.network_attached || options_.network == nullptr) return absl::OkStatus();
-  if (auto s = options_.network->Teardown(PodNetworkOf(pod)); !s.ok()) return s;
+  if (!pod.network_attached || network_ == nullptr) return absl::OkStatus();
+  if (auto s = network_->Teardown(PodNetworkOf(pod)); !s.ok()) return s;
   return pods_
       .Update(pod.id,
               [](SandboxRecord& r) {
@@ -195,8 +194,7 @@ absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
       if (auto s = cgroups_->Remove(c.cgroup); !s.ok()) return s;
     }
   }
-  if (auto s =
-          runtime::StopPod(pod->dir, pod->infra_pid, remove_cgroup ? pod->cgroup : "", *cgroups_);
+  if (auto s = machine_->StopPod(pod->dir, pod->infra_pid, remove_cgroup ? pod->cgroup : "");
       !s.ok()) {
     return s;
   }
@@ -250,8 +248,7 @@ absl::Status PodRuntime::RemovePodLocked(const SandboxRecord& pod) {
   }
   if (auto s = DetachNetwork(pod); !s.ok()) return s;
   FaultPoint("remove-pod:after-containers");
-  if (auto s = runtime::RemovePod(pod.dir, pod.infra_pid, RemovesPodCgroup(pod) ? pod.cgroup : "",
-                                  *cgroups_);
+  if (auto s = machine_->RemovePod(pod.dir, pod.infra_pid, RemovesPodCgroup(pod) ? pod.cgroup : "");
       !s.ok()) {
     return s;
   }

@@ -9,8 +9,6 @@
 #include "agent/pod_runtime.h"
 #include "agent/validate.h"
 #include "runtime/files.h"
-#include "runtime/namespaces.h"
-#include "runtime/pod_setup.h"
 
 namespace podshim::agent {
 namespace {
@@ -56,7 +54,7 @@ absl::Status PodRuntime::Load() {
        ReadRecords<SandboxRecord>(records_dir_ + "/pods", SandboxFromJson, &unreadable_pods)) {
     // A pod whose namespaces are gone (reboot, crash mid-stop) is not ready.
     if (rec.state == cri::SANDBOX_READY && !rec.net_ns.empty() &&
-        !runtime::IsNamespacePinned(rec.net_ns)) {
+        !machine_->IsNamespacePinned(rec.net_ns)) {
       rec.state = cri::SANDBOX_NOTREADY;
     }
     (void)pod_names_.Reserve(PodNameKey(rec.config.metadata()), rec.id, "pod sandbox name");
@@ -108,7 +106,7 @@ void PodRuntime::AdoptStartedContainer(const std::string& id) {
   // if it has ended since).
   auto c = containers_.Get(id);
   if (!c.ok()) return;
-  auto started = runtime::RecoverStart(c->bundle, kStartTimeout, [&](int monitor_pid) {
+  auto started = machine_->RecoverStart(c->bundle, kStartTimeout, [&](int monitor_pid) {
     Log("runtime")->info(
         "container {}: waiting for monitor {} to report a start cut short by a restart", id,
         monitor_pid);
@@ -180,22 +178,22 @@ void PodRuntime::CollectUnfinishedPods() {
     (void)runtime::RemoveFile(marker);
     log->info("removed pod {}, whose creation was cut short", id);
   }
-  if (options_.network == nullptr) return;
+  if (network_ == nullptr) return;
   // CNI 1.1 networks: plugins free what no live pod uses.
   std::vector<std::string> attached;
   pods_.ForEach([&](const SandboxRecord& pod) {
     if (pod.network_attached) attached.push_back(pod.id);
   });
-  if (auto s = options_.network->GarbageCollect(attached); !s.ok()) {
+  if (auto s = network_->GarbageCollect(attached); !s.ok()) {
     log->warn("CNI GC: {}", s.ToString());
   }
   // Attachments whose pod has no record (e.g. a crash between writing the
   // CNI cache and the marker being read).
-  for (const auto& id : options_.network->CachedIds()) {
+  for (const auto& id : network_->CachedIds()) {
     if (pods_.Contains(id)) continue;
     cni::PodNetwork pn;
     pn.id = id;
-    if (auto s = options_.network->Teardown(pn); !s.ok()) {
+    if (auto s = network_->Teardown(pn); !s.ok()) {
       log->warn("orphaned network attachment {}: {}", id, s.ToString());
     } else {
       log->info("removed orphaned network attachment of pod {}", id);
@@ -220,13 +218,13 @@ absl::Status PodRuntime::RemoveLeftoverPod(const std::string& id, const std::str
     }
   }
   const std::string dir = absl::StrCat(options_.state_dir, "/pods/", id);
-  if (options_.network != nullptr) {
+  if (network_ != nullptr) {
     cni::PodNetwork pn;
     pn.id = id;
     pn.netns = dir + "/ns/net";
-    if (auto s = options_.network->Teardown(pn); !s.ok()) return s;
+    if (auto s = network_->Teardown(pn); !s.ok()) return s;
   }
-  return runtime::RemovePod(dir, 0, cgroup_owned ? cgroup : "", *cgroups_);
+  return machine_->RemovePod(dir, 0, cgroup_owned ? cgroup : "");
 }
 
 }  // namespace podshim::agent
