@@ -1,7 +1,5 @@
 #include "agent/server.h"
 
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -88,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   pod_options.pinns_binary = HelperPath(config, "podshim-pinns");
   pod_options.monitor_binary = HelperPath(config, "podshim-monitor");
   for (const auto& helper : {pod_options.pinns_binary, pod_options.monitor_binary}) {
-    if (::access(helper.c_str(), X_OK) != 0) {
+    if (!runtime::IsExecutable(helper)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "helper `", helper, "` is not executable (set helpers_dir to where it is installed)"));
     }

@@ -332,6 +332,8 @@ bool PathExists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+bool IsExecutable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
+
 absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir,
                                                    absl::string_view suffix) {
   std::vector<std::string> out;

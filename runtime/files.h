@@ -66,6 +66,9 @@ absl::Status RemoveTree(const std::string& path);
 // names nothing), as std::filesystem::exists.
 bool PathExists(const std::string& path);
 
+// Whether this process may execute `path` (access(2) X_OK).
+bool IsExecutable(const std::string& path);
+
 // The names in directory `dir` that end in `suffix`, without it, sorted. A
 // missing directory has none.
 absl::StatusOr<std::vector<std::string>> ListNames(const std::string& dir,

@@ -200,6 +200,15 @@ TEST_F(FileOpsTest, RemoveRenameAndExistence) {
   EXPECT_TRUE(PathExists(b));
 }
 
+TEST_F(FileOpsTest, IsExecutable) {
+  const std::string f = dir_ + "/helper";
+  ASSERT_TRUE(WriteFileAtomic(f, "#!/bin/sh\n", 0600).ok());
+  EXPECT_FALSE(IsExecutable(f)) << "no execute bit: not even root may run it";
+  ASSERT_TRUE(SetMode(f, 0700).ok());
+  EXPECT_TRUE(IsExecutable(f));
+  EXPECT_FALSE(IsExecutable(dir_ + "/missing"));
+}
+
 TEST_F(FileOpsTest, RemoveTreeDoesNotFollowSymlinks) {
   const std::string outside = dir_ + "/outside";
   ASSERT_TRUE(MakeDirs(outside, 0755).ok());
