@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "agent/logging.h"
 #include "agent/validate.h"
 #include "agent/version.h"
 
@@ -212,8 +213,11 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::UpdateRuntimeConfig(
 
 grpc::ServerWriteReactor<cri::ContainerEventResponse>* RuntimeServiceImpl::GetContainerEvents(
     grpc::CallbackServerContext* /*ctx*/, const cri::GetEventsRequest* /*req*/) {
-  LogRpc("RuntimeService/GetContainerEvents", grpc::Status::OK, absl::ZeroDuration());
-  return new EventStream(&events_);
+  auto* stream = new EventStream(&events_);
+  // Logged once subscribed: from this line on no event is missed (tests wait for it).
+  Log("rpc")->debug("RuntimeService/GetContainerEvents subscribed ({} subscribers)",
+                    events_.subscribers());
+  return stream;
 }
 
 }  // namespace podshim::agent

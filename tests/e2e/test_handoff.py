@@ -241,11 +241,17 @@ def test_status_call_in_time_claims_the_pod(make_agent):
     assert made, "the pod was not made in the background"
     pod_id = made[0].id
     a.pod_status(pod_id)  # within the TTL: the pod is the caller's now
-    time.sleep(4)  # twice the TTL
+    # A second pod, made after the first and never claimed: once the reaper has removed it,
+    # it has passed the first pod's time as well (no sleep standing in for that).
+    a.run_pod_times_out(a.pod_config("witness"))
+    witness = eventually(lambda: a.pods("witness"), timeout=10)
+    assert witness, "the witness pod was not made in the background"
+    assert eventually(lambda: f"removed unclaimed pod {witness[0].id}" in a.d.log(),
+                      timeout=15), "the reaper never removed the unclaimed witness"
     assert [p.id for p in a.pods("claimed")] == [pod_id]
     assert a.pod_status(pod_id).status.state == a.pb.SANDBOX_READY
     assert "claimed by PodSandboxStatus" in a.d.log()
-    assert "removed unclaimed pod" not in a.d.log()
+    assert f"removed unclaimed pod {pod_id}" not in a.d.log()
     a.remove_pod(pod_id)
     a.assert_nothing_left()
 

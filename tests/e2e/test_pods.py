@@ -605,6 +605,7 @@ def test_containers_survive_a_restart_of_podshimd(env, pods):
 def test_container_events_stream(env, pods):
     import queue
     import threading
+    subscribed = env.d.log().count("GetContainerEvents subscribed")
     stream = env.c.runtime.GetContainerEvents(env.pb.GetEventsRequest(), timeout=60)
     got = queue.Queue()
 
@@ -616,7 +617,11 @@ def test_container_events_stream(env, pods):
             pass
 
     threading.Thread(target=read, daemon=True).start()
-    time.sleep(0.3)  # the subscription is in place before the first event
+    # The subscription is in place before the first event: podshimd says so in its log.
+    deadline = time.monotonic() + 10
+    while env.d.log().count("GetContainerEvents subscribed") == subscribed:
+        assert time.monotonic() < deadline, "podshimd never logged the subscription"
+        time.sleep(0.02)
     cfg = env.pod_config()
     pod_id = pods.run(cfg)
     cid = env.run(pod_id, cfg, "evented", ["sh", "-c", "sleep 0.5; exit 2"])

@@ -154,6 +154,15 @@ def counted_lines(log: Path):
     return out
 
 
+def process_alive(pid):
+    """Neither gone nor a zombie (a monitor whose podshimd was killed is reparented)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def test_twenty_pods_survive_five_sigkills_of_the_agent(agent):
     pods = [agent.run_pod(f"count-{i}", COUNTER) for i in range(20)]
     before = {}
@@ -164,16 +173,35 @@ def test_twenty_pods_survive_five_sigkills_of_the_agent(agent):
         assert before[cid][2], "every pod has an IP"
     assert len({v[2] for v in before.values()}) == 20
 
+    def wait_for_more_lines(at_least):
+        """Every counter has written at least `at_least` lines (they go on while podshimd is
+        away: the monitors own the logs)."""
+        deadline = time.monotonic() + 30
+        while any(len(counted_lines(log)) < at_least for _, _, log in pods):
+            assert time.monotonic() < deadline, "a counter stopped writing"
+            time.sleep(0.05)
+
     for round_ in range(5):
         ender = None
         if round_ == 2:
-            # Exits with 7 while the agent is down.
-            ender = agent.run_pod("ender", ["sh", "-c", "sleep 1; exit 7"])
-        time.sleep(0.3)
+            # Exits with 7 while the agent is down: it waits for a file that is made only then.
+            ender = agent.run_pod("ender", ["sh", "-c",
+                                            "while [ ! -e /tmp/go ]; do usleep 20000; done; exit 7"])
+            _, info = agent.container(ender[1])
+            ender_pid = info["pid"]
+            stat = Path(f"/proc/{ender_pid}/stat").read_text()
+            ender_monitor = int(stat[stat.rindex(")") + 2:].split()[1])
+        wait_for_more_lines(10 * (round_ + 1))
         agent.kill()
         if ender is not None:
-            time.sleep(2.0)
-            exit_window = (time.time_ns() - 3_500_000_000, time.time_ns())
+            exit_window = [time.time_ns()]
+            Path(f"/proc/{ender_pid}/root/tmp/go").touch()
+            # Its monitor writes the exit file, then ends.
+            deadline = time.monotonic() + 10
+            while process_alive(ender_monitor):
+                assert time.monotonic() < deadline, "the ender's monitor did not end"
+                time.sleep(0.02)
+            exit_window.append(time.time_ns())
         agent.start()
         for pod_id, cid, _ in pods:
             st, info = agent.container(cid)
@@ -186,7 +214,7 @@ def test_twenty_pods_survive_five_sigkills_of_the_agent(agent):
             assert exit_window[0] <= st.finished_at <= exit_window[1]
 
     # The logs went on through all of it: every number once, in order, none lost.
-    time.sleep(0.3)
+    wait_for_more_lines(60)
     for _, _, log in pods:
         nums = counted_lines(log)
         assert len(nums) > 50, log
