@@ -7,6 +7,7 @@
 #include "runtime/cgroups.h"
 #include "runtime/files.h"
 #include "runtime/signals.h"
+#include "runtime/spawn.h"
 
 namespace podshim::agent {
 namespace {
@@ -89,6 +90,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
     if (!runtime::IsExecutable(helper)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "helper `", helper, "` is not executable (set helpers_dir to where it is installed)"));
+    }
+    // Run from a sealed copy (the CVE-2019-5736 class): a container that
+    // gets hold of a helper's /proc/PID/exe cannot write the host's binary.
+    if (auto sealed = runtime::SealHelper(helper); sealed.ok()) {
+      log->debug("helper {} runs from its sealed copy {}", helper, *sealed);
+    } else {
+      log->warn(
+          "helper {} runs from its file, not from a sealed copy (is vm.memfd_noexec 2?): {}; a "
+          "container that gets hold of its /proc/PID/exe could write it once no helper runs",
+          helper, sealed.status().ToString());
     }
   }
   if (config.cgroup_favor_dynmods) {

@@ -69,8 +69,9 @@ Wait WaitForFiles(int inotify, int pidfd, const std::vector<std::string>& files,
 }
 
 // The monitor named in bundle/monitor.pid if that pid is still a monitor
-// (the pid may have been reused since: its exe is podshim-monitor, or
-// podshim-monitor-loop once the workload runs), as a pidfd; its pid in `pid`.
+// (the pid may have been reused since: its exe is podshim-monitor or its
+// sealed copy, or podshim-monitor-loop once the workload runs), as a pidfd;
+// its pid in `pid`.
 absl::StatusOr<UniqueFd> OpenMonitor(const std::string& bundle, int* monitor_pid) {
   auto pid_text = ReadFile(absl::StrCat(bundle, "/", kMonitorPidFile));
   if (!pid_text.ok()) return pid_text.status();
@@ -88,6 +89,8 @@ absl::StatusOr<UniqueFd> OpenMonitor(const std::string& bundle, int* monitor_pid
   absl::string_view path(exe, static_cast<size_t>(n));
   const size_t slash = path.rfind('/');
   if (slash != absl::string_view::npos) path.remove_prefix(slash + 1);
+  // podshimd runs podshim-monitor from a sealed copy: "/memfd:podshim-monitor (deleted)".
+  absl::ConsumePrefix(&path, "memfd:");
   if (!absl::StartsWith(path, "podshim-monitor")) {
     return absl::NotFoundError(absl::StrCat("pid ", pid, " is no longer a monitor"));
   }

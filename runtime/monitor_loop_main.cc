@@ -5,6 +5,7 @@
 //   podshim-monitor-loop --bundle DIR --child PID --out-fd N --err-fd N
 //                        --log-fd N --log-path PATH --oom-counter PATH
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <string>
@@ -12,6 +13,9 @@
 #include "runtime/monitor_loop.h"
 
 int main(int argc, char** argv) {
+  // Not dumpable: no other process without CAP_SYS_PTRACE (a container in
+  // the host's PID namespace) may open its /proc/PID/exe (this binary).
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   podshim::runtime::MonitorLoopArgs args;
   std::string error;
   if (!podshim::runtime::ParseMonitorLoopArgv(argc, argv, &args, &error)) {

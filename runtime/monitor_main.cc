@@ -155,12 +155,20 @@ absl::StatusOr<LaunchSpec> ReadSpec(const std::string& bundle) {
 
 // --- start -----------------------------------------------------------------------
 
-// The path of podshim-monitor-loop: beside this binary.
+// argv[0]: podshimd runs this binary from a sealed copy (runtime/spawn.h,
+// SealHelper), so /proc/self/exe names a memfd and argv[0] the file on disk.
+std::string g_argv0;
+
+// The path of podshim-monitor-loop: beside this binary (as argv[0] names it,
+// else as /proc/self/exe does).
 std::string LoopBinaryPath() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return kMonitorLoopBinary;
-  std::string self(buf, static_cast<size_t>(n));
+  std::string self = g_argv0;
+  if (self.find('/') == std::string::npos) {
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n <= 0) return kMonitorLoopBinary;
+    self.assign(buf, static_cast<size_t>(n));
+  }
   size_t slash = self.rfind('/');
   return absl::StrCat(self.substr(0, slash == std::string::npos ? 0 : slash + 1),
                       kMonitorLoopBinary);
@@ -493,7 +501,12 @@ int Usage(absl::string_view why) {
 }
 
 int Main(int argc, char** argv) {
+  // Not dumpable (the CVE-2019-5736 class): a container process may not
+  // open this process's /proc/PID/exe or memory while it joins the
+  // container, nor those of the children it forks before they exec.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   EnsureStdio();
+  g_argv0 = argc > 0 ? argv[0] : "";
   if (argc < 2) return Usage("no command");
   const std::string command = argv[1];
   if (command == "wait" && argc == 2) return RunWait();

@@ -3,7 +3,7 @@
 # (namespaces.h), and the posix_spawn-based process runner (spawn.h).
 podshim_library(podshim_spawn_ns
   SOURCES spawn.cc namespaces.cc
-  DEPS podshim_runtime absl::time absl::strings absl::status absl::statusor)
+  DEPS podshim_runtime absl::time absl::strings absl::status absl::statusor absl::synchronization)
 
 # sysctl.cc (the one sysctl check, standard C++ alone) is compiled in.
 add_executable(podshim-pinns pinns_main.cc sysctl.cc)

@@ -387,6 +387,10 @@ bool Run(const Args& args, UndoStack& undo, std::string& reply, Error& error) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Not dumpable, nor the infra process it forks (PID 1 of a pod's PID
+  // namespace, visible to the pod's containers): they may not open its
+  // /proc/PID/exe (this binary) or memory (the CVE-2019-5736 class).
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   Args args;
   // What this process did, undone last-in first-out on failure.
   UndoStack undo;

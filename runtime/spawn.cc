@@ -5,15 +5,22 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <map>
+#include <memory>
 #include <set>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace podshim::runtime {
 namespace {
@@ -32,6 +39,89 @@ int PollTimeoutMs(absl::Time deadline) {
 absl::Time DeadlineAfter(absl::Duration timeout) {
   if (timeout == absl::InfiniteDuration()) return absl::InfiniteFuture();
   return absl::Now() + std::max(timeout, absl::ZeroDuration());
+}
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U  // Linux 6.3: executable even under vm.memfd_noexec=1
+#endif
+
+// A sealed copy of a helper: its read-only memfd and the path that execs it.
+// A spawn holds one until posix_spawn has returned, so a copy replaced
+// meanwhile (ResealHelper) is not closed under it.
+struct SealedBinary {
+  UniqueFd fd;
+  std::string exec_path;
+};
+
+// The sealed copies of helpers by their path (SealHelper); never destroyed:
+// children may be spawned until the process ends.
+struct SealedHelpers {
+  absl::Mutex mu;
+  std::map<std::string, std::shared_ptr<const SealedBinary>> by_path ABSL_GUARDED_BY(mu);
+};
+SealedHelpers& Sealed() {
+  static auto* sealed = new SealedHelpers;
+  return *sealed;
+}
+
+std::shared_ptr<const SealedBinary> SealedCopyOf(const std::string& path) {
+  SealedHelpers& sealed = Sealed();
+  absl::MutexLock lock(&sealed.mu);
+  auto it = sealed.by_path.find(path);
+  return it == sealed.by_path.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const SealedBinary>> SealedCopy(const std::string& path) {
+  UniqueFd src(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!src.valid()) return ErrnoError(errno, "open", path);
+  struct stat st {};
+  if (::fstat(src.get(), &st) != 0) return ErrnoError(errno, "stat", path);
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("`", path, "` is not a regular file"));
+  }
+  const std::string name = path.substr(path.rfind('/') + 1);
+  constexpr unsigned kFlags = MFD_CLOEXEC | MFD_ALLOW_SEALING;
+  UniqueFd copy(::memfd_create(name.c_str(), kFlags | MFD_EXEC));
+  if (!copy.valid() && errno == EINVAL) copy.Reset(::memfd_create(name.c_str(), kFlags));
+  if (!copy.valid()) return ErrnoError(errno, "memfd_create for", path);
+  for (off_t done = 0; done < st.st_size;) {
+    const ssize_t n =
+        ::sendfile(copy.get(), src.get(), nullptr, static_cast<size_t>(st.st_size - done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoError(n < 0 ? errno : EIO, "copy into a memfd", path);
+    done += n;
+  }
+  if (::fchmod(copy.get(), 0555) != 0) return ErrnoError(errno, "chmod the memfd copy of", path);
+  if (::fcntl(copy.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) !=
+      0) {
+    return ErrnoError(errno, "seal the memfd copy of", path);
+  }
+  // memfd_create's descriptor is open for writing, and the kernel execs no
+  // file that is (ETXTBSY): keep a read-only one instead.
+  const std::string self = absl::StrCat("/proc/self/fd/", copy.get());
+  auto sealed = std::make_shared<SealedBinary>();
+  sealed->fd.Reset(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!sealed->fd.valid()) return ErrnoError(errno, "reopen the memfd copy of", path);
+  sealed->exec_path = absl::StrCat("/proc/", ::getpid(), "/fd/", sealed->fd.get());
+  return std::shared_ptr<const SealedBinary>(std::move(sealed));
+}
+
+}  // namespace
+
+namespace {
+
+// A fresh sealed copy of `path` in place of `stale`, which someone holds
+// open for writing (the kernel execs no such file).
+std::shared_ptr<const SealedBinary> ResealHelper(const std::string& path,
+                                                 const std::shared_ptr<const SealedBinary>& stale) {
+  auto copy = SealedCopy(path);
+  if (!copy.ok()) return stale;
+  SealedHelpers& sealed = Sealed();
+  absl::MutexLock lock(&sealed.mu);
+  auto& current = sealed.by_path[path];
+  // Another spawn replaced it already: that one is as fresh.
+  if (current == stale) current = *copy;
+  return current;
 }
 
 // Owners for the posix_spawn(3) objects.
@@ -297,7 +387,15 @@ absl::StatusOr<ChildProcess> Spawn(const SpawnOptions& options, SpawnPipes* pipe
   }
 
   pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, name.c_str(), actions.get(), attr.get(), argv.data(), env);
+  // A sealed helper runs from its copy (SealHelper), held until the exec is done.
+  std::shared_ptr<const SealedBinary> sealed = SealedCopyOf(name);
+  const std::string* program = sealed ? &sealed->exec_path : &name;
+  int rc = ::posix_spawnp(&pid, program->c_str(), actions.get(), attr.get(), argv.data(), env);
+  if (rc == ETXTBSY && sealed) {
+    sealed = ResealHelper(name, sealed);
+    program = &sealed->exec_path;
+    rc = ::posix_spawnp(&pid, program->c_str(), actions.get(), attr.get(), argv.data(), env);
+  }
   if (rc != 0) return ErrnoError(rc, "spawn", name);
   // Our unreaped child: its pid cannot be reused before we wait for it.
   auto pidfd = OpenPidfd(pid);
@@ -310,6 +408,21 @@ absl::StatusOr<ChildProcess> Spawn(const SpawnOptions& options, SpawnPipes* pipe
   }
   if (pipes != nullptr) *pipes = std::move(parent);
   return ChildProcess(pid, std::move(*pidfd), options.new_session, name);
+}
+
+absl::StatusOr<std::string> SealHelper(const std::string& path) {
+  if (auto existing = SealedCopyOf(path)) return existing->exec_path;
+  auto copy = SealedCopy(path);
+  if (!copy.ok()) return copy.status();
+  SealedHelpers& sealed = Sealed();
+  absl::MutexLock lock(&sealed.mu);
+  auto [it, added] = sealed.by_path.try_emplace(path, std::move(*copy));
+  return it->second->exec_path;
+}
+
+std::string ExecPathOf(const std::string& path) {
+  auto sealed = SealedCopyOf(path);
+  return sealed ? sealed->exec_path : path;
 }
 
 absl::StatusOr<SpawnResult> RunProcess(const SpawnOptions& options) {

@@ -123,6 +123,19 @@ class ChildProcess {
   std::string name_;  // argv[0], for errors
 };
 
+// Sealed helpers (the CVE-2019-5736 class). SealHelper copies the
+// executable at `path` into a memfd sealed against every write, grow and
+// shrink; from then on Spawn and RunProcess run that copy whenever argv[0] is
+// `path` (argv[0] stays `path`, so the helper still finds the binaries beside
+// it). A helper that enters a container therefore has the sealed copy as its
+// /proc/self/exe, and so has whatever it execs through that link (a script
+// starting `#!/proc/self/exe`): a container process that gets hold of it
+// cannot change the host's binary. Sealing the same path again is a no-op.
+// Returns the path Spawn execs (/proc/<this pid>/fd/<memfd>).
+absl::StatusOr<std::string> SealHelper(const std::string& path);
+// What Spawn execs for argv[0] `path`: its sealed copy, else `path`.
+std::string ExecPathOf(const std::string& path);
+
 // Starts a program and returns at once. With `pipes` == nullptr the child's
 // stdin, stdout and stderr are /dev/null; otherwise its stdin is a pipe whose
 // write end is returned in pipes->in, and (with capture_output) stdout and

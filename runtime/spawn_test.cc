@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -368,6 +371,69 @@ TEST(SpawnTest, ReleaseGivesUpTheChild) {
   EXPECT_EQ(::kill(pid, 0), 0);
   ::kill(pid, SIGKILL);
   EXPECT_EQ(::waitpid(pid, nullptr, 0), pid);
+}
+
+TEST(SealHelperTest, TheHelperRunsFromACopyNothingCanWrite) {
+  char tmpl[] = "/tmp/podshim-seal-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string helper = dir + "/podshim-helper";
+  {
+    // A copy of sleep(1), so that the test seals a file of its own.
+    SpawnOptions cp;
+    cp.argv = {"/bin/cp", "/bin/sleep", helper};
+    auto copied = RunProcess(cp);
+    ASSERT_TRUE(copied.ok() && copied->exit_code == 0);
+  }
+  EXPECT_EQ(ExecPathOf(helper), helper) << "not sealed yet: runs from its file";
+  auto sealed = SealHelper(helper);
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(ExecPathOf(helper), *sealed);
+  EXPECT_EQ(*SealHelper(helper), *sealed) << "sealing again changes nothing";
+
+  SpawnOptions options;
+  options.argv = {helper, "30"};
+  auto child = Spawn(options);
+  ASSERT_TRUE(child.ok()) << child.status();
+  const std::string proc = absl::StrCat("/proc/", child->pid());
+  char exe[4096] = {};
+  ASSERT_GT(::readlink((proc + "/exe").c_str(), exe, sizeof exe - 1), 0);
+  EXPECT_THAT(std::string(exe), ::testing::StartsWith("/memfd:podshim-helper"));
+  // argv[0] still names the file, so the helper finds its siblings.
+  // (Empty until the exec has set up the new image's arguments.)
+  std::string cmdline;
+  for (const absl::Time until = absl::Now() + kGuard; cmdline.empty() && absl::Now() < until;) {
+    std::ifstream cmdline_file(proc + "/cmdline");
+    cmdline.assign(std::istreambuf_iterator<char>(cmdline_file), std::istreambuf_iterator<char>());
+  }
+  EXPECT_THAT(cmdline, ::testing::StartsWith(helper + std::string(1, '\0')));
+  ASSERT_TRUE(child->Kill(SIGKILL).ok());
+  ASSERT_TRUE(child->Wait(kGuard).ok());
+
+  // Nothing writes the copy, not even root once nothing runs it.
+  UniqueFd w(::open(sealed->c_str(), O_WRONLY | O_CLOEXEC));
+  ASSERT_TRUE(w.valid()) << errno;
+  errno = 0;
+  EXPECT_EQ(::write(w.get(), "x", 1), -1);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_EQ(::ftruncate(w.get(), 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  // A copy held open for writing cannot be executed (ETXTBSY): a process
+  // that did that would stop every helper. Spawn makes a fresh copy instead.
+  options.argv = {helper, "0"};
+  auto ran = RunProcess(options);
+  ASSERT_TRUE(ran.ok()) << ran.status();
+  EXPECT_EQ(ran->exit_code, 0);
+  EXPECT_NE(ExecPathOf(helper), *sealed) << "a fresh copy";
+  EXPECT_THAT(ExecPathOf(helper), ::testing::StartsWith("/proc/"));
+  w.Reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SealHelperTest, OnlyRegularFiles) {
+  EXPECT_EQ(SealHelper("/nonexistent/podshim-helper").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SealHelper("/dev/null").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ExecPathOf("/dev/null"), "/dev/null");
 }
 
 TEST(ReadUntilEofTest, TimeoutAndLimit) {
