@@ -1,4 +1,5 @@
-"""Bad requests are refused before anything is made (issue 18, findings 2, 3, 9 and 10).
+"""Bad requests are refused before anything is made (issue 18, findings 2, 3, 9 and 10), and the
+helpers that enter containers cannot be overwritten from one (finding 6, at the end).
 
 Each case of the table sends one bad RunPodSandbox, CreateContainer, UpdateContainerResources or
 image request to a real podshimd and checks that
@@ -844,3 +845,109 @@ def test_char_device_still_works(env, base):
         assert r.exit_code == 0 and r.stdout.decode().strip() == "done", r
     finally:
         env.remove_container(cid)
+
+
+# --- Finding 6: the helpers cannot be overwritten from a container (CVE-2019-5736 class) -----
+
+def processes():
+    """(pid, ppid, argv) of every process."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat_text = (p / "stat").read_text()
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat_text[stat_text.rindex(")") + 2:].split()[1])
+        out.append((int(p.name), ppid, [a.decode(errors="replace") for a in argv if a]))
+    return out
+
+
+def assert_runs_from_a_sealed_copy(pid, name):
+    """The process's executable is a sealed memfd copy of `name`, not the file on disk, and
+    even root cannot write it."""
+    exe = os.readlink(f"/proc/{pid}/exe")
+    assert exe.startswith(f"/memfd:{name}"), exe
+    on_disk = os.stat(Path(podshimd_binary()).parent.parent / "runtime" / name)
+    assert os.stat(f"/proc/{pid}/exe").st_ino != on_disk.st_ino
+    with pytest.raises(OSError):  # ETXTBSY while it runs; EPERM (sealed) otherwise
+        fd = os.open(f"/proc/{pid}/exe", os.O_WRONLY)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
+
+
+def test_helpers_run_from_a_sealed_copy(env, base):
+    """The monitors waiting for a start, and the ExecSync helper while it is inside a
+    container, run from sealed copies of podshim-monitor."""
+    import threading
+    import time
+    podshimd = env.d.proc.pid
+    waiting = [pid for pid, ppid, argv in processes()
+               if ppid == podshimd and argv[1:] == ["wait"]]
+    assert waiting, "no monitor of the pool is waiting"
+    assert_runs_from_a_sealed_copy(waiting[0], "podshim-monitor")
+
+    # An ExecSync that waits on a FIFO until the test has looked at its helper.
+    cid = base[2]
+    assert env.exec(cid, ["sh", "-c", "rm -f /tmp/hold && mkfifo /tmp/hold"]).exit_code == 0
+    result = {}
+    held = threading.Thread(target=lambda: result.update(
+        r=env.exec(cid, ["sh", "-c", "read line < /tmp/hold"], timeout=30)), daemon=True)
+    held.start()
+    try:
+        deadline = time.monotonic() + 20
+        helper = None
+        while helper is None:
+            assert time.monotonic() < deadline, "the ExecSync helper never showed up"
+            helper = next((pid for pid, ppid, argv in processes() if ppid == podshimd
+                           and argv[1:2] == ["exec"] and cid in " ".join(argv)), None)
+            time.sleep(0.02)
+        assert_runs_from_a_sealed_copy(helper, "podshim-monitor")
+    finally:
+        env.exec(cid, ["sh", "-c", "echo go > /tmp/hold"])
+        held.join(40)
+    assert result["r"].exit_code == 0, result
+
+
+def test_a_container_cannot_open_the_pods_infra_process(env):
+    """With a shared PID namespace the pod's infra process (podshim-pinns) is PID 1 of the
+    containers: they can neither open its executable nor read its environment (it holds
+    capabilities they lack, and it is not dumpable: either alone refuses them)."""
+    cfg = env.pod_config()
+    cfg.linux.security_context.namespace_options.pid = env.pb.POD
+    pod_id = env.run_pod(cfg)
+    try:
+        cid = env.create(pod_id, cfg, env.container_config())
+        env.start(cid)
+        who = env.exec(cid, ["cat", "/proc/1/comm"])
+        assert who.stdout.decode().strip() == "podshim-infra", who
+        for cmd in (["readlink", "/proc/1/exe"], ["cat", "/proc/1/exe"],
+                    ["sh", "-c", "echo x >> /proc/1/exe"], ["cat", "/proc/1/environ"]):
+            r = env.exec(cid, cmd)
+            assert r.exit_code != 0, (cmd, r)
+        # Its own processes stay readable to it.
+        assert env.exec(cid, ["readlink", "/proc/self/exe"]).exit_code == 0
+    finally:
+        env.remove_pod(pod_id)
+
+
+def test_a_script_that_names_proc_self_exe_runs_the_sealed_copy(env, base):
+    """ExecSync of a script starting `#!/proc/self/exe` runs the exec helper's own binary
+    inside the container (what CVE-2019-5736 used). The kernel resolves that link to the
+    helper's executable, which test_helpers_run_from_a_sealed_copy shows is the sealed copy;
+    here: the path is real (podshim-monitor answers), and the host's file stays as it was."""
+    import hashlib
+    binary = Path(podshimd_binary()).parent.parent / "runtime" / "podshim-monitor"
+    before = hashlib.sha256(binary.read_bytes()).hexdigest()
+    cid = base[2]
+    assert env.exec(cid, ["sh", "-c", "printf '#!/proc/self/exe\\n' > /tmp/evil && "
+                                      "chmod +x /tmp/evil"]).exit_code == 0
+    r = env.exec(cid, ["/tmp/evil"])
+    # podshim-monitor ran as the script's interpreter (its usage error).
+    assert r.exit_code == 2, r
+    assert b"podshim-monitor" in r.stderr, r
+    assert hashlib.sha256(binary.read_bytes()).hexdigest() == before
