@@ -209,6 +209,14 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       base.exec_sync_max_timeout_seconds = value.as_integer();
       continue;
     }
+    if (key == "max_layer_bytes" || key == "max_layer_entries") {
+      if (!value.is_integer() || value.as_integer() <= 0) {
+        return Invalid(origin, key, "must be an integer, more than 0");
+      }
+      (key == "max_layer_bytes" ? base.max_layer_bytes : base.max_layer_entries) =
+          value.as_integer();
+      continue;
+    }
     if (key == "rpc_queue_limit") {
       if (!value.is_integer() || value.as_integer() <= 0) {
         return Invalid(origin, key, "must be an integer, more than 0");
@@ -271,6 +279,13 @@ absl::Status ValidateConfig(const Config& config) {
         absl::StrCat("exec_sync_max_timeout_seconds: ", config.exec_sync_max_timeout_seconds,
                      " must be more than 0"));
   }
+  for (const auto& [key, value] :
+       {std::pair<const char*, int64_t>{"max_layer_bytes", config.max_layer_bytes},
+        {"max_layer_entries", config.max_layer_entries}}) {
+    if (value <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(key, ": ", value, " must be more than 0"));
+    }
+  }
   if (config.rpc_queue_limit <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("rpc_queue_limit: ", config.rpc_queue_limit, " must be more than 0"));
@@ -311,6 +326,8 @@ nlohmann::json ConfigToJson(const Config& config) {
   j["handoff_ttl_seconds"] = config.handoff_ttl_seconds;
   j["rpc_queue_limit"] = config.rpc_queue_limit;
   j["exec_sync_max_timeout_seconds"] = config.exec_sync_max_timeout_seconds;
+  j["max_layer_bytes"] = config.max_layer_bytes;
+  j["max_layer_entries"] = config.max_layer_entries;
   j["cni"] = {{"enabled", config.cni.enabled},
               {"conf_dir", config.cni.conf_dir},
               {"bin_dirs", config.cni.bin_dirs},

@@ -99,6 +99,12 @@ struct Config {
   // The longest an ExecSync command may run: a request's timeout of 0 (none)
   // or a longer one is capped here. Must be > 0.
   int64_t exec_sync_max_timeout_seconds = 600;
+  // Caps on one image layer as it is unpacked (pull and import): its
+  // uncompressed bytes and its tar entries. A layer beyond either is refused
+  // (RESOURCE_EXHAUSTED), as soon as the cap is passed: a compression or tar
+  // bomb fills neither the disk nor the inode table. Must be > 0.
+  int64_t max_layer_bytes = int64_t{32} << 30;  // 32 GiB
+  int64_t max_layer_entries = 1'000'000;
   RegistryConfig registry;
   CniConfig cni;
 

@@ -75,7 +75,9 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["handoff_ttl_seconds"], 300);
   EXPECT_EQ(j["rpc_queue_limit"], 1024);
   EXPECT_EQ(j["exec_sync_max_timeout_seconds"], 600);
-  EXPECT_EQ(j.size(), 14u);
+  EXPECT_EQ(j["max_layer_bytes"], int64_t{32} << 30);
+  EXPECT_EQ(j["max_layer_entries"], 1'000'000);
+  EXPECT_EQ(j.size(), 16u);
 }
 
 TEST(Config, ExecSyncMaxTimeout) {
@@ -88,6 +90,22 @@ TEST(Config, ExecSyncMaxTimeout) {
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("exec_sync_max_timeout_seconds"));
   }
+}
+
+TEST(Config, LayerCaps) {
+  auto c = ParseConfigToml("max_layer_bytes = 4096\nmax_layer_entries = 10\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_layer_bytes, 4096);
+  EXPECT_EQ(c->max_layer_entries, 10);
+  for (const char* bad :
+       {"max_layer_bytes = 0\n", "max_layer_bytes = \"1G\"\n", "max_layer_entries = -1\n"}) {
+    auto parsed = ParseConfigToml(bad, "t.toml");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("max_layer_"));
+  }
+  Config config;
+  config.max_layer_entries = 0;
+  EXPECT_THAT(std::string(ValidateConfig(config).message()), HasSubstr("max_layer_entries"));
 }
 
 TEST(Config, RpcQueueLimit) {

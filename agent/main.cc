@@ -52,6 +52,10 @@ ABSL_FLAG(absl::optional<int64_t>, handoff_ttl_seconds, absl::nullopt,
 ABSL_FLAG(absl::optional<int64_t>, exec_sync_max_timeout_seconds, absl::nullopt,
           "the longest an ExecSync command may run; a timeout of 0 (none) or a longer one is "
           "capped here (default 600; more than 0)");
+ABSL_FLAG(absl::optional<int64_t>, max_layer_bytes, absl::nullopt,
+          "the most bytes one image layer may unpack to; more is refused (default 32 GiB)");
+ABSL_FLAG(absl::optional<int64_t>, max_layer_entries, absl::nullopt,
+          "the most tar entries one image layer may have; more is refused (default 1000000)");
 ABSL_FLAG(absl::optional<int64_t>, rpc_queue_limit, absl::nullopt,
           "how many RPCs may wait for a worker in each pool before more are refused with "
           "RESOURCE_EXHAUSTED (default 1024; more than 0)");
@@ -104,6 +108,10 @@ absl::StatusOr<Config> EffectiveConfig() {
     config.handoff_ttl_seconds = *n;
   }
   if (auto n = absl::GetFlag(FLAGS_rpc_queue_limit); n.has_value()) config.rpc_queue_limit = *n;
+  if (auto n = absl::GetFlag(FLAGS_max_layer_bytes); n.has_value()) config.max_layer_bytes = *n;
+  if (auto n = absl::GetFlag(FLAGS_max_layer_entries); n.has_value()) {
+    config.max_layer_entries = *n;
+  }
   if (auto n = absl::GetFlag(FLAGS_exec_sync_max_timeout_seconds); n.has_value()) {
     config.exec_sync_max_timeout_seconds = *n;
   }

@@ -30,6 +30,8 @@ image::ImageManagerOptions ImageManagerOptionsFor(const Config& config) {
                            creds.registry_token};
   }
   options.max_concurrent_downloads = config.registry.max_concurrent_downloads;
+  options.max_layer_bytes = static_cast<uint64_t>(config.max_layer_bytes);
+  options.max_layer_entries = static_cast<uint64_t>(config.max_layer_entries);
   return options;
 }
 

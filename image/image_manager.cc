@@ -222,6 +222,8 @@ absl::Status ImageManager::UnpackLayers(const std::vector<Descriptor>& layers,
     if (!digest.ok()) return digest.status();
     UnpackOptions opts;
     opts.expected_diff_id = *diff_id;
+    opts.max_bytes = options_.max_layer_bytes;
+    opts.max_entries = options_.max_layer_entries;
     auto result = UnpackLayerFileInto(content_->BlobPath(*digest), *compression, target, opts);
     if (!result.ok() && result.status().code() != absl::StatusCode::kAlreadyExists) {
       return WithContext(result.status(), absl::StrCat("layer ", layers[i].digest));

@@ -33,6 +33,9 @@ struct ImageManagerOptions {
   // Credentials per registry host, used when a pull brings none.
   std::map<std::string, RegistryAuth> auths;
   int max_concurrent_downloads = 3;
+  // Caps on one layer's unpacked bytes and tar entries (UnpackOptions; 0: none).
+  uint64_t max_layer_bytes = 0;
+  uint64_t max_layer_entries = 0;
 };
 
 class ImageManager {

@@ -190,8 +190,9 @@ class Decompressor {
 // The uncompressed stream as libarchive pulls it: every byte handed over is
 // hashed and counted first.
 struct Stream {
-  explicit Stream(Decompressor* s) : source(s) {}
+  Stream(Decompressor* s, uint64_t cap) : source(s), max_bytes(cap) {}
   Decompressor* source;
+  const uint64_t max_bytes;  // 0: none
   Hasher hasher = Hasher::Sha256();
   uint64_t size = 0;
   std::unique_ptr<char[]> buf = std::make_unique<char[]>(kOutBufSize);
@@ -202,6 +203,11 @@ struct Stream {
     if (!n.ok()) return n;
     hasher.Update(buf.get(), *n);
     size += *n;
+    if (max_bytes > 0 && size > max_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the layer unpacks to more than ", max_bytes,
+                       " bytes (max_layer_bytes); a compression bomb, or raise the cap"));
+    }
     return n;
   }
 };
@@ -228,7 +234,7 @@ absl::StatusOr<UnpackResult> Unpack(const LayerReader& read, Compression compres
                                     const UnpackOptions& options) {
   Decompressor source(read, compression);
   if (auto s = source.Init(); !s.ok()) return s;
-  Stream stream(&source);
+  Stream stream(&source, options.max_bytes);
   std::unique_ptr<struct archive, ArchiveFree> ar(archive_read_new());
   if (ar == nullptr) return absl::ResourceExhaustedError("archive_read_new failed");
   // Only tar (ustar, pax, GNU) and an empty stream; no libarchive filters:
@@ -254,6 +260,11 @@ absl::StatusOr<UnpackResult> Unpack(const LayerReader& read, Compression compres
       return archive_status(absl::StrCat("read tar header after ", result.entries, " entries"));
     }
     ++result.entries;
+    if (options.max_entries > 0 && result.entries > options.max_entries) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the layer has more than ", options.max_entries,
+                       " entries (max_layer_entries); a tar bomb, or raise the cap"));
+    }
     if (auto s = extractor.Apply(ar.get(), e); !s.ok()) {
       // A failed read of file data shows up as DATA_LOSS from Apply; prefer
       // the source's own error (gzip corrupt, reader failed) when there is one.

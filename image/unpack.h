@@ -23,7 +23,8 @@
 // Errors: INVALID_ARGUMENT naming the entry for content that is refused
 // (escapes, writes through symlinks, bad whiteouts, overlay xattrs),
 // FAILED_PRECONDITION for device nodes that are not allowed, DATA_LOSS for a
-// corrupt or truncated stream and for a diffID that does not match.
+// corrupt or truncated stream and for a diffID that does not match,
+// RESOURCE_EXHAUSTED for a layer beyond UnpackOptions' caps.
 #pragma once
 
 #include <cstddef>
@@ -45,6 +46,12 @@ struct UnpackOptions {
   // The diffID from the image config (rootfs.diff_ids). When set and the
   // uncompressed stream hashes to something else: DATA_LOSS naming both.
   std::optional<Digest> expected_diff_id;
+  // Caps against compression bombs (0: none): a layer whose uncompressed
+  // stream is longer, or that has more tar entries, is RESOURCE_EXHAUSTED
+  // naming the cap (agent config keys max_layer_bytes, max_layer_entries),
+  // found as soon as it is passed, and nothing of it is kept.
+  uint64_t max_bytes = 0;
+  uint64_t max_entries = 0;
 };
 
 struct UnpackResult {

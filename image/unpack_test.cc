@@ -568,6 +568,38 @@ TEST_F(UnpackTest, CorruptAndTruncatedStreams) {
   }
 }
 
+TEST_F(UnpackTest, CapsOnSizeAndEntriesStopABombEarly) {
+  // 8 MiB of zeros in a 9 KiB gzip: the cap is met long before the end.
+  const std::string bomb = Gzip(Tar().File("zeros", std::string(size_t{8} << 20, '\0')).Finish());
+  ASSERT_LT(bomb.size(), size_t{64} << 10);
+  UnpackOptions small;
+  small.max_bytes = size_t{1} << 20;
+  auto r = Unpack(bomb, Compression::kGzip, small);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("max_layer_bytes"));
+  ExpectNothingKept();
+
+  Tar many;
+  for (int i = 0; i < 20; ++i) many.File(absl::StrCat("f", i), "x");
+  const std::string tar = many.Finish();
+  UnpackOptions few;
+  few.max_entries = 10;
+  r = Unpack(tar, Compression::kNone, few);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("max_layer_entries"));
+  ExpectNothingKept();
+  auto into = UnpackLayerInto(ReaderOf(tar), Compression::kNone, sandbox_ + "/snap", few);
+  EXPECT_EQ(into.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(Exists(sandbox_ + "/snap"));
+
+  // At the caps exactly: unpacked.
+  few.max_entries = 20;
+  few.max_bytes = tar.size();
+  r = Unpack(tar, Compression::kNone, few);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->entries, 20u);
+}
+
 TEST_F(UnpackTest, ReaderErrorIsReported) {
   LayerReader failing = [](char*, size_t) -> absl::StatusOr<size_t> {
     return absl::UnavailableError("connection reset");

@@ -368,3 +368,32 @@ def test_agent_killed_mid_pull_restarts_clean_and_pulls_again(podshimd_path, reg
     finally:
         d.cleanup()
         proxy.close()
+
+
+@pytest.mark.parametrize("cap,key", [("--max_layer_bytes=65536", "max_layer_bytes"),
+                                     ("--max_layer_entries=5", "max_layer_entries")])
+def test_a_layer_beyond_the_caps_is_refused_and_nothing_is_kept(podshimd_path, registry, cap,
+                                                                 key):
+    """The busybox stand-in's layer unpacks to ~1.5 MB in dozens of entries: with the caps set
+    below that, the pull is RESOURCE_EXHAUSTED naming the key (against compression and tar
+    bombs), and no image, snapshot or partial download is kept. (The module's daemon, with the
+    default caps, pulls the same image in the tests above.)"""
+    d = Podshimd(podshimd_path, extra_args=[cap])
+    try:
+        d.start()
+        with d.client() as c:
+            ref = f"{registry.addr}/test/busybox:1.0"
+            with pytest.raises(grpc.RpcError) as e:
+                pull(c, ref)
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value
+            assert key in e.value.details(), e.value.details()
+            assert not status(c, ref).id
+            root = Path(d.root_dir)
+            # Only the digest algorithms' directories (sha256/, sha512/), empty.
+            snapshots = root / "snapshots"
+            leftovers = [p for p in snapshots.rglob("*") if p.parent != snapshots]
+            assert not leftovers, leftovers
+            assert not any((root / "content" / "ingest").iterdir())
+            assert not list((root / "images").glob("*.json"))
+    finally:
+        d.cleanup()
