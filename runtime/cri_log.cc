@@ -1,6 +1,8 @@
 #include "runtime/cri_log.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,10 +114,20 @@ int CriLogWriter::Finish(LogStream stream) {
 
 namespace {
 
-// A new descriptor for `path`, or -errno.
+// A new descriptor for `path`, or -errno. No component of the path may be a
+// symlink (openat2 RESOLVE_NO_SYMLINKS: ELOOP), so a directory swapped for a
+// symlink after StartContainer checked the path cannot send the log
+// elsewhere; a kernel without openat2 (before 5.6) refuses a symlink as the
+// last component only.
 int OpenLogPath(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-  return fd >= 0 ? fd : -errno;
+  constexpr int kFlags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+  struct open_how how {};
+  how.flags = kFlags;
+  how.mode = 0640;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how);
+  if (fd < 0 && errno == ENOSYS) fd = ::open(path.c_str(), kFlags, 0640);
+  return fd >= 0 ? static_cast<int>(fd) : -errno;
 }
 
 }  // namespace

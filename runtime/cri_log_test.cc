@@ -1,6 +1,10 @@
 #include "runtime/cri_log.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -163,6 +167,29 @@ TEST(CriLogWriterTest, TimestampsComeFromTheClock) {
   CriLogWriter w = c.Writer();
   ASSERT_EQ(w.Append(LogStream::kStdout, "x\n"), 0);
   EXPECT_EQ(c.text, "1970-01-01T00:00:00.000000005Z stdout F x\n");
+}
+
+TEST(CriLogFileTest, NoSymlinkOnTheWayToTheLog) {
+  char tmpl[] = "/tmp/podshim-crilog-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(::mkdir((dir + "/real").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((dir + "/elsewhere").c_str(), 0755), 0);
+  CriLogFile log;
+  ASSERT_EQ(log.Open(dir + "/real/0.log"), 0);
+  EXPECT_EQ(log.Write("a\n"), 0);
+  // The directory swapped for a symlink after the path was checked: a
+  // reopen (after a rotation) refuses it rather than writing elsewhere.
+  ASSERT_EQ(::rename((dir + "/real").c_str(), (dir + "/moved").c_str()), 0);
+  ASSERT_EQ(::symlink((dir + "/elsewhere").c_str(), (dir + "/real").c_str()), 0);
+  EXPECT_EQ(log.Reopen(), ELOOP);
+  CriLogFile other;
+  EXPECT_EQ(other.Open(dir + "/real/0.log"), ELOOP);
+  ASSERT_EQ(::symlink((dir + "/moved/0.log").c_str(), (dir + "/link.log").c_str()), 0);
+  EXPECT_EQ(other.Open(dir + "/link.log"), ELOOP);
+  struct stat st {};
+  EXPECT_NE(::stat((dir + "/elsewhere/0.log").c_str(), &st), 0) << "nothing made behind the link";
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
