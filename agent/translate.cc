@@ -1,5 +1,8 @@
 #include "agent/translate.h"
 
+#include <filesystem>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/cri_convert.h"
@@ -144,6 +147,53 @@ absl::Status PlanMounts(const ContainerSource& in, runtime::LaunchSpec* spec) {
   return absl::OkStatus();
 }
 
+// `path` lies strictly beneath `top` (both absolute container paths,
+// compared after lexical normalisation: /data/./x is beneath /data, /data2
+// is not).
+bool Beneath(absl::string_view path, absl::string_view top) {
+  auto clean = [](absl::string_view p) {
+    std::string c = std::filesystem::path(std::string(p)).lexically_normal().string();
+    while (c.size() > 1 && c.back() == '/') c.pop_back();
+    return c;
+  };
+  const std::string p = clean(path), t = clean(top);
+  if (p == t) return false;
+  return t == "/" ? absl::StartsWith(p, "/") : absl::StartsWith(p, t + "/");
+}
+
+// A mount made beneath a bidirectional one would reach the host's mount
+// table through it (issue 18, finding 9): the request's mounts, devices and
+// masked or read-only paths may not lie beneath one.
+absl::Status NothingBeneathBidirectional(const cri::ContainerConfig& config,
+                                         const runtime::LaunchSpec& spec) {
+  for (int i = 0; i < config.mounts_size(); ++i) {
+    if (config.mounts(i).propagation() != cri::PROPAGATION_BIDIRECTIONAL) continue;
+    const std::string& top = config.mounts(i).container_path();
+    auto refuse = [&](absl::string_view what, absl::string_view path) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config.mounts[", i, "].container_path: ", QuoteForError(top),
+                       " is PROPAGATION_BIDIRECTIONAL and ", what, " ", QuoteForError(path),
+                       " lies beneath it: a mount there would reach the host's mount table"));
+    };
+    for (int j = 0; j < config.mounts_size(); ++j) {
+      if (Beneath(config.mounts(j).container_path(), top)) {
+        return refuse(absl::StrCat("config.mounts[", j, "]"), config.mounts(j).container_path());
+      }
+    }
+    for (int j = 0; j < config.devices_size(); ++j) {
+      if (Beneath(config.devices(j).container_path(), top)) {
+        return refuse(absl::StrCat("config.devices[", j, "]"), config.devices(j).container_path());
+      }
+    }
+    for (const auto* paths : {&spec.masked_paths, &spec.readonly_paths}) {
+      for (const std::string& p : *paths) {
+        if (Beneath(p, top)) return refuse("the masked or read-only path", p);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<runtime::PodSetupRequest> PlanPod(const cri::PodSandboxConfig& config,
@@ -265,6 +315,7 @@ absl::StatusOr<ContainerPlan> PlanContainer(const ContainerSource& in) {
       spec.readonly_paths = DefaultReadonlyPaths();
     }
   }
+  if (auto s = NothingBeneathBidirectional(config, spec); !s.ok()) return s;
 
   plan.cgroup = absl::StrCat(pod.cgroup, "/", in.id);
   plan.limits = ToCgroup(config.linux().resources());

@@ -313,6 +313,80 @@ TEST(PlanContainerTest, MountsThePodsFilesThenTheRequests) {
               StartsWith("config.mounts[0].recursive_read_only:"));
 }
 
+TEST(PlanContainerTest, NothingBeneathABidirectionalMount) {
+  auto add = [](cri::ContainerConfig& c, const char* host, const char* dest,
+                cri::MountPropagation prop = cri::PROPAGATION_PRIVATE) {
+    auto* m = c.add_mounts();
+    m->set_host_path(host);
+    m->set_container_path(dest);
+    m->set_propagation(prop);
+  };
+  struct Case {
+    std::string what;
+    std::function<void(cri::ContainerConfig&)> edit;
+    std::string message;  // empty: planned
+    bool privileged = true;
+  };
+  const std::vector<Case> cases = {
+      {"a mount beneath it",
+       [&](auto& c) {
+         add(c, "/shared", "/data", cri::PROPAGATION_BIDIRECTIONAL);
+         add(c, "/other", "/data/sub");
+       },
+       "config.mounts[0].container_path: `/data` is PROPAGATION_BIDIRECTIONAL and "
+       "config.mounts[1] `/data/sub` lies beneath it"},
+      {"one beneath it given first",
+       [&](auto& c) {
+         add(c, "/other", "/data/./sub/");
+         add(c, "/shared", "/data/", cri::PROPAGATION_BIDIRECTIONAL);
+       },
+       "config.mounts[1].container_path: `/data/` is PROPAGATION_BIDIRECTIONAL and "
+       "config.mounts[0] `/data/./sub/` lies beneath it"},
+      {"a device beneath it",
+       [&](auto& c) {
+         add(c, "/shared", "/dev/x", cri::PROPAGATION_BIDIRECTIONAL);
+         auto* d = c.add_devices();
+         d->set_host_path("/dev/null");
+         d->set_container_path("/dev/x/null");
+       },
+       "config.devices[0] `/dev/x/null` lies beneath it"},
+      {"a sibling with the same prefix",
+       [&](auto& c) {
+         add(c, "/shared", "/data", cri::PROPAGATION_BIDIRECTIONAL);
+         add(c, "/other", "/data2");
+       },
+       ""},
+      {"the default masked paths beneath it (unprivileged)",
+       [&](auto& c) { add(c, "/shared", "/proc", cri::PROPAGATION_BIDIRECTIONAL); },
+       "the masked or read-only path `/proc/", false},
+      {"the same path again",
+       [&](auto& c) {
+         add(c, "/shared", "/data", cri::PROPAGATION_BIDIRECTIONAL);
+         add(c, "/other", "/data");
+       },
+       ""},
+      {"beneath a host-to-container mount",
+       [&](auto& c) {
+         add(c, "/shared", "/data", cri::PROPAGATION_HOST_TO_CONTAINER);
+         add(c, "/other", "/data/sub");
+       },
+       ""},
+  };
+  for (const auto& k : cases) {
+    auto p = Plan([&](auto& c) {
+      Sc(c).set_privileged(k.privileged);
+      k.edit(c);
+      for (auto& d : *c.mutable_devices()) d.set_permissions("rw");
+    });
+    if (k.message.empty()) {
+      EXPECT_TRUE(p.ok()) << k.what << ": " << p.status();
+    } else {
+      EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << k.what;
+      EXPECT_THAT(std::string(p.status().message()), HasSubstr(k.message)) << k.what;
+    }
+  }
+}
+
 TEST(PlanContainerTest, DevicesAndMaskedPaths) {
   auto p = Plan([](auto& c) {
     auto* d = c.add_devices();

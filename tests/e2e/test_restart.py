@@ -185,8 +185,8 @@ def test_twenty_pods_survive_five_sigkills_of_the_agent(agent):
         ender = None
         if round_ == 2:
             # Exits with 7 while the agent is down: it waits for a file that is made only then.
-            ender = agent.run_pod("ender", ["sh", "-c",
-                                            "while [ ! -e /tmp/go ]; do usleep 20000; done; exit 7"])
+            ender = agent.run_pod(
+                "ender", ["sh", "-c", "while [ ! -e /tmp/go ]; do usleep 20000; done; exit 7"])
             _, info = agent.container(ender[1])
             ender_pid = info["pid"]
             stat = Path(f"/proc/{ender_pid}/stat").read_text()

@@ -752,6 +752,41 @@ def test_pid_target_must_be_a_container_of_the_same_pod(env, base):
         env.remove_pod(other_pod)
 
 
+def test_nothing_is_mounted_beneath_a_bidirectional_mount(env, tmp_path):
+    """A mount beneath a PROPAGATION_BIDIRECTIONAL one would appear in the host's mount table
+    (finding 9): refused naming both, and nothing changes, on the host's side of the shared
+    mount either; the bidirectional mount alone still works."""
+    shared, other = tmp_path / "shared", tmp_path / "other"
+    shared.mkdir()
+    other.mkdir()
+    cfg = env.pod_config()
+    cfg.linux.security_context.privileged = True
+    pod_id = env.run_pod(cfg)
+    try:
+        def container(*extra):
+            c = env.container_config()
+            sc(c).privileged = True
+            c.mounts.add(host_path=str(shared), container_path="/data",
+                         propagation=env.pb.PROPAGATION_BIDIRECTIONAL)
+            for host, dest in extra:
+                c.mounts.add(host_path=str(host), container_path=dest)
+            return c
+        host_mounts = Path("/proc/self/mountinfo").read_text().count(str(tmp_path))
+        before = env.host_state()
+        beneath = container((other, "/data/sub"))
+        expect_refused(env, before, lambda: env.create(pod_id, cfg, beneath),
+                       grpc.StatusCode.INVALID_ARGUMENT,
+                       "config.mounts[0].container_path: `/data` is PROPAGATION_BIDIRECTIONAL and "
+                       "config.mounts[1] `/data/sub` lies beneath it")
+        assert Path("/proc/self/mountinfo").read_text().count(str(tmp_path)) == host_mounts
+        assert list(shared.iterdir()) == []
+        cid = env.create(pod_id, cfg, container((other, "/elsewhere")))
+        env.start(cid)
+        assert env.container_status(cid).state == env.pb.CONTAINER_RUNNING
+    finally:
+        env.remove_pod(pod_id)
+
+
 def device_config(env, host_path, container_path="/dev/xdev"):
     cfg = env.container_config()
     cfg.devices.add(host_path=str(host_path), container_path=container_path, permissions="rw")
