@@ -49,6 +49,13 @@ inline constexpr size_t kMaxCpusetBytes = 4096;
 inline constexpr size_t kMaxSysctlNameBytes = 256;
 inline constexpr size_t kMaxSysctlValueBytes = 4096;  // what one write to /proc/sys takes
 inline constexpr size_t kMaxCapabilityBytes = 64;
+// Counts of list fields: a kubelet sends a handful of each; these bound what
+// one request can make podshim do (bind mounts, device rules, iptables rules,
+// /proc/sys writes).
+inline constexpr size_t kMaxMounts = 1024;
+inline constexpr size_t kMaxDevices = 1024;
+inline constexpr size_t kMaxPortMappings = 1024;
+inline constexpr size_t kMaxSysctls = 1024;
 
 // The cgroup v2 controllers whose files `unified` may set (runc's rule: the
 // part of the key before the first dot names the controller).

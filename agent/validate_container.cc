@@ -155,6 +155,16 @@ absl::Status ValidateContainerConfig(const cri::ContainerConfig& config, const H
       return s;
     }
   }
+  if (auto s =
+          NotMore(static_cast<size_t>(config.mounts_size()), kMaxMounts, "config.mounts", "mounts");
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = NotMore(static_cast<size_t>(config.devices_size()), kMaxDevices, "config.devices",
+                       "devices");
+      !s.ok()) {
+    return s;
+  }
   for (int i = 0; i < config.mounts_size(); ++i) {
     const auto& m = config.mounts(i);
     const std::string field = absl::StrCat("config.mounts[", i, "]");

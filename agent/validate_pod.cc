@@ -80,6 +80,11 @@ bool IsCidr(absl::string_view cidr) {
 }
 
 absl::Status ValidatePortMappings(const cri::PodSandboxConfig& config) {
+  if (auto s = NotMore(static_cast<size_t>(config.port_mappings_size()), kMaxPortMappings,
+                       "config.port_mappings", "port mappings");
+      !s.ok()) {
+    return s;
+  }
   for (int i = 0; i < config.port_mappings_size(); ++i) {
     const auto& pm = config.port_mappings(i);
     const std::string field = absl::StrCat("config.port_mappings[", i, "]");
@@ -100,6 +105,9 @@ absl::Status ValidatePortMappings(const cri::PodSandboxConfig& config) {
 
 // The sizes here; what a pod may set is runtime::CheckSysctl's call.
 absl::Status ValidateSysctls(const StringMap& sysctls, bool host_network, bool host_ipc) {
+  if (auto s = NotMore(sysctls.size(), kMaxSysctls, "config.linux.sysctls", "sysctls"); !s.ok()) {
+    return s;
+  }
   for (const auto& [name, value] : sysctls) {
     const std::string field = MapField("config.linux.sysctls", name);
     if (auto s = NotLonger(name, kMaxSysctlNameBytes, field + " name"); !s.ok()) return s;

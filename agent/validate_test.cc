@@ -171,6 +171,19 @@ TEST(ValidatePod, RefusesBadFieldsNamingThem) {
        "config.linux.security_context.supplemental_groups"},
       {"9 MB of labels", [](C& c) { (*c.mutable_labels())["big"] = Big(9 << 20); },
        "config.labels + config.annotations"},
+      {"1025 port mappings",
+       [](C& c) {
+         for (size_t i = 0; i <= kMaxPortMappings; ++i)
+           c.add_port_mappings()->set_container_port(80);
+       },
+       "config.port_mappings"},
+      {"1025 sysctls",
+       [](C& c) {
+         for (size_t i = 0; i <= kMaxSysctls; ++i) {
+           (*c.mutable_linux()->mutable_sysctls())[std::to_string(i)].push_back('1');
+         }
+       },
+       "config.linux.sysctls"},
       {"labels + annotations over 256 KiB",
        [](C& c) {
          (*c.mutable_labels())["a"] = Big(kMaxObjectMetaBytes / 2);
@@ -360,6 +373,24 @@ TEST(ValidateContainer, RefusesBadFieldsNamingThem) {
       {"cpuset with newline",
        [](C& c) { c.mutable_linux()->mutable_resources()->set_cpuset_mems("0\n1"); },
        "config.linux.resources.cpuset_mems"},
+      {"1025 mounts",
+       [](C& c) {
+         for (size_t i = 0; i <= kMaxMounts; ++i) {
+           auto* m = c.add_mounts();
+           m->set_host_path("/h");
+           m->set_container_path("/m");
+         }
+       },
+       "config.mounts"},
+      {"1025 devices",
+       [](C& c) {
+         for (size_t i = 0; i <= kMaxDevices; ++i) {
+           auto* d = c.add_devices();
+           d->set_host_path("/dev/null");
+           d->set_container_path("/dev/n");
+         }
+       },
+       "config.devices"},
       {"4097 env entries",
        [](C& c) {
          for (int i = 0; i < 4096; ++i) c.add_envs()->set_key("K");
