@@ -87,6 +87,7 @@ absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
     nlohmann::json info;
     info["sandboxID"] = c->pod_id;
     info["pid"] = c->pid;
+    info["pidStartTime"] = c->pid_start_time;  // ticks after boot, /proc/PID/stat field 22
     info["monitorPid"] = c->monitor_pid;
     info["bundle"] = c->bundle;
     info["cgroup"] = c->cgroup;
@@ -154,7 +155,7 @@ absl::Status PodRuntime::ExecSync(const cri::ExecSyncRequest& req, cri::ExecSync
   const absl::Duration timeout =
       req.timeout() == 0 ? options_.exec_sync_max_timeout
                          : std::min(absl::Seconds(req.timeout()), options_.exec_sync_max_timeout);
-  auto r = machine_->Exec(c->bundle, c->pid, argv, timeout);
+  auto r = machine_->Exec(c->bundle, c->pid, c->pid_start_time, argv, timeout);
   if (!r.ok()) return r.status();
   if (r->timed_out) {
     return absl::DeadlineExceededError(absl::StrCat(

@@ -275,7 +275,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
     return absl::OkStatus();
   });
   if (!running.ok()) {
-    (void)machine_->Signal(report->pid, SIGKILL);
+    (void)machine_->Signal(report->pid, report->start_time, SIGKILL);
     return running.status();
   }
   return WatchMonitor(*running);
@@ -284,6 +284,7 @@ absl::Status PodRuntime::StartContainer(const cri::StartContainerRequest& req) {
 void MarkRunning(const runtime::StartReport& report, int64_t started_at_ns, ContainerRecord* c) {
   c->state = cri::CONTAINER_RUNNING;
   c->pid = report.pid;
+  c->pid_start_time = report.start_time;
   c->monitor_pid = report.monitor_pid;
   c->started_at_ns = started_at_ns;
   c->uid = report.uid;
@@ -347,12 +348,12 @@ absl::Status PodRuntime::StopContainerLocked(const std::string& id, int64_t time
     return r == nullptr || r->state != cri::CONTAINER_RUNNING;
   };
   if (timeout_s > 0) {
-    if (auto s = machine_->Signal(c->pid, c->stop_signal); !s.ok()) return s;
+    if (auto s = machine_->Signal(c->pid, c->pid_start_time, c->stop_signal); !s.ok()) return s;
     if (containers_.WaitUntil(id, exited, absl::Now() + absl::Seconds(timeout_s))) {
       return absl::OkStatus();
     }
   }
-  if (auto s = machine_->Signal(c->pid, SIGKILL); !s.ok()) return s;
+  if (auto s = machine_->Signal(c->pid, c->pid_start_time, SIGKILL); !s.ok()) return s;
   if (containers_.WaitUntil(id, exited, absl::Now() + kKillWait)) return absl::OkStatus();
   // The monitor did not report: if it is gone, record what we know.
   if (!machine_->ProcessAlive(c->monitor_pid)) {

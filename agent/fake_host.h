@@ -143,6 +143,7 @@ class FakeMachine final : public Machine {
     runtime::StartReport report;
     report.ok = true;
     report.pid = next_pid_++;
+    report.start_time = static_cast<uint64_t>(report.pid) * 10;  // as if ticks after boot
     report.monitor_pid = next_pid_++;
     running_[report.pid] = {bundle, report.monitor_pid};
     alive_.insert(report.monitor_pid);
@@ -173,8 +174,8 @@ class FakeMachine final : public Machine {
     absl::MutexLock lock(&mu_);
     return alive_.contains(pid);
   }
-  absl::Status Signal(int pid, int sig) override {
-    Record(absl::StrCat("Signal ", pid, " ", sig));
+  absl::Status Signal(int pid, uint64_t start_time, int sig) override {
+    Record(absl::StrCat("Signal ", pid, "@", start_time, " ", sig));
     bool exit;
     {
       absl::MutexLock lock(&mu_);
@@ -186,11 +187,11 @@ class FakeMachine final : public Machine {
   void KillAndReap(const std::vector<int>& pids, absl::Duration) override {
     Record(absl::StrCat("KillAndReap ", absl::StrJoin(pids, ",")));
   }
-  absl::StatusOr<runtime::ExecResult> Exec(const std::string&, int pid,
+  absl::StatusOr<runtime::ExecResult> Exec(const std::string&, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration) override {
     runtime::ExecResult r;
-    r.out = absl::StrCat("pid ", pid, ": ", absl::StrJoin(argv, " "));
+    r.out = absl::StrCat("pid ", pid, "@", start_time, ": ", absl::StrJoin(argv, " "));
     return r;
   }
   absl::Status ReopenLog(const std::string&, int, const std::string&, absl::Duration) override {
@@ -315,14 +316,16 @@ class MachineRef final : public Machine {
     return m_->WatchExit(pid, std::move(on_exit));
   }
   bool ProcessAlive(int pid) override { return m_->ProcessAlive(pid); }
-  absl::Status Signal(int pid, int sig) override { return m_->Signal(pid, sig); }
+  absl::Status Signal(int pid, uint64_t start_time, int sig) override {
+    return m_->Signal(pid, start_time, sig);
+  }
   void KillAndReap(const std::vector<int>& pids, absl::Duration timeout) override {
     m_->KillAndReap(pids, timeout);
   }
-  absl::StatusOr<runtime::ExecResult> Exec(const std::string& bundle, int pid,
+  absl::StatusOr<runtime::ExecResult> Exec(const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout) override {
-    return m_->Exec(bundle, pid, argv, timeout);
+    return m_->Exec(bundle, pid, start_time, argv, timeout);
   }
   absl::Status ReopenLog(const std::string& bundle, int monitor_pid, const std::string& log_path,
                          absl::Duration timeout) override {

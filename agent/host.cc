@@ -79,16 +79,19 @@ absl::Status RealMachine::WatchExit(int pid, std::function<void()> on_exit) {
 
 bool RealMachine::ProcessAlive(int pid) { return runtime::ProcessAlive(pid); }
 
-absl::Status RealMachine::Signal(int pid, int sig) { return runtime::SignalProcess(pid, sig); }
+absl::Status RealMachine::Signal(int pid, uint64_t start_time, int sig) {
+  return runtime::SignalProcess(pid, sig, start_time);
+}
 
 void RealMachine::KillAndReap(const std::vector<int>& pids, absl::Duration timeout) {
   runtime::KillAndReap(pids, timeout);
 }
 
 absl::StatusOr<runtime::ExecResult> RealMachine::Exec(const std::string& bundle, int pid,
+                                                      uint64_t start_time,
                                                       const std::vector<std::string>& argv,
                                                       absl::Duration timeout) {
-  return runtime::ExecInContainer(options_.monitor_binary, bundle, pid, argv, timeout);
+  return runtime::ExecInContainer(options_.monitor_binary, bundle, pid, start_time, argv, timeout);
 }
 
 absl::Status RealMachine::ReopenLog(const std::string& bundle, int monitor_pid,

@@ -64,9 +64,13 @@ class Machine {
   // thread of the machine's; at once if it is gone.
   virtual absl::Status WatchExit(int pid, std::function<void()> on_exit) = 0;
   virtual bool ProcessAlive(int pid) = 0;
-  virtual absl::Status Signal(int pid, int sig) = 0;
+  // `sig` to the process `pid` that started at `start_time` (runtime/pidfd.h;
+  // 0: not checked); a later process with that pid is never hit.
+  virtual absl::Status Signal(int pid, uint64_t start_time, int sig) = 0;
   virtual void KillAndReap(const std::vector<int>& pids, absl::Duration timeout) = 0;
+  // Runs `argv` in the container whose init is `pid`, started at `start_time`.
   virtual absl::StatusOr<runtime::ExecResult> Exec(const std::string& bundle, int pid,
+                                                   uint64_t start_time,
                                                    const std::vector<std::string>& argv,
                                                    absl::Duration timeout) = 0;
   virtual absl::Status ReopenLog(const std::string& bundle, int monitor_pid,
@@ -134,9 +138,9 @@ class RealMachine final : public Machine {
   absl::StatusOr<runtime::ExitStatus> ReadExitFile(const std::string& bundle) override;
   absl::Status WatchExit(int pid, std::function<void()> on_exit) override;
   bool ProcessAlive(int pid) override;
-  absl::Status Signal(int pid, int sig) override;
+  absl::Status Signal(int pid, uint64_t start_time, int sig) override;
   void KillAndReap(const std::vector<int>& pids, absl::Duration timeout) override;
-  absl::StatusOr<runtime::ExecResult> Exec(const std::string& bundle, int pid,
+  absl::StatusOr<runtime::ExecResult> Exec(const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout) override;
   absl::Status ReopenLog(const std::string& bundle, int monitor_pid, const std::string& log_path,

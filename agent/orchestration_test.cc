@@ -416,7 +416,7 @@ TEST_F(OrchestrationTest, StopSignalsThenKillsAndIsIdempotent) {
   stop.set_timeout(10);
   ASSERT_TRUE(rt_->StopContainer(stop).ok());
   // SIGTERM (the default stop signal) ended it: no SIGKILL was needed.
-  EXPECT_THAT(machine_->Calls("Signal"), ElementsAre(absl::StrCat("Signal 1000 ", SIGTERM)));
+  EXPECT_THAT(machine_->Calls("Signal"), ElementsAre(absl::StrCat("Signal 1000@10000 ", SIGTERM)));
   EXPECT_EQ(ContainerStatus(ids[0]).exit_code(), 128 + SIGTERM);
   ASSERT_TRUE(rt_->StopContainer(stop).ok());
   EXPECT_EQ(machine_->Calls("Signal").size(), 1u);
@@ -429,7 +429,7 @@ TEST_F(OrchestrationTest, RemovingAPodStopsAndRemovesItsContainersAndReleasesThe
   EXPECT_EQ(images_->Leases().size(), 2u);
   ASSERT_TRUE(RemovePod(pod_id).ok());
   EXPECT_EQ(machine_->Running(), 0);
-  EXPECT_THAT(machine_->Calls("Signal"), ElementsAre(absl::StrCat("Signal 1000 ", SIGKILL)));
+  EXPECT_THAT(machine_->Calls("Signal"), ElementsAre(absl::StrCat("Signal 1000@10000 ", SIGKILL)));
   EXPECT_THAT(machine_->fake_cgroups().Made(), IsEmpty());
   ExpectNoContainerLeftovers();
   EXPECT_EQ(network_->Teardowns(), 1);
@@ -471,7 +471,7 @@ TEST_F(OrchestrationTest, ExecSyncAndStatsGoThroughTheMachine) {
   EXPECT_EQ(rt_->ExecSync(exec, &out).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(Start(*id).ok());
   ASSERT_TRUE(rt_->ExecSync(exec, &out).ok());
-  EXPECT_EQ(out.stdout(), "pid 1000: echo hi");
+  EXPECT_EQ(out.stdout(), "pid 1000@10000: echo hi") << "the init, by pid and start time";
   cri::ContainerStatsRequest stats;
   stats.set_container_id(*id);
   cri::ContainerStatsResponse st;

@@ -163,6 +163,7 @@ std::string ContainerToJson(const ContainerRecord& r) {
   j["cgroup"] = r.cgroup;
   j["log_path"] = r.log_path;
   j["pid"] = r.pid;
+  j["pid_start_time"] = r.pid_start_time;
   j["monitor_pid"] = r.monitor_pid;
   j["uid"] = r.uid;
   j["gid"] = r.gid;
@@ -196,6 +197,7 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const std::string& text) {
     Get(*j, "cgroup", r.cgroup);
     Get(*j, "log_path", r.log_path);
     Get(*j, "pid", r.pid);
+    Get(*j, "pid_start_time", r.pid_start_time);
     Get(*j, "monitor_pid", r.monitor_pid);
     Get(*j, "uid", r.uid);
     Get(*j, "gid", r.gid);

@@ -66,6 +66,7 @@ struct ContainerRecord {
   std::string cgroup;
   std::string log_path;  // absolute
   int pid = 0;
+  uint64_t pid_start_time = 0;  // the init's start time (runtime/pidfd.h); 0: not known
   int monitor_pid = 0;
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;

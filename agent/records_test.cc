@@ -38,6 +38,8 @@ TEST(Records, ContainerRoundTrip) {
   r.exit_code = 137;
   r.reason = "OOMKilled";
   r.groups = {1, 2};
+  r.pid = 4242;
+  r.pid_start_time = 987654321;
   r.resources.set_memory_limit_in_bytes(1 << 20);
   auto back = ContainerFromJson(ContainerToJson(r));
   ASSERT_TRUE(back.ok()) << back.status();
@@ -46,6 +48,8 @@ TEST(Records, ContainerRoundTrip) {
   EXPECT_EQ(back->exit_code, 137);
   EXPECT_EQ(back->reason, "OOMKilled");
   EXPECT_EQ(back->groups, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(back->pid, 4242);
+  EXPECT_EQ(back->pid_start_time, 987654321u);
   EXPECT_EQ(back->resources.memory_limit_in_bytes(), 1 << 20);
 }
 

@@ -199,21 +199,24 @@ bool ProcessAlive(int pid) {
          (*stat)[close + 2] != 'X';
 }
 
-absl::Status SignalProcess(int pid, int sig) {
+absl::Status SignalProcess(int pid, int sig, uint64_t start_time) {
   if (pid <= 0) return absl::OkStatus();
-  auto fd = OpenPidfd(pid);
+  auto fd = OpenProcess(pid, start_time);
   if (!fd.ok()) return absl::IsNotFound(fd.status()) ? absl::OkStatus() : fd.status();
   return SignalPidfd(fd->get(), sig);
 }
 
 absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
-                                           const std::string& bundle, int pid,
+                                           const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout) {
   auto pipe = MakePipe();
   if (!pipe.ok()) return pipe.status();
   SpawnOptions options;
-  options.argv = {monitor_binary, "exec", "--bundle", bundle, "--pid", absl::StrCat(pid)};
+  options.argv = {monitor_binary, "exec",
+                  "--bundle",     bundle,
+                  "--pid",        absl::StrCat(pid),
+                  "--pid-start",  absl::StrCat(start_time)};
   if (timeout > absl::ZeroDuration()) {
     options.argv.push_back(absl::StrCat("--timeout-ms=", absl::ToInt64Milliseconds(timeout)));
     // The helper enforces the timeout itself; this one only guards against

@@ -93,8 +93,10 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
 // reuse after a restart: compares the process start time recorded at start).
 bool ProcessAlive(int pid);
 
-// Sends `sig` to `pid` through a pidfd; a process that is gone is OK.
-absl::Status SignalProcess(int pid, int sig);
+// Sends `sig` to `pid` through a pidfd; a process that is gone is OK, and so
+// is one whose pid now names another process (start time `start_time`, see
+// runtime/pidfd.h; 0: not checked): that one is never signalled.
+absl::Status SignalProcess(int pid, int sig, uint64_t start_time = 0);
 
 // SIGKILLs the processes `pids` (a container's, left without its monitor)
 // and reaps those that became this process's children (podshimd is a child
@@ -108,10 +110,12 @@ struct ExecResult {
   bool timed_out = false;
 };
 // Runs `argv` inside the running container (namespaces, cgroup, user,
-// capabilities and seccomp of its spec) through `monitor_binary exec`.
-// timeout zero = none. stdout and stderr are each kept up to 16 MiB.
+// capabilities and seccomp of its spec) through `monitor_binary exec`, whose
+// init is `pid` started at `start_time` (0: not checked; a later process with
+// that pid is never joined). timeout zero = none. stdout and stderr are each
+// kept up to 16 MiB.
 absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
-                                           const std::string& bundle, int pid,
+                                           const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout);
 

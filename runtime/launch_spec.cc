@@ -49,8 +49,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchSpec, id, bundle, rootfs, 
                                                 cgroup, hostname, mounts, devices, masked_paths,
                                                 readonly_paths, privileged, process, cgroup_procs,
                                                 oom_counter_file, log_path)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StartReport, ok, error, pid, monitor_pid, uid, gid,
-                                                groups)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StartReport, ok, error, pid, start_time,
+                                                monitor_pid, uid, gid, groups)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExitStatus, exit_code, signal, oom_killed,
                                                 finished_at_ns, reason)
 

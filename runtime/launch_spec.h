@@ -130,8 +130,9 @@ inline constexpr char kStartedFile[] = "started.json";    // the StartReport, on
 // exec'd (or failed to), as one JSON line, then closes the fd.
 struct StartReport {
   bool ok = false;
-  std::string error;  // when !ok: what failed, e.g. "exec `nosuch`: ENOENT"
-  int pid = 0;        // host pid of the container's init
+  std::string error;        // when !ok: what failed, e.g. "exec `nosuch`: ENOENT"
+  int pid = 0;              // host pid of the container's init
+  uint64_t start_time = 0;  // its ProcessStartTime (runtime/pidfd.h)
   int monitor_pid = 0;
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;

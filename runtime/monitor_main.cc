@@ -2,7 +2,7 @@
 //
 //   podshim-monitor start --bundle DIR
 //   podshim-monitor wait     (started ahead: reads DIR and a newline from fd 4, then starts)
-//   podshim-monitor exec --bundle DIR --pid PID [--timeout-ms N] -- ARGV...
+//   podshim-monitor exec --bundle DIR --pid PID [--pid-start T] [--timeout-ms N] -- ARGV...
 //
 // Both write one JSON line to fd 3 (the agent's status pipe). `start` forks
 // the container's init (runtime/container_init.h), reports once the workload
@@ -289,6 +289,8 @@ int RunStart(const std::string& bundle) {
   }
   report.ok = true;
   report.pid = static_cast<int>(child);
+  // Our child, not reaped yet: its pid names it alone while we read this.
+  if (auto start = ProcessStartTime(child); start.ok()) report.start_time = *start;
   report.uid = result.user.uid;
   report.gid = result.user.gid;
   report.groups = result.user.groups;
@@ -324,11 +326,19 @@ int RunStart(const std::string& bundle) {
 struct ExecArgs {
   std::string bundle;
   int pid = 0;
+  uint64_t pid_start = 0;  // its ProcessStartTime; 0: not checked
   int64_t timeout_ms = 0;
   std::vector<std::string> argv;
 };
 
-absl::Status JoinContainer(const LaunchSpec& spec, int pid) {
+absl::Status JoinContainer(const LaunchSpec& spec, int pid, uint64_t pid_start) {
+  // A pidfd first, checked against the start time: `pid` is the container's
+  // process and not a later one that got its number (issue 18, finding 7).
+  auto process = OpenProcess(pid, pid_start);
+  if (!process.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the container's process is gone: ", process.status().message()));
+  }
   struct Ns {
     const char* name;
     int type;
@@ -342,6 +352,12 @@ absl::Status JoinContainer(const LaunchSpec& spec, int pid) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) return ErrnoError(errno, "open", path);
     fds.push_back(std::move(fd));
+  }
+  // Still alive now, so the namespace files above were its own.
+  struct pollfd exited = {process->get(), POLLIN, 0};
+  if (::poll(&exited, 1, 0) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the container's process ", pid, " exited while ExecSync joined it"));
   }
   for (const std::string& procs : spec.cgroup_procs) {
     UniqueFd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
@@ -411,7 +427,7 @@ int RunExec(const ExecArgs& args) {
 
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull.valid()) return fail(ErrnoError(errno, "open", "/dev/null"));
-  if (auto s = JoinContainer(*spec, args.pid); !s.ok()) return fail(s);
+  if (auto s = JoinContainer(*spec, args.pid, args.pid_start); !s.ok()) return fail(s);
   auto sync = MakePipe("sync");
   if (!sync.ok()) return fail(sync.status());
 
@@ -495,7 +511,8 @@ int Usage(absl::string_view why) {
       "podshim-monitor: ", why,
       "\nusage: podshim-monitor start --bundle DIR\n"
       "       podshim-monitor wait   (DIR and a newline on fd 4)\n"
-      "       podshim-monitor exec --bundle DIR --pid PID [--timeout-ms N] -- ARGV...\n");
+      "       podshim-monitor exec --bundle DIR --pid PID [--pid-start T] [--timeout-ms N] -- "
+      "ARGV...\n");
   (void)WriteAll(2, msg, "stderr");
   return 2;
 }
@@ -533,6 +550,8 @@ int Main(int argc, char** argv) {
     } else if (name == "--pid") {
       if (!absl::SimpleAtoi(value, &args.pid) || args.pid <= 0) return Usage("bad --pid");
       have_pid = true;
+    } else if (name == "--pid-start") {
+      if (!absl::SimpleAtoi(value, &args.pid_start)) return Usage("bad --pid-start");
     } else if (name == "--timeout-ms") {
       if (!absl::SimpleAtoi(value, &args.timeout_ms) || args.timeout_ms < 0) {
         return Usage("bad --timeout-ms");

@@ -22,4 +22,16 @@ absl::StatusOr<UniqueFd> OpenPidfd(pid_t pid);
 // already exited is not an error.
 absl::Status SignalPidfd(int pidfd, int sig);
 
+// When process `pid` started, in clock ticks after boot (/proc/PID/stat field
+// 22): with the pid, it names one process for as long as the machine runs.
+// NOT_FOUND when there is no such process.
+absl::StatusOr<uint64_t> ProcessStartTime(pid_t pid);
+
+// A pidfd for the process `pid` that started at `start_time` (as
+// ProcessStartTime says; 0: not checked, for records made before it was
+// kept). NOT_FOUND when that process is gone, also when its pid now names
+// another process: the pidfd is opened first and the start time read after,
+// so what it refers to cannot change in between.
+absl::StatusOr<UniqueFd> OpenProcess(pid_t pid, uint64_t start_time);
+
 }  // namespace podshim::runtime

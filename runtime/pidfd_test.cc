@@ -75,6 +75,28 @@ TEST(Pidfd, NoSuchProcessIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(fd.status())) << fd.status();
 }
 
+TEST(Pidfd, StartTimeTellsAProcessFromALaterOneWithItsPid) {
+  auto mine = ProcessStartTime(::getpid());
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_GT(*mine, 0u);
+  pid_t pid = StartSleeper();
+  ASSERT_GT(pid, 0);
+  auto start = ProcessStartTime(pid);
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_GE(*start, *mine);
+  // The right start time (or none given): a pidfd on it.
+  EXPECT_TRUE(OpenProcess(pid, *start).ok());
+  EXPECT_TRUE(OpenProcess(pid, 0).ok());
+  // Another start time is another process, as when the pid was reused.
+  auto other = OpenProcess(pid, *start + 1);
+  EXPECT_TRUE(absl::IsNotFound(other.status())) << other.status();
+  EXPECT_NE(other.status().message().find("another process"), std::string::npos);
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  Reap(pid);
+  EXPECT_TRUE(absl::IsNotFound(OpenProcess(pid, *start).status()));
+  EXPECT_TRUE(absl::IsNotFound(ProcessStartTime(pid).status()));
+}
+
 TEST(Pidfd, BadFdIsAnError) {
   EXPECT_FALSE(SignalPidfd(-1, 0).ok());
   EXPECT_FALSE(OpenPidfd(-1).ok());

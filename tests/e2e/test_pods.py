@@ -418,6 +418,10 @@ def test_container_status_fields_and_list_filters(env, pods):
     import json
     info = json.loads(st.info["info"])
     assert info["pid"] > 0 and "runtimeSpec" in info
+    # The init's start time is recorded with its pid: they name one process for the boot's
+    # lifetime, so a later process that gets the pid is never signalled or joined.
+    stat = Path(f"/proc/{info['pid']}/stat").read_text()
+    assert info["pidStartTime"] == int(stat[stat.rindex(")") + 2:].split()[19]), info
     # The read-only mount is read-only.
     assert env.exec(cid, ["touch", "/data/x"]).exit_code != 0
 
