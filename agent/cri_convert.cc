@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/random.h>
 
 #include <cstring>
 
@@ -11,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/validate.h"
+#include "runtime/random.h"
 
 namespace podshim::agent {
 namespace {
@@ -23,22 +23,7 @@ absl::Status Invalid(absl::string_view field, absl::string_view what) {
 
 }  // namespace
 
-std::string NewId() {
-  unsigned char raw[32];
-  size_t got = 0;
-  while (got < sizeof raw) {
-    ssize_t n = ::getrandom(raw + got, sizeof raw - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(64);
-  for (unsigned char b : raw) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
+std::string NewId() { return runtime::RandomHex(32); }
 
 absl::StatusOr<std::vector<std::string>> MergeArgs(const std::vector<std::string>& command,
                                                    const std::vector<std::string>& args,
