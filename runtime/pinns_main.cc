@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -226,6 +227,21 @@ bool Pin(const std::string& source, const std::string& target, UndoStack& undo, 
 
 volatile sig_atomic_t g_unused = 0;
 
+// The memory of this process's arguments (/proc/PID/cmdline shows it), set by
+// main: the infra process, which a pod's containers see as their PID 1,
+// blanks it so that they do not read the host's paths (state dir, cgroups).
+char* g_args_begin = nullptr;
+char* g_args_end = nullptr;
+
+void HideArgs() {
+  if (g_args_begin == nullptr) return;
+  std::fill(g_args_begin, g_args_end, '\0');
+  constexpr char kName[] = "podshim-infra";
+  if (static_cast<size_t>(g_args_end - g_args_begin) > sizeof kName) {
+    std::copy(kName, kName + sizeof kName, g_args_begin);
+  }
+}
+
 void OnTerminate(int /*sig*/) { ::_exit(0); }
 void OnChild(int /*sig*/) { g_unused = 1; }
 
@@ -250,6 +266,7 @@ void OnChild(int /*sig*/) { g_unused = 1; }
     if (::dup2(null, fd) < 0) fail(MakeError(errno, "redirect stdio to", "/dev/null"));
   }
   ::prctl(PR_SET_NAME, "podshim-infra", 0, 0, 0);
+  HideArgs();
 
   // PID 1 gets only the signals it handles. Block them until sigsuspend so
   // none is lost between reaping and waiting.
@@ -391,6 +408,10 @@ int main(int argc, char** argv) {
   // namespace, visible to the pod's containers): they may not open its
   // /proc/PID/exe (this binary) or memory (the CVE-2019-5736 class).
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (argc > 0) {
+    g_args_begin = argv[0];
+    g_args_end = argv[argc - 1] + std::strlen(argv[argc - 1]);
+  }
   Args args;
   // What this process did, undone last-in first-out on failure.
   UndoStack undo;

@@ -999,3 +999,37 @@ def test_a_script_that_names_proc_self_exe_runs_the_sealed_copy(env, base):
     assert r.exit_code == 2, r
     assert b"podshim-monitor" in r.stderr, r
     assert hashlib.sha256(binary.read_bytes()).hexdigest() == before
+
+
+def test_a_container_cannot_read_another_pods_files(env):
+    """Escape tried from inside: a secret written in one pod's container is not reachable from
+    another pod's container, neither by the host path of its writable layer nor through /proc
+    (separate mount and PID namespaces), nor by searching the whole filesystem."""
+    pods = []
+    try:
+        cids = []
+        for _ in range(2):
+            cfg = env.pod_config()
+            pods.append(env.run_pod(cfg))
+            cid = env.create(pods[-1], cfg, env.container_config())
+            env.start(cid)
+            cids.append(cid)
+        owner, other = cids
+        secret = uuid.uuid4().hex
+        assert env.exec(owner, ["sh", "-c", f"echo {secret} > /root-secret"]).exit_code == 0
+        upper = Path(env.d.root_dir) / "containers" / owner / "upper" / "root-secret"
+        assert upper.read_text().strip() == secret, "the secret is where the test looks for it"
+        for cmd in (["cat", str(upper)],
+                    ["sh", "-c", "cat /proc/[0-9]*/root/root-secret"],
+                    ["sh", "-c", "find / -xdev -name root-secret 2>/dev/null"]):
+            r = env.exec(other, cmd)
+            assert secret.encode() not in r.stdout, (cmd, r)
+        # Its own pod's processes only: the infra process (PID 1), its sleep, the ps; and the
+        # infra's command line shows no host path (state dir, cgroups).
+        ps = env.exec(other, ["ps", "-o", "pid,args"]).stdout.decode()
+        rows = [line.split(None, 1) for line in ps.strip().splitlines()[1:]]
+        assert [args for _, args in rows] == ["podshim-infra", "sleep 1000", "ps -o pid,args"], ps
+        assert str(env.d.dir) not in ps and "cgroup" not in ps, ps
+    finally:
+        for pod_id in pods:
+            env.remove_pod(pod_id)
