@@ -515,25 +515,48 @@ TEST_F(ResolveUserTest, RefusesOddAndHugeFiles) {
 
 using Json = nlohmann::json;
 
-TEST(SeccompTest, RuntimeDefaultIsANormalisedDenyList) {
+TEST(SeccompTest, RuntimeDefaultIsANormalisedAllowList) {
   const std::string def = RuntimeDefaultSeccompJson();
   absl::StatusOr<std::string> parsed = ParseSeccompProfile(def);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(*parsed, def);
   Json j = Json::parse(def);
-  EXPECT_EQ(j["defaultAction"], "SCMP_ACT_ALLOW");
-  std::vector<std::string> denied;
+  // Everything not allowed is EPERM (issue 18 finding 8: an allow-list, not a
+  // deny-list with a default of ALLOW).
+  EXPECT_EQ(j["defaultAction"], "SCMP_ACT_ERRNO");
+  EXPECT_EQ(j["defaultErrnoRet"], EPERM);
+  std::vector<std::string> allowed;
   for (const Json& rule : j["syscalls"]) {
-    if (rule["action"] == "SCMP_ACT_ERRNO" && rule["errnoRet"] == EPERM && !rule.contains("args")) {
-      for (const Json& name : rule["names"]) denied.push_back(name);
+    if (rule["action"] == "SCMP_ACT_ALLOW" && !rule.contains("args")) {
+      for (const Json& name : rule["names"]) allowed.push_back(name);
     }
   }
-  for (const char* name : {"ptrace", "mount", "unshare", "setns", "kexec_load", "bpf",
-                           "perf_event_open", "keyctl", "reboot", "swapon", "open_by_handle_at",
-                           "userfaultfd", "fsopen", "move_mount", "open_tree"}) {
-    EXPECT_THAT(denied, Contains(name));
+  for (const char* name : {"read", "write", "openat", "execve", "futex", "mmap", "getpid", "socket",
+                           "epoll_wait", "rseq", "statx", "getrandom", "wait4"}) {
+    EXPECT_THAT(allowed, Contains(name));
   }
-  EXPECT_THAT(denied, Not(Contains("getpid")));
+  for (const char* name : {"ptrace",
+                           "mount",
+                           "unshare",
+                           "setns",
+                           "kexec_load",
+                           "bpf",
+                           "perf_event_open",
+                           "keyctl",
+                           "reboot",
+                           "swapon",
+                           "open_by_handle_at",
+                           "userfaultfd",
+                           "fsopen",
+                           "move_mount",
+                           "open_tree",
+                           "io_uring_setup",
+                           "init_module",
+                           "clone",
+                           "clone3",
+                           "personality"}) {
+    EXPECT_THAT(allowed, Not(Contains(name))) << name;
+  }
 }
 
 TEST(SeccompTest, ParseNormalisesDockerProfiles) {
@@ -617,7 +640,7 @@ TEST(SeccompTest, ParseRejectsWhatItCannotEnforce) {
   }
 }
 
-TEST(SeccompTest, RuntimeDefaultBlocksNamespacesAndKeepsTheRest) {
+TEST(SeccompTest, RuntimeDefaultAllowsTheListAndBlocksTheRest) {
   std::string report = RunInChild([]() -> std::string {
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return "no_new_privs failed";
     absl::Status st = ApplySeccomp(RuntimeDefaultSeccompJson());
@@ -631,6 +654,11 @@ TEST(SeccompTest, RuntimeDefaultBlocksNamespacesAndKeepsTheRest) {
     absl::StrAppend(
         &out, ExpectErrno("mount", ::syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, 0), EPERM));
     absl::StrAppend(&out, ExpectErrno("ptrace", ::syscall(SYS_ptrace, 0, 0, 0, 0), EPERM));
+    // Not on the allow-list: EPERM, also for calls the old deny-list let through.
+    absl::StrAppend(&out, ExpectErrno("pidfd_getfd", ::syscall(SYS_pidfd_getfd, 0, 0, 0), EPERM));
+    absl::StrAppend(
+        &out, ExpectErrno("personality(0x0400000)", ::syscall(SYS_personality, 0x0400000), EPERM));
+    if (::syscall(SYS_personality, 0xffffffff) < 0) absl::StrAppend(&out, "personality query; ");
     if (::getpid() <= 0) absl::StrAppend(&out, "getpid failed; ");
     // fork and threads still work (libc falls back from clone3 to clone).
     const pid_t pid = ::fork();

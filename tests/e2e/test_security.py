@@ -17,6 +17,7 @@ the machine makes. Positive controls show that valid ids and cgroup keys still w
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -1033,3 +1034,27 @@ def test_a_container_cannot_read_another_pods_files(env):
     finally:
         for pod_id in pods:
             env.remove_pod(pod_id)
+
+
+def test_runtime_default_seccomp_is_an_allow_list_that_runs_ordinary_work(env, base):
+    """RuntimeDefault is an allow-list with EPERM for the rest (finding 8): the container runs
+    under a filter (Seccomp: 2), ordinary work (a shell, files, processes, pipes, sockets,
+    sleeping, signals) runs, and namespaces stay out of reach."""
+    pod_id, pod_cfg, _ = base
+    cfg = env.container_config()
+    sc(cfg).seccomp.profile_type = env.pb.SecurityProfile.RuntimeDefault
+    cid = env.create(pod_id, pod_cfg, cfg)
+    try:
+        env.start(cid)
+        status = env.exec(cid, ["cat", "/proc/self/status"]).stdout.decode()
+        assert re.search(r"^Seccomp:\s+2$", status, re.M), status
+        work = ("set -e; mkdir -p /w/d; echo hi > /w/d/f; cat /w/d/f | tr a-z A-Z; "
+                "ln -s /w/d/f /w/l; ls -l /w >/dev/null; mv /w/d/f /w/g; rm -r /w; date +%s >/dev/null; "
+                "sleep 0.1 & wait; kill -0 $$; ps >/dev/null; id -u; nc -l -p 0 -w 1 </dev/null "
+                "2>/dev/null || true; echo done")
+        r = env.exec(cid, ["sh", "-c", work])
+        assert r.exit_code == 0 and r.stdout.decode().split() == ["HI", "0", "done"], r
+        refused = env.exec(cid, ["unshare", "-n", "true"])
+        assert refused.exit_code != 0 and b"not permitted" in refused.stderr, refused
+    finally:
+        env.remove_container(cid)
