@@ -90,6 +90,9 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
   auto device_nodes = StatDevices(config, *machine_);
   if (!device_nodes.ok()) return device_nodes.status();
   source.device_nodes = std::move(*device_nodes);
+  // cgroup v2 has no devices files; until podshim attaches a BPF device
+  // filter there, containers get no CAP_MKNOD (translate.h).
+  source.devices_enforced = cgroups_->Version() == 1;
   // A Localhost seccomp profile is read here, before any lock is taken, and
   // only from a regular file of bounded size: a FIFO would hang the call,
   // /dev/zero would grow memory without end (issue 18, finding 9).

@@ -65,6 +65,22 @@ absl::Status PlanProcess(const ContainerSource& in, runtime::ProcessSpec* p) {
     return WithField(cap_set.status(), absl::StrCat(kSecurityContext, ".capabilities"));
   }
   p->capabilities = *cap_set;
+  if (!in.devices_enforced && !sc.privileged()) {
+    // Nothing restricts devices on this node (cgroup v2 without a BPF device
+    // filter yet): a container that may make device nodes could open the
+    // host's disks, so CAP_MKNOD is neither in the defaults nor given.
+    for (const std::string& name : sc.capabilities().add_capabilities()) {
+      if (absl::EqualsIgnoreCase(name, "ALL") || absl::EqualsIgnoreCase(name, "MKNOD") ||
+          absl::EqualsIgnoreCase(name, "CAP_MKNOD")) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            kSecurityContext, ".capabilities.add_capabilities: ", QuoteForError(name),
+            " would give CAP_MKNOD, and podshim does not restrict devices on this node yet "
+            "(cgroup v2 without a device filter): a device node made in the container could "
+            "open the host's disks"));
+      }
+    }
+    std::erase(p->capabilities, std::string("CAP_MKNOD"));
+  }
   p->no_new_privs = sc.no_new_privs();
   auto seccomp = ChooseSeccomp(sc);
   if (!seccomp.ok()) return seccomp.status();

@@ -59,6 +59,10 @@ struct ContainerSource {
   std::vector<runtime::DeviceNode> device_nodes;
   // For a Localhost seccomp profile: its text.
   std::string localhost_seccomp;
+  // Whether the node restricts devices (the devices cgroup of cgroup v1);
+  // false on cgroup v2 until podshim attaches a BPF device filter: then an
+  // unprivileged container gets no CAP_MKNOD (issue 18, finding 4).
+  bool devices_enforced = true;
 };
 
 struct ContainerPlan {

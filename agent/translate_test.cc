@@ -184,6 +184,31 @@ TEST(PlanContainerTest, Capabilities) {
   EXPECT_TRUE(no_new_privs->spec.process.no_new_privs);
 }
 
+TEST(PlanContainerTest, NoMknodWhereDevicesAreNotRestricted) {
+  auto v2 = [](ContainerSource& in) { in.devices_enforced = false; };
+  // Where the devices cgroup holds (v1), CAP_MKNOD is a default, as containerd's.
+  auto v1 = Plan({});
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_THAT(v1->spec.process.capabilities, Contains("CAP_MKNOD"));
+  // Where nothing restricts devices: not in the defaults, and not to be had.
+  auto p = Plan({}, v2);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_THAT(p->spec.process.capabilities, Not(Contains("CAP_MKNOD")));
+  EXPECT_THAT(p->spec.process.capabilities, Contains("CAP_CHOWN")) << "the other defaults stay";
+  for (const char* name : {"MKNOD", "cap_mknod", "ALL"}) {
+    auto asked =
+        Plan([&](auto& c) { Sc(c).mutable_capabilities()->add_add_capabilities(name); }, v2);
+    EXPECT_EQ(asked.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(std::string(asked.status().message()),
+                StartsWith("config.linux.security_context.capabilities.add_capabilities: `"))
+        << name;
+  }
+  // A privileged container is unrestricted anyway.
+  auto privileged = Plan([](auto& c) { Sc(c).set_privileged(true); }, v2);
+  ASSERT_TRUE(privileged.ok()) << privileged.status();
+  EXPECT_THAT(privileged->spec.process.capabilities, Contains("CAP_MKNOD"));
+}
+
 TEST(PlanContainerTest, Seccomp) {
   auto none = Plan(nullptr);
   ASSERT_TRUE(none.ok());
