@@ -100,9 +100,7 @@ absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
 }
 
 absl::Status PodRuntime::UpdateContainerResources(const cri::UpdateContainerResourcesRequest& req) {
-  if (req.has_linux()) {
-    if (auto s = ValidateContainerResources(req.linux(), "linux"); !s.ok()) return s;
-  }
+  if (auto s = ValidateUpdateRequest(req); !s.ok()) return s;
   OpGuard guard;
   auto c = LockContainer(req.container_id(), &guard);
   if (!c.ok()) return c.status();

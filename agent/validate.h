@@ -108,6 +108,9 @@ absl::Status ValidateDeviceNode(const runtime::DeviceNode& node, absl::string_vi
 // (never cgroup.*), values one bounded line.
 absl::Status ValidateContainerResources(const cri::LinuxContainerResources& resources,
                                         absl::string_view field);
+// UpdateContainerResources: its resources (field "linux") and its
+// annotations, at most kMaxObjectMetaBytes (podshim ignores them).
+absl::Status ValidateUpdateRequest(const cri::UpdateContainerResourcesRequest& req);
 
 // A uid or gid: 0 .. 2^32 - 2.
 absl::Status ValidateUserId(int64_t id, absl::string_view field);

@@ -95,6 +95,12 @@ absl::Status ValidateContainerResources(const cri::LinuxContainerResources& r,
   return absl::OkStatus();
 }
 
+absl::Status ValidateUpdateRequest(const cri::UpdateContainerResourcesRequest& req) {
+  if (auto s = ObjectMetaSize(MapBytes(req.annotations()), "annotations"); !s.ok()) return s;
+  if (!req.has_linux()) return absl::OkStatus();
+  return ValidateContainerResources(req.linux(), "linux");
+}
+
 absl::Status ValidateContainerConfig(const cri::ContainerConfig& config, const HostSecurity& host) {
   // Sizes first: nothing after this echoes more than a bounded quote.
   if (auto s = ObjectMetaSize(MapBytes(config.labels()) + MapBytes(config.annotations()) +

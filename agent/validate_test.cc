@@ -684,6 +684,23 @@ TEST(ValidateResources, UpdateUsesItsOwnFieldName) {
               StartsWith("linux.unified[\"cgroup.kill\"]: "));
 }
 
+TEST(ValidateUpdateRequest, ResourcesAndAnnotations) {
+  cri::UpdateContainerResourcesRequest req;
+  EXPECT_TRUE(ValidateUpdateRequest(req).ok());
+  (*req.mutable_annotations())["a"] = "b";
+  req.mutable_linux()->set_oom_score_adj(5);
+  EXPECT_TRUE(ValidateUpdateRequest(req).ok());
+  req.mutable_linux()->set_oom_score_adj(5000);
+  EXPECT_THAT(std::string(ValidateUpdateRequest(req).message()),
+              StartsWith("linux.oom_score_adj: "));
+  req.mutable_linux()->set_oom_score_adj(0);
+  (*req.mutable_annotations())["big"] = std::string(kMaxObjectMetaBytes, 'x');
+  absl::Status s = ValidateUpdateRequest(req);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), StartsWith("annotations: "));
+  EXPECT_LT(s.message().size(), 200u);
+}
+
 TEST(QuoteForError, BoundsAndEscapes) {
   EXPECT_EQ(QuoteForError("abc"), "`abc`");
   EXPECT_EQ(QuoteForError("a\nb\tc`\\"), "`a\\nb\\tc\\`\\\\`");

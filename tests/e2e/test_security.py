@@ -1058,3 +1058,14 @@ def test_runtime_default_seccomp_is_an_allow_list_that_runs_ordinary_work(env, b
         assert refused.exit_code != 0 and b"not permitted" in refused.stderr, refused
     finally:
         env.remove_container(cid)
+
+
+def test_update_with_huge_annotations_is_refused(env, base):
+    """UpdateContainerResources' annotations (which podshim ignores) are bounded as any other
+    object's: 9 MB of them is INVALID_ARGUMENT naming the field, and nothing changes."""
+    _, _, cid = base
+    before = env.host_state()
+    req = env.pb.UpdateContainerResourcesRequest(container_id=cid,
+                                                 annotations={"big": "x" * (9 * MB)})
+    expect_refused(env, before, lambda: env.c.runtime.UpdateContainerResources(req, timeout=10),
+                   grpc.StatusCode.INVALID_ARGUMENT, "annotations")
