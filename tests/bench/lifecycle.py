@@ -209,7 +209,7 @@ class PodshimRuntime(Runtime):
         stack.callback(self.cleanup)
         if state_tmpfs:  # as /run/podshim is on a node
             mount_tmpfs(self.d.state_dir)
-        layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+        layout = images.standin_layout("busybox")
         subprocess.run([str(self.d.binary), f"--socket={self.d.socket}",
                         f"--state_dir={self.d.state_dir}", f"--root_dir={self.d.root_dir}",
                         "import", layout, f"--name={PODSHIM_IMAGE}"],

@@ -197,7 +197,7 @@ class PodshimRuntime(Runtime):
         self.d.proc = None
         stack.callback(self.cleanup)
         mount_tmpfs(self.d.state_dir)  # as /run/podshim is on a node
-        layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+        layout = images.standin_layout("busybox")
         self.d.import_image(layout, PODSHIM_IMAGE)
         self.endpoint = self.d.endpoint
         self.socket_path = self.d.socket

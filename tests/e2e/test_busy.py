@@ -124,7 +124,7 @@ def test_execsyncs_without_a_timeout_are_capped_and_never_starve_other_calls():
     c = None
     pod_id = None
     try:
-        layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+        layout = images.standin_layout("busybox")
         d.import_image(layout, IMAGE)
         d.start()
         c = d.client(timeout=60)

@@ -71,7 +71,7 @@ class Agent:
         self.d = Podshimd(podshimd_binary(), base_dir=str(self.base), extra_args=args, env=env)
         self.c = None
         self.pod_ids = set()  # every pod this agent made, for the leak checks
-        layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+        layout = images.standin_layout("busybox")
         self.d.import_image(layout, IMAGE)
         self.d.start()
         self.c = self.d.client(timeout=60)

@@ -213,7 +213,7 @@ def net(request, tmp_path_factory):
     if kind == "debian":
         Path(d.cni_conf_dir, "10-debian.conflist").write_text(
             json.dumps(debian_conflist(ipam_dir)))
-    layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+    layout = images.standin_layout("busybox")
     d.import_image(layout, IMAGE)
     d.start()
     c = d.client(timeout=60)

@@ -36,7 +36,7 @@ def env(podshimd_path_module):
     parent = f"/podshim-e2e-{uuid.uuid4().hex[:8]}"
     d = Podshimd(podshimd_path_module,
                  extra_args=[f"--cgroup_parent={parent}", f"--pids_limit={PIDS_LIMIT}"])
-    layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+    layout = images.standin_layout("busybox")
     d.import_image(layout, IMAGE)
     d.start()
     c = d.client(timeout=60)

@@ -40,7 +40,7 @@ class Agent:
         self.base = Path("/tmp") / f"podshim-restart-{uuid.uuid4().hex[:6]}"
         self.base.mkdir()
         self.d = self._daemon()
-        layout = images.build_image(images.STANDINS["busybox"]).rsplit(":", 1)[0]
+        layout = images.standin_layout("busybox")
         self.d.import_image(layout, IMAGE)
         self.start()
 

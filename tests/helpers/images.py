@@ -754,6 +754,11 @@ SANDBOX_IMAGES: dict[str, tuple[str, str]] = {
 }
 
 
+def standin_layout(name: str = "busybox", cache_dir: str = DEFAULT_CACHE) -> str:
+    """The OCI layout directory of a stand-in image, as `podshimd import` takes it."""
+    return build_image(STANDINS[name], cache_dir).rsplit(":", 1)[0]
+
+
 def all_images() -> dict[str, tuple[str, str]]:
     return {**CRITEST_IMAGES, **SANDBOX_IMAGES}
 
