@@ -155,10 +155,10 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
 
 bool PodRuntime::RemovesPodCgroup(const SandboxRecord& pod) const {
   if (!pod.cgroup_owned) return false;
-  const std::string mine = CleanCgroupPath(pod.cgroup);
+  const std::string mine = CleanPath(pod.cgroup);
   absl::MutexLock lock(&mu_);
   for (const auto& [other, cgroup] : pod_cgroups_) {
-    if (other != pod.id && CgroupWithin(CleanCgroupPath(cgroup), mine)) return false;
+    if (other != pod.id && PathWithin(CleanPath(cgroup), mine)) return false;
   }
   return true;
 }

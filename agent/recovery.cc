@@ -202,8 +202,8 @@ void PodRuntime::CollectUnfinishedPods() {
 }
 
 bool PodRuntime::UnderOwnParent(const std::string& cgroup) const {
-  const std::string own = CleanCgroupPath(options_.cgroup_parent);
-  const std::string c = CleanCgroupPath(cgroup);
+  const std::string own = CleanPath(options_.cgroup_parent);
+  const std::string c = CleanPath(cgroup);
   return c.size() > own.size() && absl::StartsWith(c, own) && c[own.size()] == '/';
 }
 
@@ -211,10 +211,10 @@ absl::Status PodRuntime::RemoveLeftoverPod(const std::string& id, const std::str
                                            bool cgroup_owned) {
   if (cgroup_owned) {
     // Never while another pod's cgroup is it or lies below it.
-    const std::string mine = CleanCgroupPath(cgroup);
+    const std::string mine = CleanPath(cgroup);
     absl::MutexLock lock(&mu_);
     for (const auto& [other, other_cgroup] : pod_cgroups_) {
-      if (other != id && CgroupWithin(CleanCgroupPath(other_cgroup), mine)) cgroup_owned = false;
+      if (other != id && PathWithin(CleanPath(other_cgroup), mine)) cgroup_owned = false;
     }
   }
   const std::string dir = absl::StrCat(options_.state_dir, "/pods/", id);

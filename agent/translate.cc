@@ -1,7 +1,5 @@
 #include "agent/translate.h"
 
-#include <filesystem>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -164,17 +162,10 @@ absl::Status PlanMounts(const ContainerSource& in, runtime::LaunchSpec* spec) {
 }
 
 // `path` lies strictly beneath `top` (both absolute container paths,
-// compared after lexical normalisation: /data/./x is beneath /data, /data2
-// is not).
+// compared cleaned: /data/./x is beneath /data, /data2 is not).
 bool Beneath(absl::string_view path, absl::string_view top) {
-  auto clean = [](absl::string_view p) {
-    std::string c = std::filesystem::path(std::string(p)).lexically_normal().string();
-    while (c.size() > 1 && c.back() == '/') c.pop_back();
-    return c;
-  };
-  const std::string p = clean(path), t = clean(top);
-  if (p == t) return false;
-  return t == "/" ? absl::StartsWith(p, "/") : absl::StartsWith(p, t + "/");
+  const std::string p = CleanPath(path), t = CleanPath(top);
+  return p != t && PathWithin(p, t);
 }
 
 // A mount made beneath a bidirectional one would reach the host's mount

@@ -122,8 +122,10 @@ absl::Status ValidateImageRef(absl::string_view ref, absl::string_view field);
 // An absolute, clean path ('/'-started, no "..", no NUL, at most PATH_MAX).
 absl::Status ValidateAbsolutePath(absl::string_view path, absl::string_view field);
 
-// "/a//b/" -> "/a/b": the cgroup path a cgroupfs parent names.
-std::string CleanCgroupPath(absl::string_view path);
+// "/a//./b/" -> "/a/b": an absolute path (a cgroup, a container path) without
+// empty or "." components, for comparisons. ("..", which ValidateAbsolutePath
+// refuses, is kept as it is.)
+std::string CleanPath(absl::string_view path);
 
 // A pod's cgroup_parent (validated as an absolute path) against the cgroups
 // it must never be (issue 18, finding 1), field config.linux.cgroup_parent:
@@ -133,8 +135,8 @@ std::string CleanCgroupPath(absl::string_view path);
 // podshim then removes it only with the last of them (pods.cc).
 absl::Status CheckCgroupParent(absl::string_view parent, absl::string_view own_parent);
 
-// `a` is the cgroup `b` or lies below it (both cleaned by CleanCgroupPath).
-bool CgroupWithin(absl::string_view a, absl::string_view b);
+// `a` is the path (or cgroup) `b` or lies below it (both cleaned by CleanPath).
+bool PathWithin(absl::string_view a, absl::string_view b);
 // A relative log path inside the pod's log directory.
 absl::Status ValidateRelativePath(absl::string_view path, absl::string_view field);
 

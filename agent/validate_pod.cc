@@ -122,25 +122,25 @@ absl::Status ValidateSysctls(const StringMap& sysctls, bool host_network, bool h
 
 }  // namespace
 
-std::string CleanCgroupPath(absl::string_view path) {
+std::string CleanPath(absl::string_view path) {
   std::string out;
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
-    absl::StrAppend(&out, "/", part);
+    if (part != ".") absl::StrAppend(&out, "/", part);
   }
   return out.empty() ? std::string("/") : out;
 }
 
-bool CgroupWithin(absl::string_view a, absl::string_view b) {
+bool PathWithin(absl::string_view a, absl::string_view b) {
   if (b == "/") return true;
   return a == b || (absl::StartsWith(a, b) && a.size() > b.size() && a[b.size()] == '/');
 }
 
 absl::Status CheckCgroupParent(absl::string_view parent, absl::string_view own_parent) {
   constexpr absl::string_view kField = "config.linux.cgroup_parent";
-  const std::string p = CleanCgroupPath(parent);
-  const std::string own = CleanCgroupPath(own_parent);
+  const std::string p = CleanPath(parent);
+  const std::string own = CleanPath(own_parent);
   if (p == "/") return Invalid(kField, "is the root cgroup: every process of the host is in it");
-  if (CgroupWithin(own, p) || CgroupWithin(p, own)) {
+  if (PathWithin(own, p) || PathWithin(p, own)) {
     return Invalid(kField,
                    absl::StrCat(QuoteForError(parent), " is podshim's own cgroup parent ", own,
                                 " or lies above or below it: the pods podshim makes "

@@ -768,12 +768,13 @@ TEST(CheckCgroupParent, NeverTheRootOrPodshimsOwnParent) {
     EXPECT_THAT(std::string(s.message()), HasSubstr(row.says)) << row.parent;
   }
   EXPECT_FALSE(CheckCgroupParent("/x", "/x/y").ok()) << "above podshim's parent";
-  EXPECT_EQ(CleanCgroupPath("//a///b/"), "/a/b");
-  EXPECT_EQ(CleanCgroupPath(""), "/");
-  EXPECT_TRUE(CgroupWithin("/a/b", "/a"));
-  EXPECT_TRUE(CgroupWithin("/a", "/a"));
-  EXPECT_FALSE(CgroupWithin("/ab", "/a"));
-  EXPECT_TRUE(CgroupWithin("/a", "/"));
+  EXPECT_EQ(CleanPath("//a///b/"), "/a/b");
+  EXPECT_EQ(CleanPath(""), "/");
+  EXPECT_EQ(CleanPath("/a/./b/."), "/a/b");
+  EXPECT_TRUE(PathWithin("/a/b", "/a"));
+  EXPECT_TRUE(PathWithin("/a", "/a"));
+  EXPECT_FALSE(PathWithin("/ab", "/a"));
+  EXPECT_TRUE(PathWithin("/a", "/"));
 }
 
 TEST(ValidatePodCidr, OneOrMoreCidrs) {

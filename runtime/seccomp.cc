@@ -666,7 +666,9 @@ constexpr const char* kAllowed[] = {
 
 }  // namespace
 
-std::string RuntimeDefaultSeccompJson() {
+namespace {
+
+std::string MakeRuntimeDefaultSeccompJson() {
   Profile p;
   p.default_action = Find(kActions, "SCMP_ACT_ERRNO");
   p.default_errno = EPERM;
@@ -702,6 +704,14 @@ std::string RuntimeDefaultSeccompJson() {
   }
   p.rules.push_back(std::move(personality));
   return ToJson(p).dump();
+}
+
+}  // namespace
+
+const std::string& RuntimeDefaultSeccompJson() {
+  // Made once: every RuntimeDefault container carries the same text.
+  static const std::string* const json = new std::string(MakeRuntimeDefaultSeccompJson());
+  return *json;
 }
 
 absl::StatusOr<std::string> ParseSeccompProfile(absl::string_view json) {

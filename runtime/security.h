@@ -77,10 +77,12 @@ std::vector<GroupEntry> ParseGroup(absl::string_view text);
 // --- seccomp ---------------------------------------------------------------
 
 // An OCI runtime-spec "linux.seccomp" object as JSON, podshim's RuntimeDefault
-// (deny-list in the spirit of Docker's default profile: kernel modules,
-// kexec, reboot, swap, clock setting, bpf, perf, keyring, ptrace, ... return
-// EPERM; everything else allowed).
-std::string RuntimeDefaultSeccompJson();
+// (an allow-list in the shape of the upstream default profiles: the listed
+// syscalls are allowed, clone without namespace flags, personality for the
+// usual domains; clone3 is ENOSYS and everything else EPERM: kernel modules,
+// kexec, reboot, swap, clock setting, bpf, perf, keyrings, ptrace, mounts,
+// namespaces, ...). Made once, the same text for every container.
+const std::string& RuntimeDefaultSeccompJson();
 // Validates a profile (Localhost profiles are Docker/OCI JSON: defaultAction,
 // defaultErrnoRet, architectures, flags, syscalls[{names|name, action,
 // errnoRet, args[{index, value, valueTwo, op}]}]; archMap and comments are
