@@ -395,5 +395,7 @@ def test_a_layer_beyond_the_caps_is_refused_and_nothing_is_kept(podshimd_path, r
             assert not leftovers, leftovers
             assert not any((root / "content" / "ingest").iterdir())
             assert not list((root / "images").glob("*.json"))
+            blobs = root / "content" / "blobs" / "sha256"
+            assert not blobs.exists() or not any(blobs.iterdir()), list(blobs.iterdir())
     finally:
         d.cleanup()
