@@ -516,7 +516,7 @@ TEST_F(ResolveUserTest, RefusesOddAndHugeFiles) {
 using Json = nlohmann::json;
 
 TEST(SeccompTest, RuntimeDefaultIsANormalisedAllowList) {
-  const std::string def = RuntimeDefaultSeccompJson();
+  const std::string& def = RuntimeDefaultSeccompJson();
   absl::StatusOr<std::string> parsed = ParseSeccompProfile(def);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(*parsed, def);
