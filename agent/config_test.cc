@@ -47,6 +47,21 @@ TEST(Config, SyntaxErrorNamesTheFile) {
   EXPECT_THAT(c.status().message(), HasSubstr("broken.toml"));
 }
 
+// TOML is UTF-8; toml11 3.7 read past its buffer on "'\xd6'\xd6" (found by
+// fuzz/config_fuzz.cc), so invalid UTF-8 is refused before it parses.
+TEST(Config, InvalidUtf8IsRefusedWithItsOffset) {
+  for (const char* text : {"'\xd6'\xd6", "socket = \"\xc0\xaf\"", "a = \"\xed\xa0\x80\"",
+                           "a = \"\xf4\x90\x80\x80\"", "a = \"\xe2\x82\""}) {
+    auto c = ParseConfigToml(text, "bad.toml");
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(c.status().message(), HasSubstr("bad.toml: not UTF-8 (byte "));
+  }
+  // Well-formed multi-byte text still parses.
+  auto ok = ParseConfigToml("# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3\n", "good.toml");
+  EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
 TEST(Config, ValidationNamesTheKey) {
   Config c;
   c.state_dir = "relative/dir";

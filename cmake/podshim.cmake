@@ -15,6 +15,16 @@ if(PODSHIM_SANITIZE)
   add_link_options(-fsanitize=${_san})
 endif()
 
+# The fuzz preset (clang): every podshim object gets libFuzzer's coverage
+# instrumentation; only the fuzz/ targets link libFuzzer's main.
+option(PODSHIM_FUZZ "Build the libFuzzer targets in fuzz/ (clang only)" OFF)
+if(PODSHIM_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "PODSHIM_FUZZ needs clang (the fuzz preset sets it)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 # podshim_library(NAME SOURCES ... DEPS ...): one library per module.
 function(podshim_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})

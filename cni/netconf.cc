@@ -37,8 +37,9 @@ absl::StatusOr<nlohmann::json> ParseJsonObject(absl::string_view data) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(data.begin(), data.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 1, ...".
+  } catch (const nlohmann::json::exception& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line 1, ...",
+    // or out_of_range.406 for a number too large for a double ("1E400").
     absl::string_view why = e.what();
     if (size_t end = why.find("] "); end != absl::string_view::npos) why.remove_prefix(end + 2);
     return Invalid(absl::StrCat("not valid JSON: ", why));

@@ -90,6 +90,9 @@ TEST(ParseNetworkConfigListTest, DisableCheck) {
 TEST(ParseNetworkConfigListTest, RejectsMissingOrWrongFields) {
   ExpectInvalid(ParseNetworkConfigList(""), "CNI network list: not valid JSON");
   ExpectInvalid(ParseNetworkConfigList("{"), "not valid JSON");
+  // A number too large for a double is nlohmann's out_of_range, not a
+  // parse_error (found by fuzz/cni_fuzz.cc: it ended the process).
+  ExpectInvalid(ParseNetworkConfigList(R"({"name": "n", "x": 4E4422})"), "number overflow");
   ExpectInvalid(ParseNetworkConfigList("[]"), "want a JSON object, got array");
   ExpectInvalid(ParseNetworkConfigList(R"({"name":"n","plugins":[{"type":"x"}]})"),
                 "CNI network list: \"cniVersion\" is missing");

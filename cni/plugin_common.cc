@@ -388,7 +388,7 @@ absl::StatusOr<nlohmann::json> ParseConfigObject(absl::string_view text) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, out_of_range ("1E400")
     absl::string_view why = e.what();
     if (size_t end = why.find("] "); end != absl::string_view::npos) why.remove_prefix(end + 2);
     return CniError(kErrDecode, absl::StrCat("network config on stdin is not valid JSON: ", why));
@@ -515,7 +515,7 @@ absl::StatusOr<nlohmann::json> ExecPlugin(absl::string_view type, const CniEnv& 
   bool is_json = true;
   try {
     if (!absl::StripAsciiWhitespace(out).empty()) parsed = nlohmann::json::parse(out);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {  // parse_error, out_of_range ("1E400")
     is_json = false;
   }
   if (res->term_signal == 0 && res->exit_code == 0) {

@@ -210,6 +210,9 @@ TEST(ConfigTest, ParseConfigObjectAndTypedMembers) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(CniCodeOf(bad.status()), kErrDecode);
   EXPECT_EQ(CniCodeOf(ParseConfigObject("[1]").status()), kErrDecode);
+  // nlohmann's out_of_range for "1E400" is a decode error too, not an
+  // uncaught exception (found by fuzz/cni_fuzz.cc).
+  EXPECT_EQ(CniCodeOf(ParseConfigObject(R"({"x": 4E4422})").status()), kErrDecode);
 
   nlohmann::json obj = {{"mtu", "9000"}, {"flag", 1}, {"name", 7}, {"big", 1.5}};
   EXPECT_THAT(OptionalInt(obj, "mtu", "").status().message(), HasSubstr("mtu must be an integer"));

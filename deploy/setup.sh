@@ -50,6 +50,8 @@ BUILD_PKGS=(
 RUN_PKGS=(umoci busybox-static curl python3)
 TEST_PKGS=(
   clang-format clang-tidy clang shfmt git
+  libclang-rt-dev # clang's libFuzzer and sanitizer runtimes: the fuzz preset
+  zstd            # fuzz/make_corpus.py's zstd layer seed
   docker-registry skopeo
   iproute2 jq procps psmisc apache2-utils
   containerd runc containernetworking-plugins iptables nftables

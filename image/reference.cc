@@ -71,6 +71,12 @@ bool IsPathComponent(absl::string_view s) {
 }
 
 // [A-Za-z0-9] | [A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]
+// Whether the first of several components names a registry rather than a
+// repository: it has a '.' or ':', or is "localhost".
+bool ReadsAsDomain(absl::string_view first) {
+  return first.find_first_of(".:") != absl::string_view::npos || first == "localhost";
+}
+
 bool IsDomainComponent(absl::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
@@ -179,6 +185,11 @@ std::string Reference::Familiar() const {
       short_path.remove_prefix(kLibraryPrefix.size());
     }
     out = std::string(short_path);
+    // "docker.io/cker.io/rr" must not become "cker.io/rr", another
+    // registry's image (found by fuzz/reference_fuzz.cc).
+    size_t slash = short_path.find('/');
+    if (slash != absl::string_view::npos && ReadsAsDomain(short_path.substr(0, slash)))
+      out = Name();
   } else {
     out = Name();
   }
@@ -227,8 +238,7 @@ absl::StatusOr<Reference> ParseReference(absl::string_view ref) {
   absl::string_view remainder = name;
   size_t slash = name.find('/');
   absl::string_view first = name.substr(0, slash);
-  if (slash != absl::string_view::npos &&
-      (first.find_first_of(".:") != absl::string_view::npos || first == "localhost")) {
+  if (slash != absl::string_view::npos && ReadsAsDomain(first)) {
     if (!IsDomain(first)) {
       return Invalid(
           ref, absl::StrCat("registry host \"", Quote(first), "\" is not a valid host[:port]"));

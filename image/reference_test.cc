@@ -73,6 +73,13 @@ INSTANTIATE_TEST_SUITE_P(
         NormCase{"[fe80::1]/repo:v2", "[fe80::1]/repo:v2", "[fe80::1]/repo:v2"},
         NormCase{"Quay.IO/org/app", "Quay.IO/org/app:latest", "Quay.IO/org/app:latest"},
         NormCase{"a.b-c.d/e", "a.b-c.d/e:latest", "a.b-c.d/e:latest"},
+        // A docker.io path whose first component reads as a registry keeps
+        // its domain (found by fuzz/reference_fuzz.cc: "cker.io/rr" is
+        // another registry's image).
+        NormCase{"docker.io/cker.io/rr", "docker.io/cker.io/rr:latest",
+                 "docker.io/cker.io/rr:latest"},
+        NormCase{"docker.io/localhost/x", "docker.io/localhost/x:latest",
+                 "docker.io/localhost/x:latest"},
         // A colon with no '/' after it is a tag, not a port.
         NormCase{"localhost:5000", "docker.io/library/localhost:5000", "localhost:5000"},
         // Path component separators.

@@ -6,7 +6,7 @@
 # build); the exit code is non-zero if any stage failed.
 #   tests/run.sh                 everything
 #   tests/run.sh unit e2e        only the named stages (setup and build always run)
-# Stages: unit lint pytest crictl critest. Always: setup, preflight (every
+# Stages: unit fuzz lint pytest crictl critest. Always: setup, preflight (every
 # command the scripts and tests run is installed by deploy/setup.sh) and the
 # build the stages test: the release preset (-O3, -Werror, as packagers and
 # deploy/run.sh build it), or PODSHIM_PRESET's, and then release as well.
@@ -32,7 +32,7 @@ export PODSHIMD="$REPO/build/$PRESET/agent/podshimd"
 PY="$REPO/.tools/venv/bin/python"
 LOGS="$REPO/build/test-logs"
 stages=("$@")
-((${#stages[@]})) || stages=(unit lint pytest crictl critest)
+((${#stages[@]})) || stages=(unit fuzz lint pytest crictl critest)
 
 declare -A result
 declare -A seconds
@@ -95,6 +95,18 @@ if want unit; then
   fi
 fi
 
+if want fuzz; then
+  # libFuzzer targets (fuzz/): their own build (clang, ASan + UBSan), then
+  # each target's regression inputs and 30 s of fuzzing from the seed corpus.
+  fuzz_stage() { build fuzz && scripts/fuzz.sh; }
+  run_stage fuzz fuzz_stage
+  if [[ "$(tail -1 "$LOGS/fuzz.log")" =~ ^fuzz:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    count fuzz "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+  else
+    count fuzz 0 1
+  fi
+fi
+
 if want lint; then
   BUILD_DIR="$REPO/build/$PRESET" run_stage lint scripts/lint.sh
 fi
@@ -140,7 +152,7 @@ fi
 
 banner "summary"
 status=0
-for name in setup preflight build build-release unit lint pytest crictl critest; do
+for name in setup preflight build build-release unit fuzz lint pytest crictl critest; do
   [[ -n "${result[$name]:-}" ]] || continue
   printf '  %-13s %-18s %5s s\n' "$name" "${result[$name]}" "${seconds[$name]}"
   [[ ${result[$name]} == ok ]] || status=1
