@@ -309,6 +309,97 @@ def test_host_port_answers_on_loopback_and_the_host_address(net, cleanup):
     assert_no_trace(net, [web_id], [ip])
 
 
+class HostLoopbackService:
+    """An HTTP service on the host's 127.0.0.1 only, as a node's local daemons listen."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server interface
+                body = b"host loopback service"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def nft(*args):
+    return subprocess.run(["nft", *args], capture_output=True, text=True)
+
+
+# Only podshim's own plugin: the guard is podshim-bridge's (Debian's portmap is not podshim's).
+@pytest.mark.parametrize("net", ["podshim"], indirect=True)
+def test_a_container_cannot_reach_the_hosts_loopback(net, cleanup):
+    """Issue 18, finding 5 (the CVE-2020-8558 class), tried from inside a real container: one
+    that may change its pod's routes (NET_ADMIN, route_localnet set in its pod) sends to
+    127.0.0.1 through its gateway, where podshim-bridge set route_localnet for host ports. The
+    guard drops it, while the pod's host port on 127.0.0.1 still answers; without the bridge in
+    the guard's set the same request goes through, so the attack is real here."""
+    service = HostLoopbackService()
+    try:
+        assert http_get(f"http://127.0.0.1:{service.port}/") == "host loopback service"
+        host_port = 20000 + (os.getpid() % 5000) + 11
+        cfg = net.pod_config(port_mappings=[(80, host_port)])
+        cfg.linux.sysctls["net.ipv4.conf.all.route_localnet"] = "1"
+        pod_id = net.run_pod(cfg)
+        net.run(pod_id, cfg, "web", HTTPD)
+        name = net.pod_status(pod_id).metadata.name
+        attacker = net.pb.ContainerConfig(
+            metadata=net.pb.ContainerMetadata(name="attacker"),
+            image=net.pb.ImageSpec(image=IMAGE), command=["sleep", "3600"],
+            linux=net.pb.LinuxContainerConfig(
+                security_context=net.pb.LinuxContainerSecurityContext(
+                    capabilities=net.pb.Capability(add_capabilities=["NET_ADMIN"]))))
+        cid = net.c.runtime.CreateContainer(net.pb.CreateContainerRequest(
+            pod_sandbox_id=pod_id, config=attacker, sandbox_config=cfg), timeout=60).container_id
+        net.c.runtime.StartContainer(net.pb.StartContainerRequest(container_id=cid), timeout=60)
+        assert Path(f"/proc/sys/net/ipv4/conf/{net.bridge}/route_localnet").read_text() == "1\n"
+
+        gateway = str(next(net.subnet.hosts()))
+        r = net.exec(cid, ["sh", "-c", "ip addr flush dev lo && ip link set lo down && "
+                           f"ip route add 127.0.0.0/8 via {gateway} dev eth0"])
+        assert r.exit_code == 0, r.stderr
+
+        def fetch():
+            # A dropped SYN is never answered: wget waits until `timeout` ends it.
+            return net.exec(cid, ["timeout", "3", "wget", "-q", "-O", "-",
+                                  f"http://127.0.0.1:{service.port}/"], timeout=8)
+
+        r = fetch()
+        assert r.exit_code != 0 and b"host loopback" not in r.stdout, r
+        element = ["ip", "podshim_hostports", "localnet_ifaces", "{", f'"{net.bridge}"', "}"]
+        removed = nft("delete", "element", *element)
+        assert removed.returncode == 0, removed.stderr
+        try:
+            r = fetch()
+            assert r.exit_code == 0 and r.stdout == b"host loopback service", r
+        finally:
+            added = nft("add", "element", *element)
+            assert added.returncode == 0, added.stderr
+        r = fetch()
+        assert r.exit_code != 0 and b"host loopback" not in r.stdout, r
+
+        # A host port on 127.0.0.1 still reaches the pod.
+        assert eventually(lambda: http_get(f"http://127.0.0.1:{host_port}/")).strip() == \
+            f"hello-{name}"
+    finally:
+        service.close()
+
+
 def test_stop_and_remove_twice_and_remove_without_stop(net, cleanup):
     before = veths(net.bridge)
     a = net.run_pod(net.pod_config())
