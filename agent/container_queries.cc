@@ -89,6 +89,7 @@ absl::Status PodRuntime::ContainerStatus(const cri::ContainerStatusRequest& req,
     info["pid"] = c->pid;
     info["pidStartTime"] = c->pid_start_time;  // ticks after boot, /proc/PID/stat field 22
     info["monitorPid"] = c->monitor_pid;
+    info["monitorStartTime"] = c->monitor_start_time;
     info["bundle"] = c->bundle;
     info["cgroup"] = c->cgroup;
     info["runtimeSpec"] = nlohmann::json::parse(c->spec_json, nullptr, false);
@@ -130,7 +131,8 @@ absl::Status PodRuntime::ReopenContainerLog(const cri::ReopenContainerLogRequest
   if (c->state != cri::CONTAINER_RUNNING) {
     return absl::FailedPreconditionError(absl::StrCat("container ", c->id, " is not running"));
   }
-  if (auto s = machine_->ReopenLog(c->bundle, c->monitor_pid, c->log_path, kReopenTimeout);
+  if (auto s = machine_->ReopenLog(c->bundle, c->monitor_pid, c->monitor_start_time, c->log_path,
+                                   kReopenTimeout);
       !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("container ", c->id, ": ", s.message()));
   }

@@ -133,7 +133,8 @@ absl::Status PodRuntime::CreateContainer(const cri::CreateContainerRequest& req,
     if (!target.ok()) return target.status();
     auto t = containers_.Get(*target);
     if (t.ok() && t->state == cri::CONTAINER_RUNNING) {
-      source.target_pid_ns = absl::StrCat("/proc/", t->pid, "/ns/pid");
+      source.target_pid = t->pid;
+      source.target_start_time = t->pid_start_time;
     }
   }
   const std::string id = NewId();
@@ -289,6 +290,7 @@ void MarkRunning(const runtime::StartReport& report, int64_t started_at_ns, Cont
   c->pid = report.pid;
   c->pid_start_time = report.start_time;
   c->monitor_pid = report.monitor_pid;
+  c->monitor_start_time = report.monitor_start_time;
   c->started_at_ns = started_at_ns;
   c->uid = report.uid;
   c->gid = report.gid;
@@ -297,11 +299,12 @@ void MarkRunning(const runtime::StartReport& report, int64_t started_at_ns, Cont
 
 absl::Status PodRuntime::WatchMonitor(const ContainerRecord& r) {
   const std::string id = r.id;
-  if (!machine_->ProcessAlive(r.monitor_pid)) {
+  if (!machine_->ProcessAlive(r.monitor_pid, r.monitor_start_time)) {
     OnMonitorExit(id);
     return absl::OkStatus();
   }
-  return machine_->WatchExit(r.monitor_pid, [this, id] { OnMonitorExit(id); });
+  return machine_->WatchExit(r.monitor_pid, r.monitor_start_time,
+                             [this, id] { OnMonitorExit(id); });
 }
 
 void PodRuntime::OnMonitorExit(const std::string& id) {
@@ -359,7 +362,7 @@ absl::Status PodRuntime::StopContainerLocked(const std::string& id, int64_t time
   if (auto s = machine_->Signal(c->pid, c->pid_start_time, SIGKILL); !s.ok()) return s;
   if (containers_.WaitUntil(id, exited, absl::Now() + kKillWait)) return absl::OkStatus();
   // The monitor did not report: if it is gone, record what we know.
-  if (!machine_->ProcessAlive(c->monitor_pid)) {
+  if (!machine_->ProcessAlive(c->monitor_pid, c->monitor_start_time)) {
     OnMonitorExit(id);
     return absl::OkStatus();
   }

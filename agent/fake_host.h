@@ -145,8 +145,9 @@ class FakeMachine final : public Machine {
     report.pid = next_pid_++;
     report.start_time = static_cast<uint64_t>(report.pid) * 10;  // as if ticks after boot
     report.monitor_pid = next_pid_++;
+    report.monitor_start_time = static_cast<uint64_t>(report.monitor_pid) * 10;
     running_[report.pid] = {bundle, report.monitor_pid};
-    alive_.insert(report.monitor_pid);
+    alive_[report.monitor_pid] = report.monitor_start_time;
     return report;
   }
   std::optional<runtime::RecoveredStart> RecoverStart(const std::string&, absl::Duration,
@@ -159,10 +160,10 @@ class FakeMachine final : public Machine {
     if (it == exits_.end()) return absl::NotFoundError(bundle);
     return it->second;
   }
-  absl::Status WatchExit(int pid, std::function<void()> on_exit) override {
+  absl::Status WatchExit(int pid, uint64_t start_time, std::function<void()> on_exit) override {
     {
       absl::MutexLock lock(&mu_);
-      if (alive_.contains(pid)) {
+      if (AliveLocked(pid, start_time)) {
         watches_[pid] = std::move(on_exit);
         return absl::OkStatus();
       }
@@ -170,9 +171,9 @@ class FakeMachine final : public Machine {
     on_exit();  // gone already
     return absl::OkStatus();
   }
-  bool ProcessAlive(int pid) override {
+  bool ProcessAlive(int pid, uint64_t start_time) override {
     absl::MutexLock lock(&mu_);
-    return alive_.contains(pid);
+    return AliveLocked(pid, start_time);
   }
   absl::Status Signal(int pid, uint64_t start_time, int sig) override {
     Record(absl::StrCat("Signal ", pid, "@", start_time, " ", sig));
@@ -194,7 +195,11 @@ class FakeMachine final : public Machine {
     r.out = absl::StrCat("pid ", pid, "@", start_time, ": ", absl::StrJoin(argv, " "));
     return r;
   }
-  absl::Status ReopenLog(const std::string&, int, const std::string&, absl::Duration) override {
+  absl::Status ReopenLog(const std::string&, int pid, uint64_t start_time, const std::string&,
+                         absl::Duration) override {
+    Record(absl::StrCat("ReopenLog ", pid, "@", start_time));
+    absl::MutexLock lock(&mu_);
+    if (!AliveLocked(pid, start_time)) return absl::FailedPreconditionError("monitor gone");
     return absl::OkStatus();
   }
   absl::StatusOr<runtime::TreeUsage> MeasureTree(const std::string&) override {
@@ -245,6 +250,18 @@ class FakeMachine final : public Machine {
   }
 
   FakeCgroups& fake_cgroups() { return cgroups_; }
+  // The monitor `pid` ended unseen (no exit file, no watch: podshimd was
+  // away) and another process now has its pid.
+  void ReusePid(int pid) {
+    absl::MutexLock lock(&mu_);
+    for (auto it = running_.begin(); it != running_.end(); ++it) {
+      if (it->second.monitor_pid == pid) {
+        running_.erase(it);
+        break;
+      }
+    }
+    alive_[pid] = static_cast<uint64_t>(pid) * 10 + 1;
+  }
   // podshimd went away: its exit watches with it (what runs stays).
   void ForgetWatches() {
     absl::MutexLock lock(&mu_);
@@ -257,6 +274,10 @@ class FakeMachine final : public Machine {
   bool exit_on_signal = true;
 
  private:
+  bool AliveLocked(int pid, uint64_t start_time) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = alive_.find(pid);
+    return it != alive_.end() && (start_time == 0 || it->second == start_time);
+  }
   void Record(std::string call) {
     absl::MutexLock lock(&mu_);
     calls_.push_back(std::move(call));
@@ -271,7 +292,7 @@ class FakeMachine final : public Machine {
   std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> pinned_ ABSL_GUARDED_BY(mu_);
   std::map<int, Proc> running_ ABSL_GUARDED_BY(mu_);
-  std::set<int> alive_ ABSL_GUARDED_BY(mu_);
+  std::map<int, uint64_t> alive_ ABSL_GUARDED_BY(mu_);  // pid -> start time
   std::map<int, std::function<void()>> watches_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, runtime::ExitStatus> exits_ ABSL_GUARDED_BY(mu_);
   int next_pid_ ABSL_GUARDED_BY(mu_) = 1000;
@@ -312,10 +333,12 @@ class MachineRef final : public Machine {
   absl::StatusOr<runtime::ExitStatus> ReadExitFile(const std::string& bundle) override {
     return m_->ReadExitFile(bundle);
   }
-  absl::Status WatchExit(int pid, std::function<void()> on_exit) override {
-    return m_->WatchExit(pid, std::move(on_exit));
+  absl::Status WatchExit(int pid, uint64_t start_time, std::function<void()> on_exit) override {
+    return m_->WatchExit(pid, start_time, std::move(on_exit));
   }
-  bool ProcessAlive(int pid) override { return m_->ProcessAlive(pid); }
+  bool ProcessAlive(int pid, uint64_t start_time) override {
+    return m_->ProcessAlive(pid, start_time);
+  }
   absl::Status Signal(int pid, uint64_t start_time, int sig) override {
     return m_->Signal(pid, start_time, sig);
   }
@@ -327,9 +350,9 @@ class MachineRef final : public Machine {
                                            absl::Duration timeout) override {
     return m_->Exec(bundle, pid, start_time, argv, timeout);
   }
-  absl::Status ReopenLog(const std::string& bundle, int monitor_pid, const std::string& log_path,
-                         absl::Duration timeout) override {
-    return m_->ReopenLog(bundle, monitor_pid, log_path, timeout);
+  absl::Status ReopenLog(const std::string& bundle, int monitor_pid, uint64_t monitor_start_time,
+                         const std::string& log_path, absl::Duration timeout) override {
+    return m_->ReopenLog(bundle, monitor_pid, monitor_start_time, log_path, timeout);
   }
   absl::StatusOr<runtime::TreeUsage> MeasureTree(const std::string& path) override {
     return m_->MeasureTree(path);

@@ -73,11 +73,13 @@ absl::StatusOr<runtime::ExitStatus> RealMachine::ReadExitFile(const std::string&
   return runtime::ReadExitFile(bundle);
 }
 
-absl::Status RealMachine::WatchExit(int pid, std::function<void()> on_exit) {
-  return watcher_->Watch(pid, [on_exit = std::move(on_exit)](int) { on_exit(); });
+absl::Status RealMachine::WatchExit(int pid, uint64_t start_time, std::function<void()> on_exit) {
+  return watcher_->Watch(pid, start_time, [on_exit = std::move(on_exit)](int) { on_exit(); });
 }
 
-bool RealMachine::ProcessAlive(int pid) { return runtime::ProcessAlive(pid); }
+bool RealMachine::ProcessAlive(int pid, uint64_t start_time) {
+  return runtime::ProcessAlive(pid, start_time);
+}
 
 absl::Status RealMachine::Signal(int pid, uint64_t start_time, int sig) {
   return runtime::SignalProcess(pid, sig, start_time);
@@ -95,8 +97,9 @@ absl::StatusOr<runtime::ExecResult> RealMachine::Exec(const std::string& bundle,
 }
 
 absl::Status RealMachine::ReopenLog(const std::string& bundle, int monitor_pid,
-                                    const std::string& log_path, absl::Duration timeout) {
-  return runtime::ReopenContainerLog(bundle, monitor_pid, log_path, timeout);
+                                    uint64_t monitor_start_time, const std::string& log_path,
+                                    absl::Duration timeout) {
+  return runtime::ReopenContainerLog(bundle, monitor_pid, monitor_start_time, log_path, timeout);
 }
 
 absl::StatusOr<runtime::TreeUsage> RealMachine::MeasureTree(const std::string& path) {

@@ -60,10 +60,12 @@ class Machine {
       const std::string& bundle, absl::Duration timeout,
       const std::function<void(int)>& on_wait) = 0;
   virtual absl::StatusOr<runtime::ExitStatus> ReadExitFile(const std::string& bundle) = 0;
-  // Calls `on_exit` once the process `pid` (a monitor) has exited, on a
-  // thread of the machine's; at once if it is gone.
-  virtual absl::Status WatchExit(int pid, std::function<void()> on_exit) = 0;
-  virtual bool ProcessAlive(int pid) = 0;
+  // Calls `on_exit` once the process `pid` (a monitor) that started at
+  // `start_time` (runtime/pidfd.h; 0: not checked) has exited, on a thread of
+  // the machine's; at once if it is gone or its pid names another process.
+  virtual absl::Status WatchExit(int pid, uint64_t start_time, std::function<void()> on_exit) = 0;
+  // Whether that process is alive (false when its pid names another one).
+  virtual bool ProcessAlive(int pid, uint64_t start_time) = 0;
   // `sig` to the process `pid` that started at `start_time` (runtime/pidfd.h;
   // 0: not checked); a later process with that pid is never hit.
   virtual absl::Status Signal(int pid, uint64_t start_time, int sig) = 0;
@@ -73,8 +75,11 @@ class Machine {
                                                    uint64_t start_time,
                                                    const std::vector<std::string>& argv,
                                                    absl::Duration timeout) = 0;
+  // Asks the monitor `monitor_pid` started at `monitor_start_time` to reopen
+  // the log (runtime::ReopenContainerLog).
   virtual absl::Status ReopenLog(const std::string& bundle, int monitor_pid,
-                                 const std::string& log_path, absl::Duration timeout) = 0;
+                                 uint64_t monitor_start_time, const std::string& log_path,
+                                 absl::Duration timeout) = 0;
   // Disk use of a container's writable layer.
   virtual absl::StatusOr<runtime::TreeUsage> MeasureTree(const std::string& path) = 0;
 };
@@ -136,15 +141,15 @@ class RealMachine final : public Machine {
       const std::string& bundle, absl::Duration timeout,
       const std::function<void(int)>& on_wait) override;
   absl::StatusOr<runtime::ExitStatus> ReadExitFile(const std::string& bundle) override;
-  absl::Status WatchExit(int pid, std::function<void()> on_exit) override;
-  bool ProcessAlive(int pid) override;
+  absl::Status WatchExit(int pid, uint64_t start_time, std::function<void()> on_exit) override;
+  bool ProcessAlive(int pid, uint64_t start_time) override;
   absl::Status Signal(int pid, uint64_t start_time, int sig) override;
   void KillAndReap(const std::vector<int>& pids, absl::Duration timeout) override;
   absl::StatusOr<runtime::ExecResult> Exec(const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout) override;
-  absl::Status ReopenLog(const std::string& bundle, int monitor_pid, const std::string& log_path,
-                         absl::Duration timeout) override;
+  absl::Status ReopenLog(const std::string& bundle, int monitor_pid, uint64_t monitor_start_time,
+                         const std::string& log_path, absl::Duration timeout) override;
   absl::StatusOr<runtime::TreeUsage> MeasureTree(const std::string& path) override;
 
  private:

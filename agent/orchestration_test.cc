@@ -457,6 +457,25 @@ TEST_F(OrchestrationTest, ARestartFindsThePodsAndContainersAndWhatEndedMeanwhile
   EXPECT_EQ(ContainerStatus(ids[0]).state(), cri::CONTAINER_EXITED);
 }
 
+// Issue 18, finding 7: a monitor is known by its pid and start time. One that
+// ended while podshimd was away, its pid now another process's, ends its
+// container; that process is neither watched nor asked to reopen a log.
+TEST_F(OrchestrationTest, AMonitorsPidReusedWhilePodshimdWasAwayEndsItsContainer) {
+  auto [pod_id, ids] = PodWith({"a", "b"}, 2);
+  rt_.reset();
+  machine_->ForgetWatches();
+  machine_->ReusePid(1001);  // a's monitor
+  Open(/*keep_machine=*/true);
+  const auto st = ContainerStatus(ids[0]);
+  EXPECT_EQ(st.state(), cri::CONTAINER_EXITED);
+  EXPECT_EQ(st.reason(), "Unknown");
+  EXPECT_EQ(ContainerStatus(ids[1]).state(), cri::CONTAINER_RUNNING);
+  cri::ReopenContainerLogRequest reopen;
+  reopen.set_container_id(ids[1]);
+  EXPECT_TRUE(rt_->ReopenContainerLog(reopen).ok());
+  EXPECT_THAT(machine_->Calls("ReopenLog"), ElementsAre("ReopenLog 1003@10030"));
+}
+
 TEST_F(OrchestrationTest, ExecSyncAndStatsGoThroughTheMachine) {
   auto pod = RunPod("web");
   ASSERT_TRUE(pod.ok());

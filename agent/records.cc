@@ -165,6 +165,7 @@ std::string ContainerToJson(const ContainerRecord& r) {
   j["pid"] = r.pid;
   j["pid_start_time"] = r.pid_start_time;
   j["monitor_pid"] = r.monitor_pid;
+  j["monitor_start_time"] = r.monitor_start_time;
   j["uid"] = r.uid;
   j["gid"] = r.gid;
   j["groups"] = r.groups;
@@ -199,6 +200,7 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const std::string& text) {
     Get(*j, "pid", r.pid);
     Get(*j, "pid_start_time", r.pid_start_time);
     Get(*j, "monitor_pid", r.monitor_pid);
+    Get(*j, "monitor_start_time", r.monitor_start_time);
     Get(*j, "uid", r.uid);
     Get(*j, "gid", r.gid);
     Get(*j, "groups", r.groups);

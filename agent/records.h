@@ -68,6 +68,7 @@ struct ContainerRecord {
   int pid = 0;
   uint64_t pid_start_time = 0;  // the init's start time (runtime/pidfd.h); 0: not known
   int monitor_pid = 0;
+  uint64_t monitor_start_time = 0;  // the monitor's, as pid_start_time; 0: not known
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;
   int stop_signal = 15;                    // from the image's StopSignal, else SIGTERM

@@ -40,6 +40,8 @@ TEST(Records, ContainerRoundTrip) {
   r.groups = {1, 2};
   r.pid = 4242;
   r.pid_start_time = 987654321;
+  r.monitor_pid = 4243;
+  r.monitor_start_time = 987654322;
   r.resources.set_memory_limit_in_bytes(1 << 20);
   auto back = ContainerFromJson(ContainerToJson(r));
   ASSERT_TRUE(back.ok()) << back.status();
@@ -50,6 +52,8 @@ TEST(Records, ContainerRoundTrip) {
   EXPECT_EQ(back->groups, (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(back->pid, 4242);
   EXPECT_EQ(back->pid_start_time, 987654321u);
+  EXPECT_EQ(back->monitor_pid, 4243);
+  EXPECT_EQ(back->monitor_start_time, 987654322u);
   EXPECT_EQ(back->resources.memory_limit_in_bytes(), 1 << 20);
 }
 

@@ -122,11 +122,12 @@ absl::Status PlanNamespaces(const ContainerSource& in, runtime::LaunchSpec* spec
                                      : runtime::NamespaceSpec{runtime::NsMode::kJoin, pod.pid_ns};
       break;
     case cri::TARGET:
-      if (in.target_pid_ns.empty()) {
+      if (in.target_pid <= 0) {
         return absl::FailedPreconditionError(absl::StrCat(
             kSecurityContext, ".namespace_options.target_id: the target container is not running"));
       }
-      spec->pid = {runtime::NsMode::kJoin, in.target_pid_ns};
+      spec->pid = {runtime::NsMode::kJoin, absl::StrCat("/proc/", in.target_pid, "/ns/pid"),
+                   in.target_pid, in.target_start_time};
       break;
     default:
       spec->pid = {runtime::NsMode::kNew, ""};

@@ -53,8 +53,11 @@ struct ContainerSource {
   nlohmann::json image_config = nlohmann::json::object();  // the image config's "config"
   std::string bundle;                                      // state_dir/containers/<id>
   std::string layer_dir;  // root_dir/containers/<id>: upper and work
-  // For a pid TARGET container: the target's pid namespace file.
-  std::string target_pid_ns;
+  // For a pid TARGET container: the target's init and its start time
+  // (runtime/pidfd.h); 0 when the target is not running. The container joins
+  // /proc/PID/ns/pid only while that pid still names that process.
+  int target_pid = 0;
+  uint64_t target_start_time = 0;
   // One per config.devices, in order: the host's device node.
   std::vector<runtime::DeviceNode> device_nodes;
   // For a Localhost seccomp profile: its text.

@@ -295,8 +295,13 @@ TEST(PlanContainerTest, Namespaces) {
   auto pod_pid = Plan(pid(cri::POD), {}, shared);
   EXPECT_EQ(pod_pid->spec.pid.mode, runtime::NsMode::kJoin);
   EXPECT_EQ(pod_pid->spec.pid.path, "/s/pods/pod1/ns/pid");
-  auto target = Plan(pid(cri::TARGET), [](auto& in) { in.target_pid_ns = "/proc/42/ns/pid"; });
+  auto target = Plan(pid(cri::TARGET), [](auto& in) {
+    in.target_pid = 42;
+    in.target_start_time = 4242;
+  });
   EXPECT_EQ(target->spec.pid.path, "/proc/42/ns/pid");
+  EXPECT_EQ(target->spec.pid.owner_pid, 42) << "the joiner checks it is still that process";
+  EXPECT_EQ(target->spec.pid.owner_start_time, 4242u);
   auto stopped_target = Plan(pid(cri::TARGET));
   EXPECT_EQ(stopped_target.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(stopped_target.status().message()),

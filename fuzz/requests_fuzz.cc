@@ -105,7 +105,8 @@ void CreateContainer(const uint8_t* data, size_t size) {
   in.pod = &pod;
   in.bundle = "/s/containers/c1";
   in.layer_dir = "/r/containers/c1";
-  in.target_pid_ns = "/proc/1/ns/pid";
+  in.target_pid = 1;
+  in.target_start_time = 7;
   // Device nodes as the host would report them: odd entries are character
   // devices, even ones whatever their minor says.
   for (int i = 0; i < req.config().devices_size(); ++i) {

@@ -132,13 +132,14 @@ std::optional<RecoveredStart> RecoverStart(const std::string& bundle, absl::Dura
 }
 
 absl::Status ReopenContainerLog(const std::string& bundle, int monitor_pid,
-                                const std::string& log_path, absl::Duration timeout) {
+                                uint64_t monitor_start_time, const std::string& log_path,
+                                absl::Duration timeout) {
   const std::string err_file = absl::StrCat(bundle, "/", kReopenErrorFile);
   const std::string done_file = absl::StrCat(bundle, "/", kReopenDoneFile);
   for (const auto& f : {err_file, done_file}) {
     if (auto s = RemoveFile(f); !s.ok()) return s;
   }
-  auto monitor = OpenPidfd(monitor_pid);
+  auto monitor = OpenProcess(monitor_pid, monitor_start_time);
   if (!monitor.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "reopen log: the container's monitor is gone (", monitor.status().message(), ")"));

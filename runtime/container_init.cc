@@ -3,6 +3,7 @@
 #include "runtime/container_init.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -29,6 +30,7 @@
 #include "absl/strings/strip.h"
 #include "runtime/files.h"
 #include "runtime/launch_spec.h"
+#include "runtime/pidfd.h"
 #include "runtime/security.h"
 #include "runtime/unique_fd.h"
 
@@ -237,6 +239,37 @@ absl::Status SecureAndExec(const ProcessSpec& process, const ResolvedUser& user,
   return ErrnoError(err, "exec", argv[0]);
 }
 
+}  // namespace
+
+absl::StatusOr<UniqueFd> OpenJoinedNamespace(const NamespaceSpec& ns, absl::string_view name) {
+  // Another process's namespace: only while it is the process planned for,
+  // and still alive once the file is open, so /proc/PID named it throughout.
+  UniqueFd owner;
+  if (ns.owner_pid > 0) {
+    auto opened = OpenProcess(ns.owner_pid, ns.owner_start_time);
+    if (!opened.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("join ", name, " namespace of pid ",
+                                                        ns.owner_pid, ": that process is gone (",
+                                                        opened.status().message(), ")"));
+    }
+    owner = std::move(*opened);
+  }
+  UniqueFd fd(::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, absl::StrCat("open ", name, " namespace"), ns.path);
+  if (owner.valid()) {
+    struct pollfd p {
+      owner.get(), POLLIN, 0
+    };
+    if (::poll(&p, 1, 0) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("join ", name, " namespace of pid ", ns.owner_pid, ": that process exited"));
+    }
+  }
+  return fd;
+}
+
+namespace {
+
 absl::Status JoinNamespace(const NamespaceSpec& ns, int type, absl::string_view name) {
   switch (ns.mode) {
     case NsMode::kHost:
@@ -246,8 +279,9 @@ absl::Status JoinNamespace(const NamespaceSpec& ns, int type, absl::string_view 
         return ErrnoError(errno, "unshare", absl::StrCat(name, " namespace"));
       return absl::OkStatus();
     case NsMode::kJoin: {
-      UniqueFd fd(::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!fd.valid()) return ErrnoError(errno, absl::StrCat("open ", name, " namespace"), ns.path);
+      auto opened = OpenJoinedNamespace(ns, name);
+      if (!opened.ok()) return opened.status();
+      UniqueFd fd = std::move(*opened);
       if (::setns(fd.get(), type) != 0) {
         return ErrnoError(errno, absl::StrCat("setns ", name, " namespace"), ns.path);
       }

@@ -135,6 +135,12 @@ struct ChildFds {
 // ChildFds::go_fd).
 absl::Status MoveIntoCgroups(int pid, const std::vector<std::string>& procs_files);
 
+// The namespace file of a kJoin `ns` (`name`: "pid", "net", ... for errors),
+// opened; with an owner (NamespaceSpec::owner_pid), only while its pid still
+// names that process (the pidfd first, the start time after) and it is still
+// alive once the file is open: FAILED_PRECONDITION otherwise.
+absl::StatusOr<UniqueFd> OpenJoinedNamespace(const NamespaceSpec& ns, absl::string_view name);
+
 // The container's init. Never returns: execs the workload or reports the
 // error on the sync pipe and _exit(127)s.
 [[noreturn]] void RunContainerInit(const LaunchSpec& spec, const ChildFds& fds);

@@ -189,8 +189,11 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
   return *report;
 }
 
-bool ProcessAlive(int pid) {
+bool ProcessAlive(int pid, uint64_t start_time) {
   if (pid <= 0) return false;
+  // The pidfd first, the start time after: the pid cannot change hands in between.
+  auto same = OpenProcess(pid, start_time);
+  if (!same.ok()) return false;
   auto stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
   if (!stat.ok()) return false;
   // "pid (comm) S ...": the state letter follows the last ')'.
@@ -279,8 +282,8 @@ ExitWatcher::~ExitWatcher() {
   thread_.join();
 }
 
-absl::Status ExitWatcher::Watch(int pid, Callback on_exit) {
-  auto opened = OpenPidfd(pid);
+absl::Status ExitWatcher::Watch(int pid, uint64_t start_time, Callback on_exit) {
+  auto opened = OpenProcess(pid, start_time);
   if (!opened.ok()) {
     if (!absl::IsNotFound(opened.status())) return opened.status();
     on_exit(pid);

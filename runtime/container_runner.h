@@ -89,9 +89,10 @@ absl::StatusOr<StartReport> StartContainerProcess(const std::string& monitor_bin
                                                   MonitorPool* pool = nullptr,
                                                   const std::function<void()>& on_handed = nullptr);
 
-// Whether `pid` is still the process `start_report` named (guards against pid
-// reuse after a restart: compares the process start time recorded at start).
-bool ProcessAlive(int pid);
+// Whether the process `pid` that started at `start_time` (runtime/pidfd.h;
+// 0: not checked, for records made before it was kept) is alive: false when
+// it exited, is a zombie, or its pid now names another process.
+bool ProcessAlive(int pid, uint64_t start_time);
 
 // Sends `sig` to `pid` through a pidfd; a process that is gone is OK, and so
 // is one whose pid now names another process (start time `start_time`, see
@@ -135,12 +136,14 @@ struct RecoveredStart {
 std::optional<RecoveredStart> RecoverStart(const std::string& bundle, absl::Duration timeout,
                                            const std::function<void(int)>& on_wait = {});
 
-// Asks the monitor (SIGUSR1) to reopen the container's log at `log_path`
-// (after the kubelet rotated it) and waits up to `timeout` for its answer:
-// OK, INTERNAL with the monitor's error, FAILED_PRECONDITION if the monitor
-// is gone.
+// Asks the monitor `monitor_pid`, started at `monitor_start_time` (0: not
+// checked), to reopen the container's log at `log_path` (SIGUSR1; after the
+// kubelet rotated it) and waits up to `timeout` for its answer: OK, INTERNAL
+// with the monitor's error, FAILED_PRECONDITION if the monitor is gone (also
+// when its pid now names another process, which is never signalled).
 absl::Status ReopenContainerLog(const std::string& bundle, int monitor_pid,
-                                const std::string& log_path, absl::Duration timeout);
+                                uint64_t monitor_start_time, const std::string& log_path,
+                                absl::Duration timeout);
 
 // Watches processes (the monitors) with pidfds on one thread and calls back
 // once each has exited. Processes that are our children are reaped.
@@ -154,7 +157,9 @@ class ExitWatcher {
 
   // Calls `on_exit` (on the watcher's thread) when `pid` exits; at once if
   // it is already gone.
-  absl::Status Watch(int pid, Callback on_exit);
+  // `start_time` as in ProcessAlive: a pid that now names another process
+  // counts as exited (on_exit runs at once), never as the watched one.
+  absl::Status Watch(int pid, uint64_t start_time, Callback on_exit);
 
  private:
   void Loop();

@@ -34,7 +34,8 @@ NLOHMANN_JSON_SERIALIZE_ENUM(Propagation, {{Propagation::kPrivate, "private"},
                                            {Propagation::kRslave, "rslave"},
                                            {Propagation::kRshared, "rshared"}})
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NamespaceSpec, mode, path)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NamespaceSpec, mode, path, owner_pid,
+                                                owner_start_time)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MountSpec, source, destination, readonly,
                                                 propagation, recursive, recursive_readonly)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DeviceSpec, host_path, container_path, permissions)
@@ -50,7 +51,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchSpec, id, bundle, rootfs, 
                                                 readonly_paths, privileged, process, cgroup_procs,
                                                 oom_counter_file, log_path)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(StartReport, ok, error, pid, start_time,
-                                                monitor_pid, uid, gid, groups)
+                                                monitor_pid, monitor_start_time, uid, gid, groups)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExitStatus, exit_code, signal, oom_killed,
                                                 finished_at_ns, reason)
 

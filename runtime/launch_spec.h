@@ -33,6 +33,13 @@ enum class NsMode {
 struct NamespaceSpec {
   NsMode mode = NsMode::kNew;
   std::string path;  // for kJoin
+  // For kJoin of another process's namespace (/proc/PID/ns/...): that
+  // process and its start time (runtime/pidfd.h). The joiner checks it is
+  // still that process, alive while the namespace is opened, so a pid reused
+  // since the request was planned never lends its namespace (issue 18,
+  // finding 7). 0: a pinned namespace file, nothing to check.
+  int owner_pid = 0;
+  uint64_t owner_start_time = 0;
 };
 
 enum class Propagation { kPrivate, kRslave, kRshared };
@@ -134,6 +141,7 @@ struct StartReport {
   int pid = 0;              // host pid of the container's init
   uint64_t start_time = 0;  // its ProcessStartTime (runtime/pidfd.h)
   int monitor_pid = 0;
+  uint64_t monitor_start_time = 0;  // the monitor's ProcessStartTime (it stays across its exec)
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;
 };

@@ -60,12 +60,13 @@ TEST(LaunchSpec, WrongTypesAreInvalidArgument) {
 }
 
 TEST(StartReport, RoundTrip) {
-  StartReport r{true, "", 42, 123456, 41, 1000, 1000, {1, 2}};
+  StartReport r{true, "", 42, 123456, 41, 123400, 1000, 1000, {1, 2}};
   auto back = StartReportFromJson(StartReportToJson(r));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->pid, 42);
   EXPECT_EQ(back->start_time, 123456u);
   EXPECT_EQ(back->monitor_pid, 41);
+  EXPECT_EQ(back->monitor_start_time, 123400u);
   EXPECT_THAT(back->groups, testing::ElementsAre(1u, 2u));
 }
 

@@ -132,9 +132,9 @@ absl::Status EnterPidNamespace(const NamespaceSpec& ns) {
       if (::unshare(CLONE_NEWPID) != 0) return ErrnoError(errno, "unshare", "pid namespace");
       return absl::OkStatus();
     case NsMode::kJoin: {
-      UniqueFd fd(::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!fd.valid()) return ErrnoError(errno, "open pid namespace", ns.path);
-      if (::setns(fd.get(), CLONE_NEWPID) != 0)
+      auto fd = OpenJoinedNamespace(ns, "pid");
+      if (!fd.ok()) return fd.status();
+      if (::setns(fd->get(), CLONE_NEWPID) != 0)
         return ErrnoError(errno, "setns pid namespace", ns.path);
       return absl::OkStatus();
     }
@@ -195,6 +195,9 @@ int RunStart(const std::string& bundle) {
   ::signal(SIGPIPE, SIG_IGN);
   StartReport report;
   report.monitor_pid = static_cast<int>(::getpid());
+  if (auto start = ProcessStartTime(report.monitor_pid); start.ok()) {
+    report.monitor_start_time = *start;
+  }
   auto fail = [&](const absl::Status& s) {
     report.ok = false;
     report.error = std::string(s.message());

@@ -681,7 +681,9 @@ TEST_F(MonitorTest, Sigusr1ReopensTheLog) {
   ASSERT_TRUE(Eventually([&] { return ReadText(LogPath()).find("one") != std::string::npos; }));
   fs::rename(LogPath(), LogPath() + ".1");
   // The agent's call: SIGUSR1, then the monitor's answer (reopen.done).
-  ASSERT_TRUE(ReopenContainerLog(bundle_, monitor_, LogPath(), absl::Seconds(10)).ok());
+  ASSERT_TRUE(
+      ReopenContainerLog(bundle_, monitor_, r.monitor_start_time, LogPath(), absl::Seconds(10))
+          .ok());
   EXPECT_TRUE(fs::exists(LogPath())) << "answered once the new file is open";
   EXPECT_TRUE(fs::exists(bundle_ + "/reopen.done"));
   WriteText(dir_ + "/host/go", "");
@@ -691,6 +693,23 @@ TEST_F(MonitorTest, Sigusr1ReopensTheLog) {
   EXPECT_FALSE(fs::exists(bundle_ + "/reopen.err"));
 }
 
+// Issue 18, finding 7: a pid that names another process than the monitor
+// that started (its start time differs) is never signalled.
+TEST_F(MonitorTest, AReopenForAnotherProcessThanTheMonitorSignalsNothing) {
+  StartReport r = Start(Spec({"sh", "-c", "echo one; sleep 1000"}));
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_NE(r.monitor_start_time, 0u);
+  ASSERT_TRUE(Eventually([&] { return ReadText(LogPath()).find("one") != std::string::npos; }));
+  fs::rename(LogPath(), LogPath() + ".1");
+  auto s =
+      ReopenContainerLog(bundle_, monitor_, r.monitor_start_time + 1, LogPath(), absl::Seconds(10));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_FALSE(fs::exists(LogPath())) << "the monitor was signalled";
+  EXPECT_FALSE(fs::exists(bundle_ + "/reopen.done"));
+  ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
+  WaitExit();
+}
+
 TEST_F(MonitorTest, AReopenThatFailsAnswersWithTheMonitorsError) {
   StartReport r = Start(Spec({"sh", "-c", "echo one; sleep 1000"}));
   ASSERT_TRUE(r.ok) << r.error;
@@ -698,15 +717,18 @@ TEST_F(MonitorTest, AReopenThatFailsAnswersWithTheMonitorsError) {
   // The log's directory is gone: the monitor cannot open a new file there.
   const std::string log_dir = fs::path(LogPath()).parent_path().string();
   fs::rename(log_dir, log_dir + ".moved");
-  auto s = ReopenContainerLog(bundle_, monitor_, LogPath(), absl::Seconds(10));
+  auto s =
+      ReopenContainerLog(bundle_, monitor_, r.monitor_start_time, LogPath(), absl::Seconds(10));
   fs::rename(log_dir + ".moved", log_dir);
   EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
   EXPECT_THAT(std::string(s.message()), HasSubstr("ENOENT"));
   EXPECT_FALSE(fs::exists(bundle_ + "/reopen.done"));
   ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
   WaitExit();
-  EXPECT_EQ(ReopenContainerLog(bundle_, monitor_, LogPath(), absl::Seconds(10)).code(),
-            absl::StatusCode::kFailedPrecondition)
+  EXPECT_EQ(
+      ReopenContainerLog(bundle_, monitor_, r.monitor_start_time, LogPath(), absl::Seconds(10))
+          .code(),
+      absl::StatusCode::kFailedPrecondition)
       << "the monitor is gone";
 }
 
@@ -732,6 +754,34 @@ TEST_F(MonitorTest, JoinsAnotherContainersNamespaces) {
   EXPECT_EQ(recs[2], absl::StrCat("stdout F sleep", nul, "1000", nul));
   ASSERT_EQ(::kill(infra.pid, SIGKILL), 0);
   EXPECT_EQ(WaitExit(infra_monitor).exit_code, 137);
+}
+
+// Issue 18, finding 7: a pid TARGET container joins its target's pid
+// namespace by /proc/PID, planned at CreateContainer; at start the pid must
+// still name the target (its start time), or nothing is joined.
+TEST_F(MonitorTest, JoinsATargetsPidNamespaceOnlyWhileItIsTheSameProcess) {
+  StartReport target = Start(Spec({"sleep", "1000"}));
+  ASSERT_TRUE(target.ok) << target.error;
+  const pid_t target_monitor = monitor_;
+  const std::string ns = absl::StrCat("/proc/", target.pid, "/ns/pid");
+
+  LaunchSpec other = Spec({"true"}, "c3");
+  other.pid = {NsMode::kJoin, ns, target.pid, target.start_time + 1};
+  StartReport refused = Start(other);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_THAT(refused.error, HasSubstr("that process is gone"));
+  EXPECT_EQ(WaitMonitor(), 1);
+
+  LaunchSpec spec = Spec({"cat", "/proc/1/cmdline"}, "c2");
+  spec.pid = {NsMode::kJoin, ns, target.pid, target.start_time};
+  StartReport r = Start(spec);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(WaitExit(monitor_, spec.bundle).exit_code, 0);
+  const std::string nul(1, '\0');
+  EXPECT_THAT(Records(LogPath("c2")),
+              ElementsAre(absl::StrCat("stdout F sleep", nul, "1000", nul)));
+  ASSERT_EQ(::kill(target.pid, SIGKILL), 0);
+  EXPECT_EQ(WaitExit(target_monitor).exit_code, 137);
 }
 
 TEST_F(MonitorTest, CgroupOomScoreAndRlimits) {
