@@ -25,6 +25,7 @@ using testing::FakeMachine;
 using testing::FakeNetworks;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 constexpr char kImage[] = "docker.io/library/busybox:1";
 
@@ -303,6 +304,34 @@ TEST_F(OrchestrationTest, ACgroupThatWasThereIsNeverRemoved) {
     EXPECT_THAT(call, ::testing::EndsWith(" "));
   }
   EXPECT_TRUE(machine_->fake_cgroups().Exists("/kubepods/pod-x"));
+}
+
+// A cgroup_parent podshim made for one pod and another pod shares: whichever
+// goes last removes it, also when its maker goes first (it stayed behind,
+// empty, before). A failed set-up of the sharer never removes it.
+TEST_F(OrchestrationTest, ASharedCgroupPodshimMadeGoesWithTheLastPodInIt) {
+  auto make = [&](const std::string& name) {
+    auto req = PodRequest(name);
+    req.mutable_config()->mutable_linux()->set_cgroup_parent("/kubepods/shared");
+    cri::RunPodSandboxResponse resp;
+    EXPECT_TRUE(rt_->RunPodSandbox(req, &resp).ok());
+    return resp.pod_sandbox_id();
+  };
+  const std::string maker = make("a");
+  ASSERT_TRUE(machine_->fake_cgroups().Exists("/kubepods/shared"));
+  machine_->fail_setup = absl::InternalError("set-up fails");
+  auto failed = PodRequest("c");
+  failed.mutable_config()->mutable_linux()->set_cgroup_parent("/kubepods/shared");
+  cri::RunPodSandboxResponse ignored;
+  EXPECT_FALSE(rt_->RunPodSandbox(failed, &ignored).ok());
+  machine_->fail_setup = absl::OkStatus();
+  EXPECT_THAT(machine_->Calls("SetUpPod"), ElementsAre(Not(HasSubstr("keep")), HasSubstr("keep")))
+      << "the sharer's set-up keeps the cgroup that was there";
+  const std::string sharer = make("b");
+  ASSERT_TRUE(RemovePod(maker).ok());
+  EXPECT_TRUE(machine_->fake_cgroups().Exists("/kubepods/shared")) << "the sharer is in it";
+  ASSERT_TRUE(RemovePod(sharer).ok());
+  EXPECT_FALSE(machine_->fake_cgroups().Exists("/kubepods/shared"));
 }
 
 TEST_F(OrchestrationTest, APodMadeAfterItsClientLeftIsHandedToTheRetry) {

@@ -252,7 +252,11 @@ class PodRuntime {
   std::map<std::string, std::shared_ptr<absl::Mutex>> pod_locks_ ABSL_GUARDED_BY(mu_);
   // Every pod's ID -> its cgroup (pods being made included): a pod's cgroup
   // is removed only when no other pod's is it or lies below it.
-  std::map<std::string, std::string> pod_cgroups_ ABSL_GUARDED_BY(mu_);
+  struct PodCgroup {
+    std::string path;
+    bool owned = false;  // podshim made it (SandboxRecord::cgroup_owned)
+  };
+  std::map<std::string, PodCgroup> pod_cgroups_ ABSL_GUARDED_BY(mu_);
   // Creations in progress by name key, and a signal when one ends.
   std::map<std::string, std::shared_ptr<Creation>> creations_ ABSL_GUARDED_BY(mu_);
   absl::CondVar creation_done_;

@@ -66,7 +66,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
     // From here other pods see that this one uses its cgroup (a shared
     // cgroup_parent is removed only with the last pod in it).
     absl::MutexLock lock(&mu_);
-    pod_cgroups_[id] = setup->cgroup;
+    pod_cgroups_[id] = {setup->cgroup, false};
   }
   auto release_name = [&](const absl::Status& why) {
     {
@@ -80,8 +80,22 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
 
   // A cgroup that is there already (the kubelet makes its pod cgroup before
   // RunPodSandbox) is not podshim's: it is never killed or removed by it.
-  const bool cgroup_owned = !cgroups_->Exists(setup->cgroup);
-  setup->keep_cgroup = !cgroup_owned;
+  // Unless another pod of podshim's made it: sharing it, this pod shares that
+  // ownership, so whichever of them goes last removes it (the maker going
+  // first must not leave it behind, empty). Looked up after the check, under
+  // the lock, so a maker that made it just before is seen.
+  const bool cgroup_exists = cgroups_->Exists(setup->cgroup);
+  bool cgroup_owned = !cgroup_exists;
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string mine = CleanPath(setup->cgroup);
+    for (const auto& [other, cgroup] : pod_cgroups_) {
+      if (other != id && cgroup.owned && CleanPath(cgroup.path) == mine) cgroup_owned = true;
+    }
+    pod_cgroups_[id].owned = cgroup_owned;
+  }
+  // A failed set-up removes only a cgroup it made itself.
+  setup->keep_cgroup = cgroup_exists;
   const std::string marker = CreatingMarker(options_.state_dir, id);
   if (auto s = runtime::WriteFileAtomic(
           marker,
@@ -158,7 +172,7 @@ bool PodRuntime::RemovesPodCgroup(const SandboxRecord& pod) const {
   const std::string mine = CleanPath(pod.cgroup);
   absl::MutexLock lock(&mu_);
   for (const auto& [other, cgroup] : pod_cgroups_) {
-    if (other != pod.id && PathWithin(CleanPath(cgroup), mine)) return false;
+    if (other != pod.id && PathWithin(CleanPath(cgroup.path), mine)) return false;
   }
   return true;
 }

@@ -60,7 +60,7 @@ absl::Status PodRuntime::Load() {
     (void)pod_names_.Reserve(PodNameKey(rec.config.metadata()), rec.id, "pod sandbox name");
     {
       absl::MutexLock lock(&mu_);
-      pod_cgroups_[rec.id] = rec.cgroup;
+      pod_cgroups_[rec.id] = {rec.cgroup, rec.cgroup_owned};
     }
     pods_.Load(std::move(rec));
   }
@@ -214,7 +214,7 @@ absl::Status PodRuntime::RemoveLeftoverPod(const std::string& id, const std::str
     const std::string mine = CleanPath(cgroup);
     absl::MutexLock lock(&mu_);
     for (const auto& [other, other_cgroup] : pod_cgroups_) {
-      if (other != id && PathWithin(CleanPath(other_cgroup), mine)) cgroup_owned = false;
+      if (other != id && PathWithin(CleanPath(other_cgroup.path), mine)) cgroup_owned = false;
     }
   }
   const std::string dir = absl::StrCat(options_.state_dir, "/pods/", id);
