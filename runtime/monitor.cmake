@@ -49,3 +49,7 @@ target_compile_definitions(monitor_test PRIVATE
 add_dependencies(monitor_test podshim-monitor podshim-monitor-loop)
 # podshim-monitor execs podshim-monitor-loop from its own directory.
 add_dependencies(podshim-monitor podshim-monitor-loop)
+if("address" IN_LIST PODSHIM_SANITIZE)
+  target_sources(podshim-monitor PRIVATE sanitizer_helper_options.cc)
+  target_sources(podshim-monitor-loop PRIVATE sanitizer_helper_options.cc)
+endif()

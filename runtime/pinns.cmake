@@ -7,6 +7,9 @@ podshim_library(podshim_spawn_ns
 
 # sysctl.cc (the one sysctl check, standard C++ alone) is compiled in.
 add_executable(podshim-pinns pinns_main.cc sysctl.cc)
+if("address" IN_LIST PODSHIM_SANITIZE)
+  target_sources(podshim-pinns PRIVATE sanitizer_helper_options.cc)
+endif()
 podshim_warnings(podshim-pinns)
 target_include_directories(podshim-pinns PRIVATE ${PROJECT_SOURCE_DIR})
 # One runs per RunPodSandbox: fully static, so it starts without ld.so.

@@ -6,7 +6,7 @@
 # build); the exit code is non-zero if any stage failed.
 #   tests/run.sh                 everything
 #   tests/run.sh unit e2e        only the named stages (setup and build always run)
-# Stages: unit fuzz lint pytest crictl critest. Always: setup, preflight (every
+# Stages: unit fuzz lint pytest crictl critest asan. Always: setup, preflight (every
 # command the scripts and tests run is installed by deploy/setup.sh) and the
 # build the stages test: the release preset (-O3, -Werror, as packagers and
 # deploy/run.sh build it), or PODSHIM_PRESET's, and then release as well.
@@ -32,7 +32,7 @@ export PODSHIMD="$REPO/build/$PRESET/agent/podshimd"
 PY="$REPO/.tools/venv/bin/python"
 LOGS="$REPO/build/test-logs"
 stages=("$@")
-((${#stages[@]})) || stages=(unit fuzz lint pytest crictl critest)
+((${#stages[@]})) || stages=(unit fuzz lint pytest crictl critest asan)
 
 declare -A result
 declare -A seconds
@@ -150,9 +150,59 @@ if want critest; then
   fi
 fi
 
+if want asan; then
+  # The unit and end-to-end suites once more, built with AddressSanitizer and
+  # UBSan (the asan-ubsan preset: podshimd, its helpers and the tests). Every
+  # sanitizer report, of whichever process, goes to a file under
+  # $LOGS/sanitizers/; one report fails the stage even when the test that
+  # caused it passed. LeakSanitizer checks podshimd and the tests, not the
+  # non-dumpable helpers (runtime/sanitizer_helper_options.cc says why).
+  asan_stage() {
+    build asan-ubsan || return 1
+    local dir="$LOGS/sanitizers" rc=0
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    export ASAN_OPTIONS="log_path=$dir/asan"
+    export UBSAN_OPTIONS="log_path=$dir/ubsan:print_stacktrace=1"
+    ctest --preset asan-ubsan --output-on-failure -j2 >"$LOGS/asan-unit.log" 2>&1 || rc=1
+    tail -3 "$LOGS/asan-unit.log"
+    PODSHIMD="$REPO/build/asan-ubsan/agent/podshimd" "$PY" -m pytest -p no:cacheprovider -q \
+      tests/e2e >"$LOGS/asan-e2e.log" 2>&1 || rc=1
+    tail -3 "$LOGS/asan-e2e.log"
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+    if [[ -n "$(ls -A "$dir")" ]]; then
+      echo "asan: sanitizer reports in $dir:"
+      head -n 40 "$dir"/*
+      rc=1
+    fi
+    return $rc
+  }
+  run_stage asan asan_stage
+  line="$(grep -E 'tests passed, [0-9]+ tests failed out of' "$LOGS/asan-unit.log" 2>/dev/null | tail -1)"
+  asan_failed=0
+  if [[ $line =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+    skipped=$(grep -cE '^\s*[0-9]+ - .* \(Skipped\)$' "$LOGS/asan-unit.log")
+    count asan $((BASH_REMATCH[2] - BASH_REMATCH[1] - skipped)) "${BASH_REMATCH[1]}" "$skipped"
+    asan_failed=${BASH_REMATCH[1]}
+  else
+    count asan 0 1
+    asan_failed=1
+  fi
+  line="$(tail -1 "$LOGS/asan-e2e.log" 2>/dev/null)"
+  p=0 f=0 s=0
+  [[ $line =~ ([0-9]+)\ passed ]] && p=${BASH_REMATCH[1]}
+  [[ $line =~ ([0-9]+)\ failed ]] && f=${BASH_REMATCH[1]}
+  [[ $line =~ ([0-9]+)\ error ]] && f=$((f + BASH_REMATCH[1]))
+  [[ $line =~ ([0-9]+)\ skipped ]] && s=${BASH_REMATCH[1]}
+  count asan "$p" "$f" "$s"
+  # Sanitizer reports with every test passing: the stage failed, count it.
+  if [[ ${result[asan]} != ok ]] && ((asan_failed + f == 0)); then count asan 0 1; fi
+  notes+=("asan: the unit and e2e suites again under ASan + UBSan, counted in the totals")
+fi
+
 banner "summary"
 status=0
-for name in setup preflight build build-release unit fuzz lint pytest crictl critest; do
+for name in setup preflight build build-release unit fuzz lint pytest crictl critest asan; do
   [[ -n "${result[$name]:-}" ]] || continue
   printf '  %-13s %-18s %5s s\n' "$name" "${result[$name]}" "${seconds[$name]}"
   [[ ${result[$name]} == ok ]] || status=1
