@@ -766,6 +766,32 @@ def test_pid_target_must_be_a_container_of_the_same_pod(env, base):
         env.remove_pod(other_pod)
 
 
+def test_a_pid_target_gone_before_start_lends_no_namespace(env, base):
+    """A pid TARGET container is planned at CreateContainer with its target's pid; when the
+    target has ended by StartContainer (its pid free for any process to get), the start is
+    refused with FAILED_PRECONDITION naming the pid namespace, and the container runs nowhere
+    (issue 18, finding 7)."""
+    pod_id, pod_cfg, _ = base
+    target = env.create(pod_id, pod_cfg, env.container_config())
+    env.start(target)
+    cfg = env.container_config()
+    sc(cfg).namespace_options.pid = env.pb.TARGET
+    sc(cfg).namespace_options.target_id = target
+    cid = env.create(pod_id, pod_cfg, cfg)
+    try:
+        env.c.runtime.StopContainer(env.pb.StopContainerRequest(container_id=target, timeout=0),
+                                    timeout=60)
+        with pytest.raises(grpc.RpcError) as e:
+            env.start(cid)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value
+        assert "join pid namespace of pid" in e.value.details(), e.value.details()
+        assert "that process is gone" in e.value.details(), e.value.details()
+        assert env.container_status(cid).state != env.pb.CONTAINER_RUNNING
+    finally:
+        env.remove_container(cid)
+        env.remove_container(target)
+
+
 def test_nothing_is_mounted_beneath_a_bidirectional_mount(env, tmp_path):
     """A mount beneath a PROPAGATION_BIDIRECTIONAL one would appear in the host's mount table
     (finding 9): refused naming both, and nothing changes, on the host's side of the shared
