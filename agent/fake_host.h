@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -108,6 +109,7 @@ class FakeMachine final : public Machine {
   }
   absl::Status StopPod(const std::string& dir, int, const std::string& cgroup) override {
     Record(absl::StrCat("StopPod ", dir, " ", cgroup));
+    if (on_stop_pod) std::exchange(on_stop_pod, nullptr)();  // once, before the cgroup goes
     if (!cgroup.empty()) (void)cgroups_.Remove(cgroup);
     absl::MutexLock lock(&mu_);
     pinned_.erase(dir + "/netns");
@@ -272,6 +274,7 @@ class FakeMachine final : public Machine {
   absl::Status fail_setup;
   absl::Status fail_start;
   bool exit_on_signal = true;
+  std::function<void()> on_stop_pod;  // runs inside the next StopPod
 
  private:
   bool AliveLocked(int pid, uint64_t start_time) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

@@ -5,12 +5,14 @@
 // on the real kernel; these show the order and the undo without one.
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/fake_host.h"
@@ -328,6 +330,49 @@ TEST_F(OrchestrationTest, ASharedCgroupPodshimMadeGoesWithTheLastPodInIt) {
   EXPECT_THAT(machine_->Calls("SetUpPod"), ElementsAre(Not(HasSubstr("keep")), HasSubstr("keep")))
       << "the sharer's set-up keeps the cgroup that was there";
   const std::string sharer = make("b");
+  ASSERT_TRUE(RemovePod(maker).ok());
+  EXPECT_TRUE(machine_->fake_cgroups().Exists("/kubepods/shared")) << "the sharer is in it";
+  ASSERT_TRUE(RemovePod(sharer).ok());
+  EXPECT_FALSE(machine_->fake_cgroups().Exists("/kubepods/shared"));
+}
+
+// A pod being made in a shared cgroup while the last other pod in it removes
+// it waits for that removal, then makes the cgroup anew as its own: it is
+// never set up in a cgroup about to be killed and removed.
+TEST_F(OrchestrationTest, APodMadeInASharedCgroupBeingRemovedWaitsForTheRemoval) {
+  auto run_in_shared = [&](const std::string& name) {
+    auto req = PodRequest(name);
+    req.mutable_config()->mutable_linux()->set_cgroup_parent("/kubepods/shared");
+    cri::RunPodSandboxResponse resp;
+    EXPECT_TRUE(rt_->RunPodSandbox(req, &resp).ok());
+    return resp.pod_sandbox_id();
+  };
+  const std::string maker = run_in_shared("a");
+  std::string sharer;
+  std::thread making;
+  machine_->on_stop_pod = [&] {
+    making = std::thread([&] { sharer = run_in_shared("b"); });
+    // Without the cgroup's lock the sharer would be set up now, in the cgroup
+    // that goes next: give it the time to.
+    const absl::Time deadline = absl::Now() + absl::Milliseconds(300);
+    while (machine_->Calls("SetUpPod").size() < 2 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  };
+  ASSERT_TRUE(StopPod(maker).ok());
+  ASSERT_TRUE(making.joinable()) << "StopPod did not reach the machine";
+  making.join();
+  const auto calls = machine_->Calls();
+  const auto stop = std::find_if(calls.begin(), calls.end(), [](const std::string& c) {
+    return absl::StartsWith(c, "StopPod") && absl::EndsWith(c, " /kubepods/shared");
+  });
+  ASSERT_NE(stop, calls.end());
+  const auto setups = machine_->Calls("SetUpPod");
+  ASSERT_EQ(setups.size(), 2u);
+  const auto second_setup = std::find(calls.begin(), calls.end(), setups[1]);
+  EXPECT_GT(second_setup, stop) << "the sharer was set up while the cgroup was being removed";
+  EXPECT_THAT(setups[1], Not(HasSubstr("keep"))) << "it makes the cgroup anew, its own";
+  EXPECT_TRUE(machine_->fake_cgroups().Exists("/kubepods/shared"));
   ASSERT_TRUE(RemovePod(maker).ok());
   EXPECT_TRUE(machine_->fake_cgroups().Exists("/kubepods/shared")) << "the sharer is in it";
   ASSERT_TRUE(RemovePod(sharer).ok());

@@ -25,6 +25,7 @@
 // a pod stays, as any other pod.
 #pragma once
 
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -172,6 +173,13 @@ class PodRuntime {
 
   // --- pod_runtime.cc: op locks and hand-over ---
   std::shared_ptr<absl::Mutex> PodLock(const std::string& pod_id);
+  // The lock of a pod cgroup path (one of kCgroupStripes, by hash of the
+  // cleaned path; taken after a pod's lock). Held by RunPodSandbox from
+  // registering in the cgroup until its infra process is in it, and by
+  // StopPodSandbox and RemovePodSandbox from deciding to remove the cgroup
+  // until it is removed, so a pod being made in a shared cgroup is never
+  // killed with it (issue 18, finding 1).
+  absl::Mutex& CgroupLock(const std::string& cgroup);
   // Forgets the op lock of a pod that no longer exists (a call that waited
   // on it while the pod was removed made it anew).
   void DropPodLockIfGone(const std::string& pod_id);
@@ -257,6 +265,8 @@ class PodRuntime {
     bool owned = false;  // podshim made it (SandboxRecord::cgroup_owned)
   };
   std::map<std::string, PodCgroup> pod_cgroups_ ABSL_GUARDED_BY(mu_);
+  static constexpr size_t kCgroupStripes = 64;
+  std::array<absl::Mutex, kCgroupStripes> cgroup_locks_;
   // Creations in progress by name key, and a signal when one ends.
   std::map<std::string, std::shared_ptr<Creation>> creations_ ABSL_GUARDED_BY(mu_);
   absl::CondVar creation_done_;

@@ -1,4 +1,7 @@
 // Pods: RunPodSandbox, Stop, Remove, Status, List and stats.
+#include <functional>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
@@ -62,6 +65,11 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
     FinishCreation(key, creation, id, setup.status(), /*client_gone=*/false);
     return setup.status();
   }
+  auto op = PodLock(id);
+  absl::MutexLock op_lock(op.get());
+  // Until the infra process is in the cgroup, no pod sharing it decides to
+  // remove it (and one deciding now finishes first).
+  absl::ReleasableMutexLock cgroup_lock(&CgroupLock(setup->cgroup));
   {
     // From here other pods see that this one uses its cgroup (a shared
     // cgroup_parent is removed only with the last pod in it).
@@ -75,8 +83,6 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
     }
     FinishCreation(key, creation, id, why, /*client_gone=*/false);
   };
-  auto op = PodLock(id);
-  absl::MutexLock op_lock(op.get());
 
   // A cgroup that is there already (the kubelet makes its pod cgroup before
   // RunPodSandbox) is not podshim's: it is never killed or removed by it.
@@ -110,6 +116,7 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
     release_name(res.status());
     return res.status();
   }
+  cgroup_lock.Release();  // the infra process (pid=POD) is in the cgroup
   SandboxRecord r;
   r.id = id;
   r.config = config;
@@ -134,7 +141,10 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   // the start-up collector.
   auto fail = [&](absl::Status s) {
     if (r.network_attached) (void)network_->Teardown(PodNetworkOf(r));
-    (void)machine_->RemovePod(r.dir, r.infra_pid, RemovesPodCgroup(r) ? r.cgroup : "");
+    {
+      absl::MutexLock undo_lock(&CgroupLock(r.cgroup));
+      (void)machine_->RemovePod(r.dir, r.infra_pid, RemovesPodCgroup(r) ? r.cgroup : "");
+    }
     (void)runtime::RemoveFile(marker);
     release_name(s);
     return s;
@@ -165,6 +175,10 @@ absl::Status PodRuntime::RunPodSandbox(const cri::RunPodSandboxRequest& req,
   FinishCreation(key, creation, id, absl::OkStatus(), call.Gone(absl::Now()));
   resp->set_pod_sandbox_id(id);
   return absl::OkStatus();
+}
+
+absl::Mutex& PodRuntime::CgroupLock(const std::string& cgroup) {
+  return cgroup_locks_[std::hash<std::string>{}(CleanPath(cgroup)) % kCgroupStripes];
 }
 
 bool PodRuntime::RemovesPodCgroup(const SandboxRecord& pod) const {
@@ -200,17 +214,20 @@ absl::Status PodRuntime::StopPodLocked(const std::string& pod_id) {
   // The network goes first, while its namespace is still pinned.
   if (auto s = DetachNetwork(*pod); !s.ok()) return s;
   FaultPoint("stop-pod:after-network");
-  const bool remove_cgroup = RemovesPodCgroup(*pod);
-  if (!remove_cgroup) {
-    // Not podshim's cgroup alone: only its containers' cgroups (podshim made
-    // those) are emptied, never what else runs in the pod's.
-    for (const auto& c : ContainersOf(pod_id)) {
-      if (auto s = cgroups_->Remove(c.cgroup); !s.ok()) return s;
+  {
+    absl::MutexLock cgroup_lock(&CgroupLock(pod->cgroup));
+    const bool remove_cgroup = RemovesPodCgroup(*pod);
+    if (!remove_cgroup) {
+      // Not podshim's cgroup alone: only its containers' cgroups (podshim
+      // made those) are emptied, never what else runs in the pod's.
+      for (const auto& c : ContainersOf(pod_id)) {
+        if (auto s = cgroups_->Remove(c.cgroup); !s.ok()) return s;
+      }
     }
-  }
-  if (auto s = machine_->StopPod(pod->dir, pod->infra_pid, remove_cgroup ? pod->cgroup : "");
-      !s.ok()) {
-    return s;
+    if (auto s = machine_->StopPod(pod->dir, pod->infra_pid, remove_cgroup ? pod->cgroup : "");
+        !s.ok()) {
+      return s;
+    }
   }
   if (pod->state == cri::SANDBOX_NOTREADY) return absl::OkStatus();
   return pods_
@@ -262,9 +279,13 @@ absl::Status PodRuntime::RemovePodLocked(const SandboxRecord& pod) {
   }
   if (auto s = DetachNetwork(pod); !s.ok()) return s;
   FaultPoint("remove-pod:after-containers");
-  if (auto s = machine_->RemovePod(pod.dir, pod.infra_pid, RemovesPodCgroup(pod) ? pod.cgroup : "");
-      !s.ok()) {
-    return s;
+  {
+    absl::MutexLock cgroup_lock(&CgroupLock(pod.cgroup));
+    if (auto s =
+            machine_->RemovePod(pod.dir, pod.infra_pid, RemovesPodCgroup(pod) ? pod.cgroup : "");
+        !s.ok()) {
+      return s;
+    }
   }
   {
     // No longer handed to a retry: from here a RunPodSandbox of its name gets
