@@ -55,10 +55,16 @@ struct StringKey {
 };
 
 constexpr StringKey kStringKeys[] = {
-    {"socket", &Config::socket},           {"state_dir", &Config::state_dir},
-    {"root_dir", &Config::root_dir},       {"log_level", &Config::log_level},
-    {"log_format", &Config::log_format},   {"cgroup_parent", &Config::cgroup_parent},
+    {"socket", &Config::socket},
+    {"state_dir", &Config::state_dir},
+    {"root_dir", &Config::root_dir},
+    {"log_level", &Config::log_level},
+    {"log_format", &Config::log_format},
+    {"cgroup_parent", &Config::cgroup_parent},
     {"helpers_dir", &Config::helpers_dir},
+    {"streaming_address", &Config::streaming_address},
+    {"streaming_idle_timeout", &Config::streaming_idle_timeout},
+    {"streaming_token_ttl", &Config::streaming_token_ttl},
 };
 
 std::string KeyNames() {
@@ -258,6 +264,13 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
           value.as_integer();
       continue;
     }
+    if (key == "streaming_max_streams") {
+      if (!value.is_integer() || value.as_integer() <= 0 || value.as_integer() > 1'000'000) {
+        return Invalid(origin, key, "must be an integer from 1 to 1000000");
+      }
+      base.streaming_max_streams = value.as_integer();
+      continue;
+    }
     if (key == "rpc_queue_limit") {
       if (!value.is_integer() || value.as_integer() <= 0) {
         return Invalid(origin, key, "must be an integer, more than 0");
@@ -273,7 +286,7 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
       return absl::InvalidArgumentError(
           absl::StrCat("config ", origin, ": unknown key \"", key, "\" (known keys: ", KeyNames(),
                        ", pids_limit, cgroup_favor_dynmods, handoff_ttl_seconds, rpc_queue_limit, "
-                       "registry, cni)"));
+                       "streaming_max_streams, registry, cni)"));
     }
     if (!value.is_string()) {
       return absl::InvalidArgumentError(
@@ -282,6 +295,16 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
     base.*(match->field) = value.as_string().str;
   }
   return base;
+}
+
+absl::StatusOr<absl::Duration> StreamingDuration(const std::string& text) {
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration() ||
+      d == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", text, "\" is not a duration more than 0 (e.g. \"4h\", \"90s\", \"1m30s\")"));
+  }
+  return d;
 }
 
 absl::Status ValidateConfig(const Config& config) {
@@ -331,6 +354,21 @@ absl::Status ValidateConfig(const Config& config) {
     return absl::InvalidArgumentError(
         absl::StrCat("rpc_queue_limit: ", config.rpc_queue_limit, " must be more than 0"));
   }
+  for (const auto& [key, text] : {std::pair<const char*, const std::string*>{
+                                      "streaming_idle_timeout", &config.streaming_idle_timeout},
+                                  {"streaming_token_ttl", &config.streaming_token_ttl}}) {
+    if (auto d = StreamingDuration(*text); !d.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(key, ": ", d.status().message()));
+    }
+  }
+  if (config.streaming_max_streams <= 0 || config.streaming_max_streams > 1'000'000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "streaming_max_streams: ", config.streaming_max_streams, " must be from 1 to 1000000"));
+  }
+  if (config.streaming_address.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("streaming_address: \"", config.streaming_address, "\" is not host:port"));
+  }
   if (auto s = CheckAbsolute("cni.conf_dir", config.cni.conf_dir); !s.ok()) return s;
   for (const auto& dir : config.cni.bin_dirs) {
     if (auto s = CheckAbsolute("cni.bin_dirs", dir); !s.ok()) return s;
@@ -366,6 +404,7 @@ nlohmann::json ConfigToJson(const Config& config) {
   j["cgroup_favor_dynmods"] = config.cgroup_favor_dynmods;
   j["handoff_ttl_seconds"] = config.handoff_ttl_seconds;
   j["rpc_queue_limit"] = config.rpc_queue_limit;
+  j["streaming_max_streams"] = config.streaming_max_streams;
   j["exec_sync_max_timeout_seconds"] = config.exec_sync_max_timeout_seconds;
   j["max_layer_bytes"] = config.max_layer_bytes;
   j["max_layer_entries"] = config.max_layer_entries;

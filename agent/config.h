@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
 namespace podshim::agent {
@@ -105,6 +106,16 @@ struct Config {
   // bomb fills neither the disk nor the inode table. Must be > 0.
   int64_t max_layer_bytes = int64_t{32} << 30;  // 32 GiB
   int64_t max_layer_entries = 1'000'000;
+  // The streaming server (Exec, Attach, PortForward; docs/streaming.md):
+  // host:port it listens on (port 0: any free one; the kubelet reaches it
+  // through the URLs those RPCs answer), how long a connection may be idle
+  // before it is closed and its command killed, how long a URL stays good
+  // before a client connects (Go-style durations: "4h", "90s", "1m30s"),
+  // and how many connections are served at once (one more: HTTP 503).
+  std::string streaming_address = "127.0.0.1:0";
+  std::string streaming_idle_timeout = "4h";
+  std::string streaming_token_ttl = "1m";
+  int64_t streaming_max_streams = 256;
   RegistryConfig registry;
   CniConfig cni;
 
@@ -123,6 +134,10 @@ absl::StatusOr<Config> ParseConfigToml(absl::string_view text, absl::string_view
 // Checks that values are usable: absolute paths, a socket path short enough
 // for sun_path, known log level and format. Messages name the key.
 absl::Status ValidateConfig(const Config& config);
+
+// A streaming_* duration ("4h", "90s"): INVALID_ARGUMENT unless it parses
+// and is more than 0.
+absl::StatusOr<absl::Duration> StreamingDuration(const std::string& text);
 
 // The effective configuration, as reported by Status(verbose=true).
 nlohmann::json ConfigToJson(const Config& config);

@@ -92,7 +92,39 @@ TEST(Config, JsonCarriesEveryKey) {
   EXPECT_EQ(j["exec_sync_max_timeout_seconds"], 600);
   EXPECT_EQ(j["max_layer_bytes"], int64_t{32} << 30);
   EXPECT_EQ(j["max_layer_entries"], 1'000'000);
-  EXPECT_EQ(j.size(), 16u);
+  EXPECT_EQ(j["streaming_address"], "127.0.0.1:0");
+  EXPECT_EQ(j["streaming_idle_timeout"], "4h");
+  EXPECT_EQ(j["streaming_token_ttl"], "1m");
+  EXPECT_EQ(j["streaming_max_streams"], 256);
+  EXPECT_EQ(j.size(), 20u);
+}
+
+TEST(Config, Streaming) {
+  auto c = ParseConfigToml(
+      "streaming_address = \"0.0.0.0:10010\"\nstreaming_idle_timeout = \"30m\"\n"
+      "streaming_token_ttl = \"90s\"\nstreaming_max_streams = 8\n",
+      "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->streaming_address, "0.0.0.0:10010");
+  EXPECT_EQ(*StreamingDuration(c->streaming_idle_timeout), absl::Minutes(30));
+  EXPECT_EQ(*StreamingDuration(c->streaming_token_ttl), absl::Seconds(90));
+  EXPECT_EQ(c->streaming_max_streams, 8);
+  EXPECT_TRUE(ValidateConfig(*c).ok());
+  for (const char* bad : {"streaming_max_streams = 0\n", "streaming_max_streams = \"8\"\n",
+                          "streaming_token_ttl = 60\n"}) {
+    auto parsed = ParseConfigToml(bad, "t.toml");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("streaming_")) << bad;
+  }
+  for (const char* bad : {"4", "0s", "-1m", "inf", "soon"}) {
+    Config config;
+    config.streaming_idle_timeout = bad;
+    EXPECT_THAT(std::string(ValidateConfig(config).message()), HasSubstr("streaming_idle_timeout"))
+        << bad;
+  }
+  Config config;
+  config.streaming_address = "localhost";
+  EXPECT_THAT(std::string(ValidateConfig(config).message()), HasSubstr("streaming_address"));
 }
 
 TEST(Config, ExecSyncMaxTimeout) {

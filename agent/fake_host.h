@@ -197,6 +197,16 @@ class FakeMachine final : public Machine {
     r.out = absl::StrCat("pid ", pid, "@", start_time, ": ", absl::StrJoin(argv, " "));
     return r;
   }
+  absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
+      const std::string&, int pid, uint64_t start_time, const std::vector<std::string>& argv,
+      const runtime::ExecStdio&) override {
+    Record(absl::StrCat("StartExec ", pid, "@", start_time, ": ", absl::StrJoin(argv, " ")));
+    return absl::UnimplementedError("the fake machine runs no streaming exec");
+  }
+  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) override {
+    Record(absl::StrCat("SocketIn ", net_ns));
+    return absl::UnimplementedError("the fake machine makes no sockets");
+  }
   absl::Status ReopenLog(const std::string&, int pid, uint64_t start_time, const std::string&,
                          absl::Duration) override {
     Record(absl::StrCat("ReopenLog ", pid, "@", start_time));
@@ -352,6 +362,14 @@ class MachineRef final : public Machine {
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout) override {
     return m_->Exec(bundle, pid, start_time, argv, timeout);
+  }
+  absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
+      const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
+      const runtime::ExecStdio& stdio) override {
+    return m_->StartExec(bundle, pid, start_time, argv, stdio);
+  }
+  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) override {
+    return m_->SocketIn(net_ns);
   }
   absl::Status ReopenLog(const std::string& bundle, int monitor_pid, uint64_t monitor_start_time,
                          const std::string& log_path, absl::Duration timeout) override {

@@ -96,6 +96,17 @@ absl::StatusOr<runtime::ExecResult> RealMachine::Exec(const std::string& bundle,
   return runtime::ExecInContainer(options_.monitor_binary, bundle, pid, start_time, argv, timeout);
 }
 
+absl::StatusOr<runtime::UniqueFd> RealMachine::SocketIn(const std::string& net_ns) {
+  return runtime::SocketInNetworkNamespace(net_ns);
+}
+
+absl::StatusOr<std::unique_ptr<runtime::ExecSession>> RealMachine::StartExec(
+    const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
+    const runtime::ExecStdio& stdio) {
+  return runtime::StartExecInContainer(options_.monitor_binary, bundle, pid, start_time, argv,
+                                       stdio);
+}
+
 absl::Status RealMachine::ReopenLog(const std::string& bundle, int monitor_pid,
                                     uint64_t monitor_start_time, const std::string& log_path,
                                     absl::Duration timeout) {

@@ -75,6 +75,14 @@ class Machine {
                                                    uint64_t start_time,
                                                    const std::vector<std::string>& argv,
                                                    absl::Duration timeout) = 0;
+  // Starts `argv` there with the stdio `stdio` asks for (the CRI's Exec;
+  // runtime::StartExecInContainer).
+  virtual absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
+      const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
+      const runtime::ExecStdio& stdio) = 0;
+  // A TCP socket made in the network namespace pinned at `net_ns` (empty:
+  // the host's), for port forwarding (runtime::SocketInNetworkNamespace).
+  virtual absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) = 0;
   // Asks the monitor `monitor_pid` started at `monitor_start_time` to reopen
   // the log (runtime::ReopenContainerLog).
   virtual absl::Status ReopenLog(const std::string& bundle, int monitor_pid,
@@ -148,6 +156,10 @@ class RealMachine final : public Machine {
   absl::StatusOr<runtime::ExecResult> Exec(const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout) override;
+  absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
+      const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
+      const runtime::ExecStdio& stdio) override;
+  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) override;
   absl::Status ReopenLog(const std::string& bundle, int monitor_pid, uint64_t monitor_start_time,
                          const std::string& log_path, absl::Duration timeout) override;
   absl::StatusOr<runtime::TreeUsage> MeasureTree(const std::string& path) override;

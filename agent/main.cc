@@ -59,6 +59,15 @@ ABSL_FLAG(absl::optional<int64_t>, max_layer_entries, absl::nullopt,
 ABSL_FLAG(absl::optional<int64_t>, rpc_queue_limit, absl::nullopt,
           "how many RPCs may wait for a worker in each pool before more are refused with "
           "RESOURCE_EXHAUSTED (default 1024; more than 0)");
+ABSL_FLAG(absl::optional<std::string>, streaming_address, absl::nullopt,
+          "host:port of the streaming server for Exec, Attach and PortForward (default "
+          "127.0.0.1:0: a free loopback port)");
+ABSL_FLAG(absl::optional<std::string>, streaming_idle_timeout, absl::nullopt,
+          "close a stream with no data either way for this long (default 4h)");
+ABSL_FLAG(absl::optional<std::string>, streaming_token_ttl, absl::nullopt,
+          "how long a streaming URL stays good before a client connects (default 1m)");
+ABSL_FLAG(absl::optional<int64_t>, streaming_max_streams, absl::nullopt,
+          "streaming connections served at once; one more is answered 503 (default 256)");
 ABSL_FLAG(absl::optional<bool>, cni, absl::nullopt,
           "pod networking through CNI (default true; false: loopback only)");
 ABSL_FLAG(std::string, name, "",
@@ -114,6 +123,12 @@ absl::StatusOr<Config> EffectiveConfig() {
   }
   if (auto n = absl::GetFlag(FLAGS_exec_sync_max_timeout_seconds); n.has_value()) {
     config.exec_sync_max_timeout_seconds = *n;
+  }
+  Override(config.streaming_address, absl::GetFlag(FLAGS_streaming_address));
+  Override(config.streaming_idle_timeout, absl::GetFlag(FLAGS_streaming_idle_timeout));
+  Override(config.streaming_token_ttl, absl::GetFlag(FLAGS_streaming_token_ttl));
+  if (auto n = absl::GetFlag(FLAGS_streaming_max_streams); n.has_value()) {
+    config.streaming_max_streams = *n;
   }
   if (auto s = podshim::agent::ValidateConfig(config); !s.ok()) return s;
   return config;

@@ -21,6 +21,7 @@
 namespace podshim::agent {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using testing::FakeImages;
 using testing::FakeMachine;
@@ -571,6 +572,78 @@ TEST_F(OrchestrationTest, ExecSyncAndStatsGoThroughTheMachine) {
   ASSERT_TRUE(rt_->ContainerStats(stats, &st).ok());
   EXPECT_EQ(st.stats().memory().usage_bytes().value(), 4096u);
   EXPECT_EQ(st.stats().writable_layer().used_bytes().value(), 8192u);
+}
+
+TEST_F(OrchestrationTest, ExecIsCheckedAndStartsThroughTheMachineWhenTheClientComes) {
+  auto pod = RunPod("web");
+  ASSERT_TRUE(pod.ok());
+  auto id = CreateContainer(*pod, "app");
+  ASSERT_TRUE(id.ok());
+  cri::ExecRequest req;
+  req.set_container_id(id->substr(0, 12));  // a prefix names it too
+  req.add_cmd("sh");
+  req.set_stdout(true);
+  // Not running yet.
+  EXPECT_EQ(rt_->PrepareExec(req).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Start(*id).ok());
+  auto prepared = rt_->PrepareExec(req);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  EXPECT_EQ(prepared->container_id, *id) << "the full id";
+  EXPECT_EQ(prepared->cmd, std::vector<std::string>{"sh"});
+  EXPECT_TRUE(prepared->stdout);
+  // The fake machine refuses; what matters is what it was asked.
+  EXPECT_FALSE(rt_->StartExec(*prepared).ok());
+  EXPECT_THAT(machine_->Calls(), Contains("StartExec 1000@10000: sh"));
+
+  auto refused = [&](const std::function<void(cri::ExecRequest&)>& change) {
+    cri::ExecRequest bad = req;
+    change(bad);
+    return rt_->PrepareExec(bad).status();
+  };
+  EXPECT_EQ(refused([](auto& r) { r.clear_cmd(); }).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused([](auto& r) { r.set_stdout(false); }).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused([](auto& r) {
+                r.set_tty(true);
+                r.set_stderr(true);
+              }).message(),
+              HasSubstr("tty"));
+  EXPECT_EQ(refused([](auto& r) { r.set_container_id("ffff"); }).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(refused([](auto& r) { r.add_cmd(std::string(70 << 10, 'x')); }).message(),
+              HasSubstr("cmd"));
+
+  // A container that stopped after its URL was made is not exec'd into.
+  cri::StopContainerRequest stop;
+  stop.set_container_id(*id);
+  ASSERT_TRUE(rt_->StopContainer(stop).ok());
+  EXPECT_EQ(rt_->StartExec(*prepared).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(OrchestrationTest, PortForwardIsCheckedAndItsSocketMadeInThePodsNetwork) {
+  auto pod = RunPod("web");
+  ASSERT_TRUE(pod.ok());
+  cri::PortForwardRequest req;
+  req.set_pod_sandbox_id(*pod);
+  req.add_port(80);
+  auto prepared = rt_->PreparePortForward(req);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  EXPECT_EQ(prepared->pod_sandbox_id, *pod);
+  EXPECT_EQ(prepared->ports, std::vector<int32_t>{80});
+  EXPECT_FALSE(rt_->PodSocket(*pod).ok());
+  const auto calls = machine_->Calls();
+  EXPECT_TRUE(std::any_of(calls.begin(), calls.end(), [](const std::string& c) {
+    return absl::StartsWith(c, "SocketIn /") && absl::EndsWith(c, "/netns");
+  })) << "the socket is made in the pod's pinned network namespace";
+
+  req.add_port(0);
+  EXPECT_THAT(rt_->PreparePortForward(req).status().message(), HasSubstr("port[1]"));
+  req.set_pod_sandbox_id("ffff");
+  EXPECT_EQ(rt_->PreparePortForward(req).status().code(), absl::StatusCode::kNotFound);
+  cri::StopPodSandboxRequest stop;
+  stop.set_pod_sandbox_id(*pod);
+  ASSERT_TRUE(rt_->StopPodSandbox(stop).ok());
+  EXPECT_EQ(rt_->PodSocket(*pod).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

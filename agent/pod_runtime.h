@@ -4,8 +4,9 @@
 // records the result in the stores (agent/store.h) and fills the CRI
 // response. docs/architecture.md walks through the rooms. The methods live
 // in one file per group: pods.cc, containers.cc, container_queries.cc
-// (status, list, stats, exec, update, log), recovery.cc (what a restart
-// finds), pod_runtime.cc (opening, locks, hand-over of pods).
+// (status, list, stats, exec, update, log), streams.cc (Exec and
+// PortForward's side), recovery.cc (what a restart finds), pod_runtime.cc
+// (opening, locks, hand-over of pods).
 //
 // Locking: every operation on one pod (and on its containers) holds that
 // pod's op lock, so calls on one pod are serialised while different pods
@@ -43,7 +44,9 @@
 #include "agent/records.h"
 #include "agent/store.h"
 #include "agent/validate.h"
+#include "runtime/container_runner.h"
 #include "runtime/v1/api.pb.h"
+#include "streaming/requests.h"
 
 namespace podshim::agent {
 
@@ -137,6 +140,22 @@ class PodRuntime {
                                cri::PodSandboxStatsResponse* resp);
   absl::Status ListPodSandboxStats(const cri::ListPodSandboxStatsRequest& req,
                                    cri::ListPodSandboxStatsResponse* resp);
+
+  // --- streams.cc: Exec and PortForward (the streams run in streaming/) ---
+  // Check a request and return what the streaming server keeps for the
+  // client's connection (the container's full id): NOT_FOUND for an unknown
+  // container or pod, FAILED_PRECONDITION when it is not running (ready),
+  // INVALID_ARGUMENT naming the field for the rest.
+  absl::StatusOr<streaming::ExecRequest> PrepareExec(const cri::ExecRequest& req) const;
+  absl::StatusOr<streaming::PortForwardRequest> PreparePortForward(
+      const cri::PortForwardRequest& req) const;
+  // When the client has connected: the command started in the container,
+  // through the same helper as ExecSync (runtime::StartExecInContainer).
+  absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
+      const streaming::ExecRequest& req) const;
+  // A TCP socket made in the pod's network namespace (the host's for a
+  // host-network pod), not connected.
+  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id) const;
 
   int cgroup_version() const { return machine_->cgroups().Version(); }
 

@@ -165,6 +165,20 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::ExecSync(grpc::CallbackServerConte
                       [this, req, resp] { return ToGrpcStatus(pods_.ExecSync(*req, resp)); });
 }
 
+grpc::ServerUnaryReactor* RuntimeServiceImpl::Exec(grpc::CallbackServerContext* ctx,
+                                                   const cri::ExecRequest* req,
+                                                   cri::ExecResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/Exec", [this, req, resp] {
+    auto prepared = pods_.PrepareExec(*req);
+    if (!prepared.ok()) return ToGrpcStatus(prepared.status());
+    if (streaming_ == nullptr) {
+      return ToGrpcStatus(absl::UnavailableError("this podshimd runs no streaming server"));
+    }
+    resp->set_url(streaming_->UrlFor(std::move(*prepared)));
+    return grpc::Status::OK;
+  });
+}
+
 grpc::ServerUnaryReactor* RuntimeServiceImpl::ContainerStats(grpc::CallbackServerContext* ctx,
                                                              const cri::ContainerStatsRequest* req,
                                                              cri::ContainerStatsResponse* resp) {

@@ -9,6 +9,7 @@
 #include "agent/rpc.h"
 #include "agent/work_pool.h"
 #include "runtime/v1/api.grpc.pb.h"
+#include "streaming/server.h"
 
 namespace podshim::agent {
 
@@ -18,13 +19,16 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
  public:
   // `pool` runs the pod and container calls, `exec_pool` the ExecSyncs (a
   // pool of their own: commands that run long never hold up the others).
+  // `streaming` (may be null: Exec is then UNAVAILABLE) hands out the
+  // streaming URLs.
   RuntimeServiceImpl(Config config, PodRuntime& pods, WorkPool& pool, WorkPool& exec_pool,
-                     EventBus& events)
+                     EventBus& events, streaming::Server* streaming = nullptr)
       : config_(std::move(config)),
         pods_(pods),
         pool_(pool),
         exec_pool_(exec_pool),
-        events_(events) {}
+        events_(events),
+        streaming_(streaming) {}
 
   grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* ctx,
                                     const cri::VersionRequest* req,
@@ -89,10 +93,12 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
   grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* ctx,
                                      const cri::ExecSyncRequest* req,
                                      cri::ExecSyncResponse* resp) override;
-  grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* ctx, const cri::ExecRequest* /*req*/,
-                                 cri::ExecResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/Exec");
-  }
+  // Exec answers a URL of the streaming server (streaming/server.h);
+  // UNAVAILABLE when podshimd runs without one.
+  grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* ctx, const cri::ExecRequest* req,
+                                 cri::ExecResponse* resp) override;
+  // Attach (the container's own stdio) and PortForward: the streaming
+  // server has no session for them yet (issue 19); UNIMPLEMENTED.
   grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext* ctx,
                                    const cri::AttachRequest* /*req*/,
                                    cri::AttachResponse* /*resp*/) override {
@@ -175,6 +181,7 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
   WorkPool& pool_;
   WorkPool& exec_pool_;
   EventBus& events_;
+  streaming::Server* const streaming_;
 };
 
 }  // namespace podshim::agent

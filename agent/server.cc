@@ -143,9 +143,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Config& config) {
   log->info("pods: cgroup v{} under {}, helpers {} and {}", (*pods)->cgroup_version(),
             config.cgroup_parent, pod_options.pinns_binary, pod_options.monitor_binary);
 
+  auto streaming_backend = std::make_unique<StreamingBackend>(**pods);
+  streaming::ServerOptions stream_options;
+  stream_options.address = config.streaming_address;
+  stream_options.idle_timeout = *StreamingDuration(config.streaming_idle_timeout);
+  stream_options.token_ttl = *StreamingDuration(config.streaming_token_ttl);
+  stream_options.max_streams = static_cast<int>(config.streaming_max_streams);
+  auto streaming = streaming::Server::Start(stream_options, streaming_backend.get());
+  if (!streaming.ok()) return streaming.status();
+  log->info("streaming server (Exec) on {}", (*streaming)->base_url());
+
   std::unique_ptr<Server> server(new Server(config, std::move(*lock), std::move(*images),
-                                            std::move(events), std::move(network),
-                                            std::move(*pods)));
+                                            std::move(events), std::move(network), std::move(*pods),
+                                            std::move(streaming_backend), std::move(*streaming)));
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + config.socket, grpc::InsecureServerCredentials());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
@@ -172,6 +182,8 @@ void Server::Shutdown(absl::Duration grace) {
     server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
     server_->Wait();
   }
+  // Open streams end (their commands are killed) with the server.
+  streaming_.reset();
   if (auto s = runtime::RemoveStaleSocket(config_.socket); !s.ok()) {
     log->warn("removing socket: {}", s.message());
   }

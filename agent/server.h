@@ -13,6 +13,7 @@
 #include "agent/image_service.h"
 #include "agent/pod_runtime.h"
 #include "agent/runtime_service.h"
+#include "agent/streaming_backend.h"
 #include "agent/work_pool.h"
 #include "image/image_manager.h"
 #include "runtime/files.h"
@@ -49,14 +50,17 @@ class Server {
  private:
   Server(const Config& config, runtime::FileLock lock, std::unique_ptr<image::ImageManager> images,
          std::unique_ptr<EventBus> events, std::unique_ptr<cni::NetworkManager> network,
-         std::unique_ptr<PodRuntime> pods)
+         std::unique_ptr<PodRuntime> pods, std::unique_ptr<StreamingBackend> streaming_backend,
+         std::unique_ptr<streaming::Server> streaming)
       : config_(config),
         lock_(std::move(lock)),
         images_(std::move(images)),
         events_(std::move(events)),
         network_(std::move(network)),
         pods_(std::move(pods)),
-        runtime_service_(config, *pods_, runtime_pool_, exec_pool_, *events_),
+        streaming_backend_(std::move(streaming_backend)),
+        streaming_(std::move(streaming)),
+        runtime_service_(config, *pods_, runtime_pool_, exec_pool_, *events_, streaming_.get()),
         image_service_(config, *images_, pool_) {}
 
   const Config config_;
@@ -65,6 +69,9 @@ class Server {
   std::unique_ptr<EventBus> events_;
   std::unique_ptr<cni::NetworkManager> network_;  // null when cni.enabled is false
   std::unique_ptr<PodRuntime> pods_;
+  // The streaming server and what it calls; it goes before pods_.
+  std::unique_ptr<StreamingBackend> streaming_backend_;
+  std::unique_ptr<streaming::Server> streaming_;
   // Blocking RPC work (pulls, removals, disk walks); outlives server_.
   WorkPool pool_{"image", 8, static_cast<size_t>(config_.rpc_queue_limit)};
   // Pod and container calls, which may wait (StopContainer's grace period,

@@ -17,7 +17,7 @@ TOOLS="${PODSHIM_TOOLS:-$REPO/.tools}"
 # builds here (see docs/development.md).
 CRI_TOOLS_VERSION="v1.37.0"
 CRI_API_VERSION="v0.37.2"
-PY_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 pytest==9.2.0)
+PY_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 pytest==9.2.0 websocket-client==1.9.2)
 
 WANT_TEST_TOOLS=1
 for arg in "$@"; do

@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
@@ -142,6 +143,23 @@ def cri_log():
     write("cri_log", "long-line", b"\x04" + bytes([0xf8]) + b"x" * 62 + bytes([0x04, 0x06]))
 
 
+def streaming():
+    # byte 0: read size - 1; then SPDY/3.1 frames (control: 0x8003, type, flags, 24-bit length).
+    def control(kind, flags, payload):
+        return struct.pack(">HHI", 0x8003, kind, (flags << 24) | len(payload)) + payload
+    ping = control(6, 0, struct.pack(">I", 1))
+    settings = control(4, 0, struct.pack(">I", 1) + struct.pack(">II", 7, 65536))
+    rst = control(3, 0, struct.pack(">II", 1, 5))
+    goaway = control(7, 0, struct.pack(">II", 3, 0))
+    window = control(9, 0, struct.pack(">II", 1, 1024))
+    data = struct.pack(">II", 1, (1 << 24) | 5) + b"hello"
+    write("streaming", "frames", b"\x00" + ping + settings + rst + goaway + window + data)
+    write("streaming", "frames-split", b"\x02" + data + ping)
+    write("streaming", "v5-stdin", b"\x07" + b"\x00typed")
+    write("streaming", "v5-close", b"\x07" + b"\xff\x00")
+    write("streaming", "resize", b"\x07" + b'{"Width":80,"Height":24}')
+
+
 def requests():
     c = cri()
     pod = c.PodSandboxConfig(
@@ -198,6 +216,7 @@ def main():
     cni()
     config()
     cri_log()
+    streaming()
     requests()
     for d in sorted(OUT.iterdir()):
         print(f"{d.name}: {len(list(d.iterdir()))} seeds")

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -469,6 +470,12 @@ void RunContainerInit(const LaunchSpec& spec, const ChildFds& fds) {
 void RunExecChild(const LaunchSpec& spec, const ResolvedUser& user,
                   const std::vector<std::string>& argv, const ChildFds& fds) {
   ResetSignals();
+  if (fds.controlling_tty) {
+    if (::setsid() < 0) FailChild(fds.sync_fd, ErrnoError(errno, "setsid", "exec"));
+    if (::ioctl(fds.stdin_fd, TIOCSCTTY, 0) != 0) {
+      FailChild(fds.sync_fd, ErrnoError(errno, "make the controlling terminal of", "exec"));
+    }
+  }
   const std::string cwd = spec.process.cwd.empty() ? "/" : spec.process.cwd;
   if (::chdir(cwd.c_str()) != 0) FailChild(fds.sync_fd, ErrnoError(errno, "chdir", cwd));
   ResolvedUser u = user;

@@ -129,6 +129,9 @@ struct ChildFds {
   // file instead means the monitor failed (it says why itself). Required by
   // RunContainerInit, unused by RunExecChild.
   int go_fd = -1;
+  // RunExecChild: stdin_fd is a terminal; the child starts a session and
+  // makes it its controlling terminal (an interactive exec, `exec -it`).
+  bool controlling_tty = false;
 };
 
 // Moves process `pid` into each cgroup.procs file (the monitor's half of

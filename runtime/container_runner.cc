@@ -4,8 +4,10 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -209,6 +211,35 @@ absl::Status SignalProcess(int pid, int sig, uint64_t start_time) {
   return SignalPidfd(fd->get(), sig);
 }
 
+namespace {
+
+// The exec helper's report, {"exit_code":N,"timed_out":bool} or
+// {"error":"..."}, as read from its fd 3 (`text`); the helper's own exit
+// and stderr for the message when there is none.
+absl::StatusOr<ExecResult> ParseExecReport(const absl::StatusOr<std::string>& text,
+                                           const std::string& bundle, int helper_code,
+                                           int helper_signal, const std::string& helper_err) {
+  if (!text.ok() || text->empty()) {
+    return absl::InternalError(absl::StrCat(
+        "exec in ", bundle, ": the helper ended (", helper_signal ? "signal " : "code ",
+        helper_signal ? helper_signal : helper_code, ") without a report: ", helper_err));
+  }
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object()) {
+    return absl::InternalError(absl::StrCat("exec in ", bundle, ": bad report `", *text, "`"));
+  }
+  if (j.contains("error") && j["error"].is_string()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("exec in container: ", j["error"].get<std::string>()));
+  }
+  ExecResult result;
+  result.exit_code = j.value("exit_code", -1);
+  result.timed_out = j.value("timed_out", false);
+  return result;
+}
+
+}  // namespace
+
 absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
                                            const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
@@ -242,23 +273,98 @@ absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
     result.exit_code = -1;
     return result;
   }
-  if (!text.ok() || text->empty()) {
-    return absl::InternalError(absl::StrCat(
-        "exec in ", bundle, ": the helper ended (", run->term_signal ? "signal " : "code ",
-        run->term_signal ? run->term_signal : run->exit_code, ") without a report: ", result.err));
-  }
-  // {"exit_code":N,"timed_out":bool} or {"error":"..."}
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (!j.is_object()) {
-    return absl::InternalError(absl::StrCat("exec in ", bundle, ": bad report `", *text, "`"));
-  }
-  if (j.contains("error") && j["error"].is_string()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("exec in container: ", j["error"].get<std::string>()));
-  }
-  result.exit_code = j.value("exit_code", -1);
-  result.timed_out = j.value("timed_out", false);
+  auto report = ParseExecReport(text, bundle, run->exit_code, run->term_signal, result.err);
+  if (!report.ok()) return report.status();
+  result.exit_code = report->exit_code;
+  result.timed_out = report->timed_out;
   return result;
+}
+
+absl::Status ExecSession::Resize(uint16_t width, uint16_t height) {
+  if (!terminal_.valid()) return absl::FailedPreconditionError("resize: the exec has no tty");
+  struct winsize size {};
+  size.ws_col = width;
+  size.ws_row = height;
+  if (::ioctl(terminal_.get(), TIOCSWINSZ, &size) != 0) {
+    return ErrnoError(errno, "resize", "the exec's terminal");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ExecSession::Finish() {
+  if (!helper_.valid()) return absl::FailedPreconditionError("exec: already finished");
+  auto exit = helper_.Wait();
+  if (!exit.ok()) return exit.status();
+  auto text = ReadUntilEof(report_.get(), absl::Seconds(1), kReportLimit);
+  report_.Reset();
+  auto report = ParseExecReport(text, bundle_, exit->exit_code, exit->term_signal, "");
+  if (!report.ok()) return report.status();
+  return report->exit_code;
+}
+
+void ExecSession::Kill() {
+  if (helper_.valid()) (void)helper_.Kill(SIGKILL);
+}
+
+absl::StatusOr<std::unique_ptr<ExecSession>> StartExecInContainer(
+    const std::string& monitor_binary, const std::string& bundle, int pid, uint64_t start_time,
+    const std::vector<std::string>& argv, const ExecStdio& stdio) {
+  auto report = MakePipe();
+  if (!report.ok()) return report.status();
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull.valid()) return ErrnoError(errno, "open", "/dev/null");
+  SpawnOptions options;
+  options.argv = {monitor_binary, "exec",
+                  "--bundle",     bundle,
+                  "--pid",        absl::StrCat(pid),
+                  "--pid-start",  absl::StrCat(start_time)};
+  if (stdio.stdin) options.argv.push_back("--stdin");
+  UniqueFd master, slave;
+  if (stdio.tty) {
+    options.argv.push_back("--tty");
+    master.Reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master.valid()) return ErrnoError(errno, "open a terminal for", "exec");
+    char name[128];
+    if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0 ||
+        ::ptsname_r(master.get(), name, sizeof name) != 0) {
+      return ErrnoError(errno, "set up a terminal for", "exec");
+    }
+    slave.Reset(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave.valid()) return ErrnoError(errno, "open", name);
+    options.stdio_fds = {slave.get(), slave.get(), slave.get()};
+  } else {
+    if (!stdio.stdin) options.stdio_fds[0] = devnull.get();
+    if (!stdio.stdout) options.stdio_fds[1] = devnull.get();
+    if (!stdio.stderr) options.stdio_fds[2] = devnull.get();
+  }
+  options.argv.push_back("--");
+  options.argv.insert(options.argv.end(), argv.begin(), argv.end());
+  options.new_session = true;
+  options.extra_fds = {{3, report->write.get()}};
+  SpawnPipes pipes;
+  auto helper = Spawn(options, &pipes);
+  if (!helper.ok()) return helper.status();
+  report->write.Reset();
+  slave.Reset();
+  UniqueFd terminal;
+  if (stdio.tty) {
+    terminal.Reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 3));
+    if (!terminal.valid()) return ErrnoError(errno, "duplicate", "the exec's terminal");
+  }
+  auto session = std::make_unique<ExecSession>(std::move(*helper), std::move(report->read),
+                                               std::move(terminal), bundle);
+  if (stdio.tty) {
+    if (stdio.stdin) {
+      session->in.Reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 3));
+      if (!session->in.valid()) return ErrnoError(errno, "duplicate", "the exec's terminal");
+    }
+    session->out = std::move(master);
+  } else {
+    if (stdio.stdin) session->in = std::move(pipes.in);
+    if (stdio.stdout) session->out = std::move(pipes.out);
+    if (stdio.stderr) session->err = std::move(pipes.err);
+  }
+  return session;
 }
 
 absl::StatusOr<ExitStatus> ReadExitFile(const std::string& bundle) {

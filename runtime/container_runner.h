@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -119,6 +120,62 @@ absl::StatusOr<ExecResult> ExecInContainer(const std::string& monitor_binary,
                                            const std::string& bundle, int pid, uint64_t start_time,
                                            const std::vector<std::string>& argv,
                                            absl::Duration timeout);
+
+// What a streaming exec (the CRI's Exec) connects: stdin (else /dev/null),
+// stdout and stderr (else /dev/null), or with `tty` one terminal for all
+// three (stderr goes to it too).
+struct ExecStdio {
+  bool stdin = false;
+  bool stdout = true;
+  bool stderr = true;
+  bool tty = false;
+};
+
+// A command started by StartExecInContainer. Destroying it kills the helper
+// (and so the command, which dies with it) and reaps it.
+class ExecSession {
+ public:
+  ExecSession(ChildProcess helper, UniqueFd report, UniqueFd terminal, std::string bundle)
+      : helper_(std::move(helper)),
+        report_(std::move(report)),
+        terminal_(std::move(terminal)),
+        bundle_(std::move(bundle)) {}
+  ExecSession(const ExecSession&) = delete;
+  ExecSession& operator=(const ExecSession&) = delete;
+  ~ExecSession() = default;
+
+  // The caller's ends, each O_CLOEXEC and blocking (take them): `in` to
+  // write the command's stdin (invalid without stdin), `out` and `err` to
+  // read its output (invalid when not asked for; with a tty `out` is the
+  // terminal, `err` invalid). End of file, or EIO on a terminal, once the
+  // command and the helper are gone.
+  UniqueFd in, out, err;
+
+  // Readable (POLLIN) once the helper has exited.
+  int exit_fd() const { return helper_.pidfd(); }
+  // The terminal's size (TIOCSWINSZ); FAILED_PRECONDITION without a tty.
+  absl::Status Resize(uint16_t width, uint16_t height);
+  // After exit_fd is readable: reaps the helper and returns the command's
+  // exit code (128 + n for a signal n), or why it could not run.
+  absl::StatusOr<int> Finish();
+  // SIGKILLs the helper's process group; the command dies with the helper.
+  void Kill();
+
+ private:
+  ChildProcess helper_;
+  UniqueFd report_;
+  UniqueFd terminal_;
+  std::string bundle_;
+};
+
+// Starts `argv` in the running container as ExecInContainer does (the same
+// `monitor_binary exec` and so the same namespaces, cgroup, user,
+// capabilities and seccomp), without a timeout and with the stdio `stdio`
+// asks for. Returns once the helper is spawned; a command that cannot run
+// is reported by Finish.
+absl::StatusOr<std::unique_ptr<ExecSession>> StartExecInContainer(
+    const std::string& monitor_binary, const std::string& bundle, int pid, uint64_t start_time,
+    const std::vector<std::string>& argv, const ExecStdio& stdio);
 
 // The exit file the monitor left, NOT_FOUND when there is none.
 absl::StatusOr<ExitStatus> ReadExitFile(const std::string& bundle);

@@ -2,7 +2,8 @@
 //
 //   podshim-monitor start --bundle DIR
 //   podshim-monitor wait     (started ahead: reads DIR and a newline from fd 4, then starts)
-//   podshim-monitor exec --bundle DIR --pid PID [--pid-start T] [--timeout-ms N] -- ARGV...
+//   podshim-monitor exec --bundle DIR --pid PID [--pid-start T] [--timeout-ms N]
+//                        [--stdin] [--tty] -- ARGV...
 //
 // Both write one JSON line to fd 3 (the agent's status pipe). `start` forks
 // the container's init (runtime/container_init.h), reports once the workload
@@ -331,6 +332,11 @@ struct ExecArgs {
   int pid = 0;
   uint64_t pid_start = 0;  // its ProcessStartTime; 0: not checked
   int64_t timeout_ms = 0;
+  // Streaming exec (the CRI's Exec): the command's stdin is this helper's
+  // fd 0 instead of /dev/null; with `tty`, fds 0-2 are a terminal that
+  // becomes the command's controlling terminal in a session of its own.
+  bool stdin = false;
+  bool tty = false;
   std::vector<std::string> argv;
 };
 
@@ -430,6 +436,9 @@ int RunExec(const ExecArgs& args) {
 
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull.valid()) return fail(ErrnoError(errno, "open", "/dev/null"));
+  if (args.tty && ::isatty(0) == 0) {
+    return fail(absl::InvalidArgumentError("--tty: stdin is not a terminal"));
+  }
   if (auto s = JoinContainer(*spec, args.pid, args.pid_start); !s.ok()) return fail(s);
   auto sync = MakePipe("sync");
   if (!sync.ok()) return fail(sync.status());
@@ -440,7 +449,9 @@ int RunExec(const ExecArgs& args) {
   if (child < 0) return fail(ErrnoError(errno, "fork", "exec"));
   if (child == 0) {
     status.CloseInChild();
-    RunExecChild(*spec, user, args.argv, ChildFds{devnull.get(), 1, 2, sync->write.get()});
+    ChildFds fds{args.stdin || args.tty ? 0 : devnull.get(), 1, 2, sync->write.get()};
+    fds.controlling_tty = args.tty;
+    RunExecChild(*spec, user, args.argv, fds);
   }
   sync->write.Reset();
   devnull.Reset();
@@ -514,8 +525,8 @@ int Usage(absl::string_view why) {
       "podshim-monitor: ", why,
       "\nusage: podshim-monitor start --bundle DIR\n"
       "       podshim-monitor wait   (DIR and a newline on fd 4)\n"
-      "       podshim-monitor exec --bundle DIR --pid PID [--pid-start T] [--timeout-ms N] -- "
-      "ARGV...\n");
+      "       podshim-monitor exec --bundle DIR --pid PID [--pid-start T] [--timeout-ms N] "
+      "[--stdin] [--tty] -- ARGV...\n");
   (void)WriteAll(2, msg, "stderr");
   return 2;
 }
@@ -537,6 +548,14 @@ int Main(int argc, char** argv) {
     if (a == "--") {
       for (int j = i + 1; j < argc; ++j) args.argv.emplace_back(argv[j]);
       break;
+    }
+    if (a == "--stdin") {
+      args.stdin = true;
+      continue;
+    }
+    if (a == "--tty") {
+      args.tty = true;
+      continue;
     }
     std::string value;
     absl::string_view name = a;

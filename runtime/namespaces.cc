@@ -1,8 +1,11 @@
 #include "runtime/namespaces.h"
 
+#include <fcntl.h>
 #include <linux/magic.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -11,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -252,6 +256,33 @@ absl::StatusOr<uint64_t> NamespaceInode(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
   if (!IsNamespacePinned(path)) return ErrnoError(EINVAL, "namespace inode of", path);
   return static_cast<uint64_t>(st.st_ino);
+}
+
+absl::StatusOr<UniqueFd> SocketInNetworkNamespace(const std::string& netns_path) {
+  auto make = [] {
+    return UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  };
+  if (netns_path.empty()) {
+    UniqueFd fd = make();
+    if (!fd.valid()) return ErrnoError(errno, "make a socket in", "the host's network namespace");
+    return fd;
+  }
+  UniqueFd ns(::open(netns_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) return ErrnoError(errno, "open the network namespace", netns_path);
+  absl::StatusOr<UniqueFd> result = absl::InternalError("not run");
+  std::thread([&] {
+    if (::setns(ns.get(), CLONE_NEWNET) != 0) {
+      result = ErrnoError(errno, "enter the network namespace", netns_path);
+      return;
+    }
+    UniqueFd fd = make();
+    if (!fd.valid()) {
+      result = ErrnoError(errno, "make a socket in", netns_path);
+      return;
+    }
+    result = std::move(fd);
+  }).join();
+  return result;
 }
 
 }  // namespace podshim::runtime

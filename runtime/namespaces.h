@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "runtime/unique_fd.h"
 
 namespace podshim::runtime {
 
@@ -82,5 +83,12 @@ bool IsNamespacePinned(const std::string& path);
 // The inode number of the namespace at `path`, which identifies it (the
 // number in "net:[4026531840]").
 absl::StatusOr<uint64_t> NamespaceInode(const std::string& path);
+
+// A TCP socket (non-blocking, close-on-exec, not connected) made in the
+// network namespace pinned at `netns_path` (empty: this process's), for
+// port forwarding into a pod. A thread of its own enters the namespace, so no
+// other thread's namespace changes; the socket stays in the namespace it was
+// made in.
+absl::StatusOr<UniqueFd> SocketInNetworkNamespace(const std::string& netns_path);
 
 }  // namespace podshim::runtime

@@ -1,7 +1,11 @@
 #include "runtime/namespaces.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -465,6 +469,55 @@ TEST(ValidateSysctlsTest, AllowList) {
 
 TEST(UnpinNamespacesTest, MissingDirIsFine) {
   EXPECT_TRUE(UnpinNamespaces("/run/podshim-no-such-pod-dir").ok());
+}
+
+TEST(SocketInNetworkNamespaceTest, TheSocketLivesInThatNamespace) {
+  // A listener on the host's loopback...
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(listener.valid());
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto connects = [&](int fd) {
+    int r = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    if (r != 0 && errno != EINPROGRESS) return false;
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 5000) != 1) return false;
+    int err = 0;
+    socklen_t n = sizeof err;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n);
+    return err == 0;
+  };
+  // ...is reached from a socket made in this process's namespace (empty path)...
+  auto host = SocketInNetworkNamespace("");
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_TRUE(connects(host->get()));
+  // ...and not from one made in a fresh network namespace (its loopback is down and its own).
+  SpawnOptions options;
+  options.argv = {"unshare", "--net", "sleep", "30"};
+  options.capture_output = false;
+  auto other = Spawn(options, nullptr);
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string ns = absl::StrCat("/proc/", other->pid(), "/ns/net");
+  // unshare has entered the namespace once its link differs from ours.
+  for (int i = 0; i < 500; ++i) {
+    char a[64] = {}, b[64] = {};
+    if (::readlink(ns.c_str(), a, sizeof a - 1) > 0 &&
+        ::readlink("/proc/self/ns/net", b, sizeof b - 1) > 0 && std::string(a) != b) {
+      break;
+    }
+    ::usleep(10000);
+  }
+  auto inside = SocketInNetworkNamespace(ns);
+  ASSERT_TRUE(inside.ok()) << inside.status();
+  EXPECT_FALSE(connects(inside->get()));
+  auto missing = SocketInNetworkNamespace("/nonexistent/netns");
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/netns"));
 }
 
 }  // namespace

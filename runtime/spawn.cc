@@ -324,15 +324,24 @@ absl::StatusOr<ChildProcess> Spawn(const SpawnOptions& options, SpawnPipes* pipe
     if (!devnull.valid()) return ErrnoError(errno, "open", "/dev/null");
   }
   if (pipes != nullptr) {
-    if (auto s = MakePipe(child_in, parent.in, name); !s.ok()) return s;
+    if (options.stdio_fds[0] < 0) {
+      if (auto s = MakePipe(child_in, parent.in, name); !s.ok()) return s;
+    }
     if (options.capture_output) {
-      if (auto s = MakePipe(parent.out, child_out, name); !s.ok()) return s;
-      if (auto s = MakePipe(parent.err, child_err, name); !s.ok()) return s;
+      if (options.stdio_fds[1] < 0) {
+        if (auto s = MakePipe(parent.out, child_out, name); !s.ok()) return s;
+      }
+      if (options.stdio_fds[2] < 0) {
+        if (auto s = MakePipe(parent.err, child_err, name); !s.ok()) return s;
+      }
     }
   }
-  auto or_null = [&](const UniqueFd& fd) { return fd.valid() ? fd.get() : devnull.get(); };
+  auto source_of = [&](int n, const UniqueFd& fd) {
+    if (options.stdio_fds[n] >= 0) return options.stdio_fds[n];
+    return fd.valid() ? fd.get() : devnull.get();
+  };
   std::vector<std::pair<int, int>> plan = {
-      {0, or_null(child_in)}, {1, or_null(child_out)}, {2, or_null(child_err)}};
+      {0, source_of(0, child_in)}, {1, source_of(1, child_out)}, {2, source_of(2, child_err)}};
   plan.insert(plan.end(), options.extra_fds.begin(), options.extra_fds.end());
 
   // Every source is first duplicated above all targets: then no dup2 in the

@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -38,6 +39,10 @@ struct SpawnOptions {
   // (e.g. {3, status_pipe_write_end}). The parent keeps its own copy.
   // child_fd must not be 0, 1 or 2.
   std::vector<std::pair<int, int>> extra_fds;
+  // Parent fds to become the child's stdin, stdout and stderr (-1: a pipe or
+  // /dev/null as below), e.g. a terminal's slave end for all three. The
+  // parent keeps its own copies; SpawnPipes has no end for these.
+  std::array<int, 3> stdio_fds = {-1, -1, -1};
   // RunProcess writes this to the child's stdin and then closes it (the
   // child reads end of file at once when empty). Spawn ignores it: see
   // SpawnPipes.

@@ -329,6 +329,29 @@ TEST(SpawnTest, PipesForStdio) {
   EXPECT_EQ(st->exit_code, 0);
 }
 
+TEST(SpawnTest, StdioFdsOfTheCallersOwn) {
+  // Stdout and stderr to one pipe of ours (as a terminal would take all
+  // three); stdin stays a pipe of Spawn's.
+  int ours[2];
+  ASSERT_EQ(::pipe2(ours, O_CLOEXEC), 0);
+  UniqueFd read_end(ours[0]), write_end(ours[1]);
+  SpawnOptions options = Shell("read x; echo \"out $x\"; echo err >&2");
+  options.stdio_fds = {-1, write_end.get(), write_end.get()};
+  SpawnPipes pipes;
+  auto child = Spawn(options, &pipes);
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_TRUE(pipes.in.valid());
+  EXPECT_FALSE(pipes.out.valid());
+  EXPECT_FALSE(pipes.err.valid());
+  write_end.Reset();
+  ASSERT_EQ(::write(pipes.in.get(), "1\n", 2), 2);
+  pipes.in.Reset();
+  EXPECT_EQ(*ReadUntilEof(read_end.get(), absl::Seconds(60), 1024), "out 1\nerr\n");
+  auto st = child->Wait();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->exit_code, 0);
+}
+
 TEST(SpawnTest, DestructorKillsAndReaps) {
   pid_t pid = 0;
   {

@@ -16,7 +16,7 @@ BIN="${FUZZ_BIN:-$REPO/build/fuzz/fuzz}"
 OUT="${FUZZ_OUT:-$REPO/build/test-logs/fuzz}"
 SECONDS_EACH="${FUZZ_SECONDS:-30}"
 targets=("$@")
-((${#targets[@]})) || targets=(requests reference manifest unpack cni config cri_log)
+((${#targets[@]})) || targets=(requests reference manifest unpack cni config cri_log streaming)
 
 run_one() {
   local t="$1" exe="$BIN/${1}_fuzz" out="$OUT/$1"

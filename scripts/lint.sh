@@ -11,7 +11,8 @@ cd "$REPO"
 
 mapfile -t files < <(git ls-files --cached --others --exclude-standard -- \
   'agent/*.cc' 'agent/*.h' 'runtime/*.cc' 'runtime/*.h' 'image/*.cc' 'image/*.h' \
-  'cni/*.cc' 'cni/*.h' 'kubelet/*.cc' 'kubelet/*.h' 'proto/*.cc' 'tests/*.c' \
+  'cni/*.cc' 'cni/*.h' 'kubelet/*.cc' 'kubelet/*.h' 'proto/*.cc' 'streaming/*.cc' 'streaming/*.h' \
+  'tests/*.c' \
   'fuzz/*.cc' 'fuzz/*.h' | sort -u)
 status=0
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MODULES = ("agent/", "runtime/", "image/", "cni/", "kubelet/")
+MODULES = ("agent/", "runtime/", "image/", "cni/", "kubelet/", "streaming/")
 FLAGS = ["-fsyntax-only", "-Wno-everything", "-Wthread-safety", "-Werror=thread-safety"]
 
 

@@ -4,6 +4,7 @@ import json
 
 import grpc
 
+from podshim import streams
 from podshim.stubs import cri, cri_grpc
 
 DEFAULT_ENDPOINT = "unix:///run/podshim/podshim.sock"
@@ -71,3 +72,23 @@ class Client:
         """"SYSTEMD" or "CGROUPFS"."""
         resp = self.runtime_config()
         return self.pb.CgroupDriver.Name(resp.linux.cgroup_driver)
+
+    # Streaming (podshim/streams.py) ---------------------------------------
+    def exec_url(self, container_id: str, cmd, stdin: bool = False, tty: bool = False,
+                 stdout: bool = True, stderr: bool | None = None, timeout=None) -> str:
+        """The URL the CRI's Exec answers (stderr defaults to `not tty`)."""
+        req = self.pb.ExecRequest(container_id=container_id, cmd=list(cmd), stdin=stdin, tty=tty,
+                                  stdout=stdout, stderr=(not tty) if stderr is None else stderr)
+        return self.runtime.Exec(req, timeout=timeout or self.timeout).url
+
+    def exec(self, container_id: str, cmd, stdin: bytes | None = None, tty: bool = False,
+             timeout: float = 60.0) -> streams.ExecResult:
+        """Runs `cmd` in the container through Exec and the streaming server, to the end."""
+        url = self.exec_url(container_id, cmd, stdin=stdin is not None, tty=tty)
+        return streams.exec_url(url, stdin=stdin, timeout=timeout)
+
+    def exec_stream(self, container_id: str, cmd, stdin: bool = True, tty: bool = False,
+                    timeout: float = 60.0) -> streams.Stream:
+        """An interactive exec: send(), close_stdin(), resize(), recv(), collect()."""
+        return streams.Stream(self.exec_url(container_id, cmd, stdin=stdin, tty=tty),
+                              timeout=timeout)

@@ -79,6 +79,8 @@ image-endpoint: unix://$PODSHIM_SOCKET
 timeout: 10
 YAML
 export CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
+# Scenarios find their helper scripts (pty_run.py) here.
+export PODSHIM_CRICTL_DIR="$HERE"
 
 passed=0 failed=0
 for t in "$HERE"/test_*.sh; do

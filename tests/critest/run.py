@@ -17,7 +17,7 @@ report); 130 = interrupted.
 
 Usage (from the repo root, with the project venv):
   .tools/venv/bin/python tests/critest/run.py [--focus RE] [--skip RE]
-      [--update-expected] [--keep] [--verbose] [--parallel N]
+      [--update-expected] [--keep] [--verbose] [--parallel N] [--websocket]
 """
 
 from __future__ import annotations
@@ -376,6 +376,9 @@ def parse_args(argv):
                     help="rewrite the expected-failures file from this run (keeps existing reasons)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, report, state)")
     ap.add_argument("--verbose", "-v", action="store_true", help="stream critest's output")
+    ap.add_argument("--websocket", action="store_true",
+                    help="critest -websocket-exec -websocket-attach -websocket-portforward: the "
+                         "streaming specs over WebSocket instead of SPDY")
     ap.add_argument("--parallel", type=int, default=1,
                     help="critest -parallel N (needs the ginkgo CLI in .tools/bin or PATH)")
     ap.add_argument("--timeout", default="20m", help="ginkgo suite timeout (default 20m)")
@@ -415,6 +418,8 @@ def run_critest(args, pod: Podshimd, work: str, report: str) -> int:
         "--ginkgo.grace-period=30s",
         "--ginkgo.poll-progress-after=3m",
     ]
+    if args.websocket:
+        cmd += ["-websocket-exec", "-websocket-attach", "-websocket-portforward"]
     cmd += [f"--ginkgo.focus={r}" for r in args.focus]
     cmd += [f"--ginkgo.skip={r}" for r in args.skip]
     env = dict(os.environ)

@@ -1,0 +1,51 @@
+// What the streaming server needs from the runtime: starting an exec in a
+// container and dialing a port in a pod. The agent implements it
+// (agent/streaming_backend.cc); tests use fakes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/unique_fd.h"
+#include "streaming/requests.h"
+
+namespace podshim::streaming {
+
+// A running command and the caller's ends of its stdio. Destroying it kills
+// the command and reaps what it started, whatever state it is in.
+class Process {
+ public:
+  virtual ~Process() = default;
+  // Blocking, O_CLOEXEC fds the server takes: `in` to write stdin (invalid
+  // without), `out` and `err` to read output (invalid when not asked for;
+  // with a tty `out` is the terminal and `err` invalid). End of file, or
+  // EIO on a terminal, once the command is gone.
+  runtime::UniqueFd in, out, err;
+  // Readable (POLLIN) once the command has ended.
+  virtual int exit_fd() const = 0;
+  // The terminal's size; FAILED_PRECONDITION without a tty.
+  virtual absl::Status Resize(uint16_t width, uint16_t height) = 0;
+  // Once exit_fd is readable: the exit code (128 + n for a signal n), or why
+  // the command could not run. Call at most once.
+  virtual absl::StatusOr<int> Finish() = 0;
+  // Ends the command now (the client went away).
+  virtual void Kill() = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Starts `request.cmd` in its container; NOT_FOUND or FAILED_PRECONDITION
+  // when the container is gone or no longer running.
+  virtual absl::StatusOr<std::unique_ptr<Process>> StartExec(const ExecRequest& request) = 0;
+  // A TCP socket (non-blocking, O_CLOEXEC, not yet connected) in the
+  // network namespace of pod `pod_id` (the host's for a host-network pod);
+  // the server connects it to 127.0.0.1:port. NOT_FOUND when the pod is
+  // gone or not ready.
+  virtual absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id) = 0;
+};
+
+}  // namespace podshim::streaming
