@@ -25,6 +25,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "streaming/channels.h"
+#include "streaming/server_internal.h"
+#include "streaming/spdy_exec.h"
 #include "streaming/token_cache.h"
 
 namespace podshim::streaming {
@@ -49,39 +51,21 @@ constexpr size_t kChunk = size_t{32} << 10;
 constexpr auto kDrainGrace = std::chrono::seconds(1);
 // How long a close waits for the client's close frame.
 constexpr auto kCloseWait = std::chrono::seconds(2);
+// How long a shutdown waits for the connections it ended to go.
+constexpr auto kShutdownWait = std::chrono::seconds(5);
 
-std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
-  if (d == absl::InfiniteDuration()) return std::chrono::hours(24 * 365 * 100);
-  return absl::ToChronoNanoseconds(d);
-}
-
-// The fd as an Asio descriptor, non-blocking; nullopt for an invalid one.
-std::optional<Descriptor> Wrap(asio::io_context& ioc, runtime::UniqueFd fd) {
-  if (!fd.valid()) return std::nullopt;
-  int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
-  return Descriptor(ioc, fd.Release());
-}
+using internal::Slot;
+using internal::ToChrono;
+using internal::Wrap;
 
 class ServerImpl;
-
-// Holds one of max_streams while a connection is served.
-class Slot {
- public:
-  explicit Slot(std::atomic<int>* active) : active_(active) {}
-  Slot(const Slot&) = delete;
-  Slot& operator=(const Slot&) = delete;
-  ~Slot() { active_->fetch_sub(1); }
-
- private:
-  std::atomic<int>* active_;
-};
 
 // An exec over WebSocket: the command's stdout and stderr go to the client
 // on their channels, the client's stdin and resize messages come back, and
 // the outcome is written on the error channel before a normal close.
-class ExecSession : public std::enable_shared_from_this<ExecSession> {
+class ExecSession : public internal::Session, public std::enable_shared_from_this<ExecSession> {
  public:
+  void Abort() override;
   ExecSession(ServerImpl* server, beast::tcp_stream stream, ChannelProtocol protocol,
               ExecRequest request, std::unique_ptr<Slot> slot);
   void Run(const http::request<http::empty_body>& req);
@@ -104,7 +88,6 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
   void WriteNext();
   void MaybeConclude();
   void Close(websocket::close_code code);
-  void Abort();
   void Touch() { last_activity_ = std::chrono::steady_clock::now(); }
   void ArmIdle();
 
@@ -129,8 +112,12 @@ class ExecSession : public std::enable_shared_from_this<ExecSession> {
 };
 
 // One HTTP connection until it is upgraded or answered.
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+class HttpSession : public internal::Session, public std::enable_shared_from_this<HttpSession> {
  public:
+  void Abort() override {
+    error_code ignored;
+    stream_.socket().close(ignored);
+  }
   HttpSession(ServerImpl* server, tcp::socket socket, std::unique_ptr<Slot> slot)
       : server_(server), stream_(std::move(socket)), slot_(std::move(slot)) {}
   void Start();
@@ -138,7 +125,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void OnRequest(const error_code& ec);
-  void Respond(http::status status, std::string text);
+  void ServeSpdy(const http::request<http::empty_body>& req, absl::string_view verb,
+                 absl::string_view token);
+  void Respond(http::status status, std::string text,
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
 
   ServerImpl* server_;
   beast::tcp_stream stream_;
@@ -157,10 +147,19 @@ class ServerImpl final : public Server {
         acceptor_(ioc_) {}
 
   ~ServerImpl() override {
+    // Ends every connection on the I/O thread (its command killed), lets
+    // their handlers run out, and only then stops the thread: each session
+    // is freed and gives its slot back. A session that does not go within
+    // kShutdownWait is left to the io_context's destruction.
     asio::post(ioc_, [this] {
       error_code ignored;
       acceptor_.close(ignored);
+      sessions_.AbortAll();
     });
+    const auto deadline = std::chrono::steady_clock::now() + kShutdownWait;
+    while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
     ioc_.stop();
     if (thread_.joinable()) thread_.join();
   }
@@ -197,6 +196,7 @@ class ServerImpl final : public Server {
   const ServerOptions& options() const { return options_; }
   Backend* backend() const { return backend_; }
   TokenCache& tokens() { return tokens_; }
+  internal::Sessions& sessions() { return sessions_; }
   asio::io_context& ioc() { return ioc_; }
 
  private:
@@ -239,6 +239,7 @@ class ServerImpl final : public Server {
         const int before = active_.fetch_add(1);
         auto session = std::make_shared<HttpSession>(this, std::move(socket),
                                                      std::make_unique<Slot>(&active_));
+        sessions_.Add(session);
         if (before >= options_.max_streams) {
           session->Reject(http::status::service_unavailable,
                           absl::StrCat("too many streams: ", options_.max_streams,
@@ -255,6 +256,7 @@ class ServerImpl final : public Server {
   Backend* const backend_;
   TokenCache tokens_;
   std::atomic<int> active_{0};
+  internal::Sessions sessions_;  // I/O thread only
   std::string base_url_;
   // Destroyed before the members above: sessions still queued in it end
   // (and give back their slots) as it goes.
@@ -279,10 +281,12 @@ void HttpSession::Reject(http::status status, std::string text) {
   Respond(status, std::move(text));
 }
 
-void HttpSession::Respond(http::status status, std::string text) {
+void HttpSession::Respond(http::status status, std::string text,
+                          const std::vector<std::pair<std::string, std::string>>& headers) {
   response_.emplace(status, 11);
   response_->set(http::field::content_type, "text/plain; charset=utf-8");
   response_->set(http::field::connection, "close");
+  for (const auto& [name, value] : headers) response_->insert(name, value);
   response_->body() = std::move(text);
   response_->prepare_payload();
   http::async_write(stream_, *response_, [self = shared_from_this()](const error_code&, size_t) {
@@ -327,8 +331,7 @@ void HttpSession::OnRequest(const error_code& ec) {
     auto upgrade = req[http::field::upgrade];
     if (absl::StrContains(absl::AsciiStrToLower(absl::string_view(upgrade.data(), upgrade.size())),
                           "spdy")) {
-      Respond(http::status::not_implemented,
-              "SPDY/3.1 streaming is not implemented yet: use WebSocket\n");
+      ServeSpdy(req, parts[1], parts[2]);
       return;
     }
     Respond(http::status::bad_request,
@@ -359,11 +362,52 @@ void HttpSession::OnRequest(const error_code& ec) {
     stream_.expires_never();
     auto session = std::make_shared<ExecSession>(server_, std::move(stream_), *protocol,
                                                  std::move(*exec), std::move(slot_));
+    server_->sessions().Add(session);
     session->Run(req);
     return;
   }
   Respond(http::status::not_implemented,
           absl::StrCat(parts[1], " is not implemented yet by podshim's streaming server\n"));
+}
+
+void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::string_view verb,
+                            absl::string_view token) {
+  if (verb != "exec") {
+    Respond(http::status::not_implemented,
+            absl::StrCat(verb,
+                         " over SPDY/3.1 is not implemented yet by podshim's streaming "
+                         "server\n"));
+    return;
+  }
+  auto values = [&req](absl::string_view name) {
+    std::vector<std::string> all;
+    auto range = req.equal_range(beast::string_view(name.data(), name.size()));
+    for (auto it = range.first; it != range.second; ++it) {
+      all.emplace_back(it->value().data(), it->value().size());
+    }
+    return all;
+  };
+  SpdyUpgrade upgrade = CheckSpdyExecUpgrade(values("Connection"), values("Upgrade"),
+                                             values("X-Stream-Protocol-Version"));
+  // Checked before the token is used, so a client may retry with another.
+  if (upgrade.status != 101) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    for (const std::string& name : upgrade.accepted) {
+      headers.emplace_back("X-Accepted-Stream-Protocol-Versions", name);
+    }
+    Respond(static_cast<http::status>(upgrade.status), upgrade.message + "\n", headers);
+    return;
+  }
+  auto request = server_->tokens().Consume(std::string(token));
+  auto* exec = request.has_value() ? std::get_if<ExecRequest>(&*request) : nullptr;
+  if (exec == nullptr) {
+    Respond(http::status::not_found, "unknown, used or expired streaming token\n");
+    return;
+  }
+  stream_.expires_never();
+  ServeSpdyExec(server_->ioc(), server_->options(), server_->backend(), stream_.release_socket(),
+                beast::buffers_to_string(buffer_.data()), upgrade, std::move(*exec),
+                std::move(slot_), &server_->sessions());
 }
 
 // --- ExecSession ---------------------------------------------------------------

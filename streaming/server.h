@@ -1,9 +1,10 @@
 // The CRI streaming server: the HTTP endpoint that Exec, Attach and
 // PortForward hand out URLs for (http://ADDRESS:PORT/VERB/TOKEN, absolute,
 // as the kubelet and kubectl need). A client connects to the URL with GET or
-// POST and upgrades the connection to WebSocket; the server then runs the
-// request through the backend and streams its stdio in the Kubernetes
-// channel protocol (channels.h). See docs/streaming.md.
+// POST and upgrades the connection to WebSocket or, for exec, SPDY/3.1; the
+// server then runs the request through the backend and streams its stdio in
+// the Kubernetes channel protocol (channels.h) or over SPDY streams
+// (spdy_exec.h). See docs/streaming.md.
 //
 // One I/O thread serves every connection with Boost.Asio/Beast, without
 // blocking: output is read from the command only when the previous message
@@ -37,6 +38,10 @@ struct ServerOptions {
   // The longest a client may take to send its request headers and finish
   // the upgrade.
   absl::Duration handshake_timeout = absl::Seconds(30);
+  // SPDY: how long after the upgrade the client may take to open all the
+  // streams an exec needs (the kubelet's StreamCreationTimeout); then the
+  // connection is dropped.
+  absl::Duration stream_creation_timeout = absl::Seconds(30);
 };
 
 class Server {

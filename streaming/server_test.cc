@@ -368,12 +368,14 @@ TEST_F(ServerTest, BadRequestsGetHttpErrors) {
   EXPECT_THAT(body, HasSubstr("v5.channel.k8s.io"));
   // Methods.
   EXPECT_EQ(RawRequest(base, "DELETE /exec/x HTTP/1.1\r\nHost: x\r\n\r\n").first, 405);
-  // SPDY (not yet).
-  EXPECT_EQ(RawRequest(base, "POST " + Target(ExecUrl({"true"})) +
-                                 " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: "
-                                 "SPDY/3.1\r\nContent-Length: 0\r\n\r\n")
-                .first,
-            501);
+  // SPDY attach (not yet; exec is spdy_exec_test.cc's).
+  EXPECT_EQ(
+      RawRequest(base, "POST " +
+                           Target(server_->UrlFor(AttachRequest{"c1", false, false, true, true})) +
+                           " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: "
+                           "SPDY/3.1\r\nContent-Length: 0\r\n\r\n")
+          .first,
+      501);
   // Garbage and oversized headers.
   EXPECT_EQ(RawRequest(base, "NOT HTTP AT ALL\r\n\r\n").first, 400);
   EXPECT_EQ(

@@ -1,6 +1,6 @@
-# Streaming through crictl: exec over WebSocket (`--transport websocket`), with stdin and with a
-# terminal (driven through a pseudo-terminal); SPDY, attach and port-forward are not there yet
-# and fail cleanly.
+# Streaming through crictl: exec over WebSocket (`--transport websocket`) and over SPDY/3.1
+# (crictl's default transport), each with stdin and with a terminal (driven through a
+# pseudo-terminal); attach and port-forward are not there yet and fail cleanly.
 $CRICTL pull registry.k8s.io/e2e-test-images/busybox:1.29-2 >/dev/null || fail "pull"
 pod="$($CRICTL runp <(echo '{"metadata":{"name":"stream","namespace":"crictl","uid":"u-stream"}}'))" ||
   fail "runp"
@@ -29,9 +29,28 @@ expect_contains "$out" "TTY-YES" "exec -it runs on a terminal"
 expect_contains "$out" "exit code 5" "exec -it reports the exit code"
 [[ $rc != 124 ]] || fail "exec -it did not end: $out"
 
-# Not yet: SPDY (crictl's default transport), attach and port-forward.
-if out="$($CRICTL exec "$ctr" true 2>&1)"; then fail "crictl exec over SPDY succeeded: $out"; fi
-expect_contains "$out" "SPDY/3.1 streaming is not implemented yet" "exec over SPDY is refused (501)"
+# The same over SPDY/3.1, crictl's default transport (and the kubelet's).
+out="$($CRICTL exec "$ctr" sh -c 'echo out; echo err >&2' 2>&1)" || fail "exec over SPDY: $out"
+expect_contains "$out" "out" "exec over SPDY: stdout"
+expect_contains "$out" "err" "exec over SPDY: stderr"
+if out="$($CRICTL exec "$ctr" sh -c 'exit 3' 2>&1)"; then
+  fail "exec over SPDY of 'exit 3' succeeded"
+fi
+expect_contains "$out" "exit code 3" "exec over SPDY reports the exit code"
+out="$(printf 'typed line\n' | $CRICTL exec -i "$ctr" sh -c 'read x; echo "got: $x"' 2>&1)" ||
+  fail "exec -i over SPDY: $out"
+expect_contains "$out" "got: typed line" "exec -i over SPDY passes stdin"
+# stdin's end (a FIN on the stdin stream) reaches the command.
+out="$(printf 'a\nb\n' | $CRICTL exec -i "$ctr" wc -l 2>&1)" || fail "exec -i wc over SPDY: $out"
+[[ "${out//[[:space:]]/}" == 2 ]] || fail "exec -i over SPDY: wc -l saw: $out"
+rc=0
+out="$(python3 "$PODSHIM_CRICTL_DIR/pty_run.py" --expect '#' 'test -t 0 \&\& echo TTY-YES; exit 5\r' \
+  -- $CRICTL exec -it "$ctr" sh 2>&1)" || rc=$?
+expect_contains "$out" "TTY-YES" "exec -it over SPDY runs on a terminal"
+expect_contains "$out" "exit code 5" "exec -it over SPDY reports the exit code"
+[[ $rc != 124 ]] || fail "exec -it over SPDY did not end: $out"
+
+# Not yet: attach and port-forward.
 if out="$($CRICTL attach "$ctr" 2>&1 </dev/null)"; then fail "crictl attach succeeded: $out"; fi
 expect_contains "$out" "Unimplemented" "crictl attach status code"
 if out="$($CRICTL port-forward "$pod" 18080:80 2>&1 </dev/null)"; then

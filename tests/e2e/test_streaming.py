@@ -86,9 +86,19 @@ def env():
         yield Env(d, c, pod_id, cid)
     finally:
         if c is not None:
+            remove_all_pods(c)
             c.close()
         d.cleanup()
         remove_cgroup_parent(parent)
+
+
+def remove_all_pods(c):
+    """Stops and removes every pod of the daemon: containers outlive podshimd by design, so a
+    test's daemon must not be stopped with its pods still there."""
+    for p in c.runtime.ListPodSandbox(c.pb.ListPodSandboxRequest(), timeout=60).items:
+        c.runtime.StopPodSandbox(c.pb.StopPodSandboxRequest(pod_sandbox_id=p.id), timeout=60)
+        c.runtime.RemovePodSandbox(c.pb.RemovePodSandboxRequest(pod_sandbox_id=p.id),
+                                   timeout=60)
 
 
 def wait_for(pred, timeout=10.0, what="condition"):
@@ -330,6 +340,7 @@ def test_a_url_expires(podshimd_path):
             time.sleep(1.5)
             assert handshake_status(url) == 404
             assert c.exec(cid, ["true"]).exit_code == 0  # a fresh URL works
+            remove_all_pods(c)
     finally:
         d.cleanup()
         remove_cgroup_parent(parent)
@@ -385,10 +396,13 @@ HTTP_CASES = [
     ("no Sec-WebSocket-Key",
      lambda e: upgrade(target(e), key=b"").replace(b"Sec-WebSocket-Key: \r\n", b""), 400),
     ("WebSocket version 8", lambda e: upgrade(target(e), version=b"8"), 426),
-    ("SPDY (not implemented yet)",
+    ("SPDY without X-Stream-Protocol-Version",
      lambda e: b"POST " + target(e) + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-               b"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
-               b"Content-Length: 0\r\n\r\n", 501),
+               b"Upgrade: SPDY/3.1\r\nContent-Length: 0\r\n\r\n", 400),
+    ("SPDY offering only v5",
+     lambda e: b"POST " + target(e) + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+               b"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v5.channel.k8s.io\r\n"
+               b"Content-Length: 0\r\n\r\n", 403),
 ]
 
 

@@ -1,0 +1,689 @@
+// Exec over SPDY/3.1 against a small SPDY client (spdy_frames.h over a POSIX
+// socket, as spdystream speaks it) and a backend that runs local commands.
+#include "streaming/spdy_exec.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "runtime/spawn.h"
+#include "runtime/unique_fd.h"
+#include "streaming/server.h"
+#include "streaming/spdy_frames.h"
+
+namespace podshim::streaming {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class LocalBackend;
+
+class LocalProcess : public Process {
+ public:
+  LocalProcess(runtime::ChildProcess child, LocalBackend* backend, bool tty)
+      : child_(std::move(child)), backend_(backend), tty_(tty) {}
+  ~LocalProcess() override = default;
+  int exit_fd() const override { return child_.pidfd(); }
+  absl::Status Resize(uint16_t width, uint16_t height) override;
+  absl::StatusOr<int> Finish() override {
+    auto exit = child_.Wait();
+    if (!exit.ok()) return exit.status();
+    return exit->term_signal ? 128 + exit->term_signal : exit->exit_code;
+  }
+  void Kill() override { (void)child_.Kill(SIGKILL); }
+
+ private:
+  runtime::ChildProcess child_;
+  LocalBackend* backend_;
+  bool tty_;
+};
+
+// Runs commands here; a "tty" one only records its resizes.
+class LocalBackend : public Backend {
+ public:
+  absl::StatusOr<std::unique_ptr<Process>> StartExec(const ExecRequest& request) override {
+    if (request.container_id == "gone") {
+      return absl::NotFoundError("container gone is not running");
+    }
+    runtime::SpawnOptions options;
+    options.argv = request.cmd;
+    runtime::SpawnPipes pipes;
+    auto child = runtime::Spawn(options, &pipes);
+    if (!child.ok()) return child.status();
+    {
+      absl::MutexLock lock(&mu_);
+      last_pid_ = child->pid();
+    }
+    auto process = std::make_unique<LocalProcess>(std::move(*child), this, request.tty);
+    if (request.stdin) process->in = std::move(pipes.in);
+    if (request.stdout) process->out = std::move(pipes.out);
+    if (request.stderr) process->err = std::move(pipes.err);
+    return process;
+  }
+  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string&) override {
+    return absl::UnimplementedError("no pods here");
+  }
+  pid_t last_pid() {
+    absl::MutexLock lock(&mu_);
+    return last_pid_;
+  }
+  void RecordResize(uint16_t width, uint16_t height) {
+    absl::MutexLock lock(&mu_);
+    resizes_.emplace_back(width, height);
+  }
+  std::vector<std::pair<uint16_t, uint16_t>> resizes() {
+    absl::MutexLock lock(&mu_);
+    return resizes_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  pid_t last_pid_ = 0;
+  std::vector<std::pair<uint16_t, uint16_t>> resizes_;
+};
+
+absl::Status LocalProcess::Resize(uint16_t width, uint16_t height) {
+  if (!tty_) return absl::FailedPreconditionError("no tty");
+  backend_->RecordResize(width, height);
+  return absl::OkStatus();
+}
+
+bool WaitGone(pid_t pid, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
+// What the server sent until it closed the connection.
+struct Transcript {
+  std::map<uint32_t, std::string> data;  // by stream
+  std::set<uint32_t> fins;               // streams the server ended
+  std::set<uint32_t> replies;            // streams the server accepted (SYN_REPLY)
+  std::vector<uint32_t> pings;
+  std::optional<uint32_t> goaway;   // its status
+  std::vector<std::string> events;  // "fin 3", "data 1", "goaway": the order of the ends
+  bool closed = false;              // end of file (else: an error or the timeout)
+  std::string error;                // a frame that did not decode
+};
+
+// The client side of a SPDY exec: the HTTP upgrade, then frames.
+class SpdyClient {
+ public:
+  // Connects to `url` (http://127.0.0.1:PORT/exec/TOKEN) and sends the
+  // upgrade request with one X-Stream-Protocol-Version header per protocol;
+  // the HTTP status (0: no answer). `head` holds the response's head.
+  int Connect(const std::string& url, const std::vector<std::string>& protocols,
+              const std::string& method = "POST",
+              const std::string& upgrade_headers = "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n") {
+    std::string headers;
+    for (const std::string& p : protocols)
+      absl::StrAppend(&headers, "X-Stream-Protocol-Version: ", p, "\r\n");
+    return ConnectRaw(url, method, upgrade_headers + headers);
+  }
+
+  int ConnectRaw(const std::string& url, const std::string& method, const std::string& headers) {
+    // http://HOST:PORT/TARGET
+    std::string rest = url.substr(7);
+    const size_t slash = rest.find('/');
+    const std::string hostport = rest.substr(0, slash);
+    const std::string target = rest.substr(slash);
+    const size_t colon = hostport.rfind(':');
+    int port = 0;
+    if (!absl::SimpleAtoi(hostport.substr(colon + 1), &port)) return 0;
+    fd_ = runtime::UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, hostport.substr(0, colon).c_str(), &addr.sin_addr);
+    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 0;
+    SendRaw(absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: ", hostport, "\r\n", headers,
+                         "Content-Length: 0\r\n\r\n"));
+    std::string in;
+    size_t end;
+    while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+      std::string more = Recv();
+      if (more.empty()) break;
+      in += more;
+    }
+    if (end == std::string::npos) return 0;
+    head = in.substr(0, end + 2);
+    body = in.substr(end + 4);
+    decoder_.Feed(body);
+    int status = 0;
+    std::vector<std::string> first = absl::StrSplit(head.substr(0, head.find("\r\n")), ' ');
+    if (first.size() < 2 || !absl::SimpleAtoi(first[1], &status)) return 0;
+    return status;
+  }
+
+  // The values of a response header, in order.
+  std::vector<std::string> Header(const std::string& name) const {
+    std::vector<std::string> values;
+    for (absl::string_view line : absl::StrSplit(head, "\r\n")) {
+      if (line.size() > name.size() && line[name.size()] == ':' &&
+          absl::EqualsIgnoreCase(line.substr(0, name.size()), name)) {
+        values.emplace_back(absl::StripAsciiWhitespace(line.substr(name.size() + 1)));
+      }
+    }
+    return values;
+  }
+
+  // Opens stream `id` of kind `type` (streamType, as client-go names it;
+  // spdystream lowercases it on the wire).
+  void Open(uint32_t id, const std::string& type, bool fin = false) {
+    std::string out;
+    ASSERT_TRUE(
+        encoder_.SynStream(id, 0, 0, fin ? spdy::kFlagFin : 0, {{"streamType", type}}, out).ok());
+    SendRaw(out);
+  }
+  void Data(uint32_t id, const std::string& data, bool fin = false) {
+    std::string out;
+    ASSERT_TRUE(encoder_.Data(id, data, fin, out).ok());
+    SendRaw(out);
+  }
+  void Ping(uint32_t id) {
+    std::string out;
+    ASSERT_TRUE(encoder_.Ping(id, out).ok());
+    SendRaw(out);
+  }
+  void SendRaw(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      done += static_cast<size_t>(n);
+    }
+  }
+
+  // The next frame; nullopt at the end of the connection (closed_ set), an
+  // error or `timeout`.
+  std::optional<spdy::Frame> Next(absl::Duration timeout = absl::Seconds(20)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      auto next = decoder_.Next();
+      if (!next.ok()) {
+        error = std::string(next.status().message());
+        return std::nullopt;
+      }
+      if (next->has_value()) return std::move(**next);
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return std::nullopt;
+      pollfd p{fd_.get(), POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
+      std::string more = Recv();
+      if (more.empty()) {
+        closed = true;
+        return std::nullopt;
+      }
+      decoder_.Feed(more);
+    }
+  }
+
+  // Everything until the server closes the connection.
+  Transcript ReadAll(absl::Duration timeout = absl::Seconds(30)) {
+    Transcript t;
+    const absl::Time deadline = absl::Now() + timeout;
+    while (auto f = Next(deadline - absl::Now())) {
+      switch (f->type) {
+        case spdy::FrameType::kSynReply:
+          t.replies.insert(f->stream_id);
+          break;
+        case spdy::FrameType::kData:
+          t.data[f->stream_id] += f->data;
+          if (!f->data.empty()) t.events.push_back(absl::StrCat("data ", f->stream_id));
+          if (f->fin()) {
+            t.fins.insert(f->stream_id);
+            t.events.push_back(absl::StrCat("fin ", f->stream_id));
+          }
+          break;
+        case spdy::FrameType::kPing:
+          t.pings.push_back(f->ping_id);
+          break;
+        case spdy::FrameType::kGoAway:
+          t.goaway = f->status;
+          t.events.emplace_back("goaway");
+          break;
+        default:
+          break;
+      }
+    }
+    t.closed = closed;
+    t.error = error;
+    return t;
+  }
+
+  void Drop() { fd_.Reset(); }
+
+  std::string head, body, error;
+  bool closed = false;
+
+ private:
+  std::string Recv() {
+    char buf[65536];
+    ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+    if (n <= 0) return "";
+    return std::string(buf, static_cast<size_t>(n));
+  }
+
+  runtime::UniqueFd fd_;
+  spdy::Encoder encoder_;
+  spdy::Decoder decoder_;
+};
+
+const std::vector<std::string> kClientGoProtocols = {"v5.channel.k8s.io", "v4.channel.k8s.io",
+                                                     "v3.channel.k8s.io", "v2.channel.k8s.io",
+                                                     "channel.k8s.io"};
+
+class SpdyExecTest : public ::testing::Test {
+ protected:
+  void StartServer(const ServerOptions& options = {}) {
+    server_.reset();
+    auto s = Server::Start(options, &backend_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+  void SetUp() override { StartServer(); }
+  std::string ExecUrl(std::vector<std::string> cmd, bool stdin = false, bool stdout = true,
+                      bool stderr = true, bool tty = false, std::string container = "c1") {
+    return server_->UrlFor(
+        ExecRequest{std::move(container), std::move(cmd), tty, stdin, stdout, stderr});
+  }
+  pid_t WaitStarted() {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (backend_.last_pid() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return backend_.last_pid();
+  }
+  void ExpectNoConnections() {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (server_->active_connections() != 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_EQ(server_->active_connections(), 0);
+  }
+
+  LocalBackend backend_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST(SpdyUpgradeTest, NegotiatesInTheClientsOrder) {
+  const std::vector<std::string> conn = {"Upgrade"}, up = {"SPDY/3.1"};
+  SpdyUpgrade u = CheckSpdyExecUpgrade(conn, up, kClientGoProtocols);
+  EXPECT_EQ(u.status, 101);
+  EXPECT_EQ(u.protocol, "v4.channel.k8s.io");
+  EXPECT_EQ(u.version, 4);
+  u = CheckSpdyExecUpgrade(conn, up, {"v5.channel.k8s.io, v2.channel.k8s.io", "v4.channel.k8s.io"});
+  EXPECT_EQ(u.protocol, "v2.channel.k8s.io");
+  EXPECT_EQ(u.version, 2);
+  u = CheckSpdyExecUpgrade({"keep-alive, UPGRADE"}, {"spdy/3.1"}, {"channel.k8s.io"});
+  EXPECT_EQ(u.status, 101);
+  EXPECT_EQ(u.version, 1);
+}
+
+TEST(SpdyUpgradeTest, RefusesAsTheKubeletDoes) {
+  const std::vector<std::string> conn = {"Upgrade"}, up = {"SPDY/3.1"};
+  SpdyUpgrade u = CheckSpdyExecUpgrade(conn, up, {});
+  EXPECT_EQ(u.status, 400);
+  EXPECT_EQ(u.message, "unable to upgrade: X-Stream-Protocol-Version is required");
+  EXPECT_EQ(CheckSpdyExecUpgrade(conn, up, {" , "}).status, 400);
+  u = CheckSpdyExecUpgrade(conn, up, {"v5.channel.k8s.io", "chat"});
+  EXPECT_EQ(u.status, 403);
+  EXPECT_EQ(u.message,
+            "unable to upgrade: unable to negotiate protocol: client supports "
+            "[v5.channel.k8s.io chat], server accepts [v4.channel.k8s.io v3.channel.k8s.io "
+            "v2.channel.k8s.io channel.k8s.io]");
+  EXPECT_THAT(u.accepted, ElementsAre("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
+                                      "channel.k8s.io"));
+  u = CheckSpdyExecUpgrade({"keep-alive"}, up, {"v4.channel.k8s.io"});
+  EXPECT_EQ(u.status, 400);
+  EXPECT_THAT(u.message, HasSubstr("missing upgrade headers"));
+  EXPECT_EQ(CheckSpdyExecUpgrade(conn, {"SPDY/3"}, {"v4.channel.k8s.io"}).status, 400);
+  EXPECT_EQ(CheckSpdyExecUpgrade(conn, {"websocket"}, {"v4.channel.k8s.io"}).status, 400);
+}
+
+TEST_F(SpdyExecTest, StreamsStdoutAndStderrAndReportsSuccess) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"sh", "-c", "echo out; echo err >&2"}), kClientGoProtocols), 101)
+      << c.head;
+  EXPECT_THAT(c.Header("X-Stream-Protocol-Version"), ElementsAre("v4.channel.k8s.io"));
+  EXPECT_THAT(c.Header("Upgrade"), ElementsAre("SPDY/3.1"));
+  EXPECT_THAT(c.Header("Connection"), ElementsAre("Upgrade"));
+  // client-go's order: error, (stdin), stdout, stderr.
+  c.Open(1, "error");
+  c.Open(3, "stdout");
+  c.Open(5, "stderr");
+  Transcript t = c.ReadAll();
+  EXPECT_THAT(t.replies, ElementsAre(1, 3, 5));
+  EXPECT_EQ(t.data[3], "out\n");
+  EXPECT_EQ(t.data[5], "err\n");
+  EXPECT_EQ(t.data[1], R"({"metadata":{},"status":"Success"})");
+  EXPECT_THAT(t.fins, ElementsAre(1, 3, 5));
+  // stdout and stderr end before the status comes, then GOAWAY and the close.
+  ASSERT_GE(t.events.size(), 5u);
+  EXPECT_THAT(std::vector<std::string>(t.events.end() - 5, t.events.end()),
+              ElementsAre("fin 3", "fin 5", "data 1", "fin 1", "goaway"));
+  EXPECT_EQ(t.goaway, spdy::kGoAwayOk);
+  EXPECT_TRUE(t.closed);
+  EXPECT_EQ(t.error, "");
+  c.Drop();  // the server waits a little for the client's close
+  ExpectNoConnections();
+}
+
+TEST_F(SpdyExecTest, GetWorksToo) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"echo", "hi"}, false, true, false), {"v4.channel.k8s.io"}, "GET"),
+            101);
+  c.Open(1, "error");
+  c.Open(3, "stdout");
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.data[3], "hi\n");
+  EXPECT_TRUE(t.closed);
+}
+
+TEST_F(SpdyExecTest, ANonZeroExitIsAnExitCodeCause) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"sh", "-c", "exit 3"}), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdout");
+  c.Open(5, "stderr");
+  Transcript t = c.ReadAll();
+  auto status = nlohmann::json::parse(t.data[1]);
+  EXPECT_EQ(status["status"], "Failure");
+  EXPECT_EQ(status["reason"], "NonZeroExitCode");
+  EXPECT_EQ(status["details"]["causes"][0]["reason"], "ExitCode");
+  EXPECT_EQ(status["details"]["causes"][0]["message"], "3");
+}
+
+TEST_F(SpdyExecTest, StdinReachesTheCommandAndItsFinEndsIt) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"cat"}, /*stdin=*/true), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdin");
+  c.Open(5, "stdout");
+  c.Open(7, "stderr");
+  c.Data(3, "hello ");
+  c.Data(3, "world", /*fin=*/true);
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.data[5], "hello world");
+  EXPECT_EQ(nlohmann::json::parse(t.data[1])["status"], "Success");
+}
+
+TEST_F(SpdyExecTest, AStdinOpenedWithFinIsEmpty) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"cat"}, true), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdin", /*fin=*/true);
+  c.Open(5, "stdout");
+  c.Open(7, "stderr");
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.data[5], "");
+  EXPECT_EQ(nlohmann::json::parse(t.data[1])["status"], "Success");
+}
+
+TEST_F(SpdyExecTest, StdinSentBeforeTheLastStreamIsKept) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"cat"}, true), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdin");
+  c.Data(3, "early", /*fin=*/true);
+  c.Open(5, "stdout");
+  c.Open(7, "stderr");
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.data[5], "early");
+}
+
+TEST_F(SpdyExecTest, ResizesReachTheTerminal) {
+  SpdyClient c;
+  ASSERT_EQ(
+      c.Connect(ExecUrl({"sleep", "100"}, true, true, false, /*tty=*/true), kClientGoProtocols),
+      101);
+  c.Open(1, "error");
+  c.Open(3, "stdin");
+  c.Open(5, "stdout");
+  c.Open(7, "resize");
+  // Objects split across frames and several in one.
+  c.Data(7, R"({"Width":80,)");
+  c.Data(7, "\"Height\":24}\n{\"Width\":100,\"Height\":50}\n{\"Width\"");
+  c.Data(7, ":120,\"Height\":40}\n");
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (backend_.resizes().size() < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_THAT(backend_.resizes(), ElementsAre(std::make_pair(80, 24), std::make_pair(100, 50),
+                                              std::make_pair(120, 40)));
+  pid_t pid = backend_.last_pid();
+  c.Drop();
+  EXPECT_TRUE(WaitGone(pid, absl::Seconds(10)));
+}
+
+TEST_F(SpdyExecTest, OldVersionsWriteNoStatusOnSuccessAndTextOnFailure) {
+  for (const char* version : {"v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"}) {
+    {
+      SpdyClient c;
+      ASSERT_EQ(c.Connect(ExecUrl({"true"}), {version}), 101);
+      EXPECT_THAT(c.Header("X-Stream-Protocol-Version"), ElementsAre(version));
+      c.Open(1, "error");
+      c.Open(3, "stdout");
+      c.Open(5, "stderr");
+      Transcript t = c.ReadAll();
+      EXPECT_EQ(t.data[1], "") << version;
+      EXPECT_TRUE(t.fins.count(1)) << version;
+    }
+    {
+      SpdyClient c;
+      ASSERT_EQ(c.Connect(ExecUrl({"sh", "-c", "exit 4"}), {version}), 101);
+      c.Open(1, "error");
+      c.Open(3, "stdout");
+      c.Open(5, "stderr");
+      Transcript t = c.ReadAll();
+      EXPECT_EQ(t.data[1], "command terminated with non-zero exit code: exit status 4") << version;
+    }
+  }
+}
+
+TEST_F(SpdyExecTest, AContainerGoneIsReportedOnTheErrorStream) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"true"}, false, true, true, false, "gone"), kClientGoProtocols),
+            101);
+  c.Open(1, "error");
+  c.Open(3, "stdout");
+  c.Open(5, "stderr");
+  Transcript t = c.ReadAll();
+  auto status = nlohmann::json::parse(t.data[1]);
+  EXPECT_EQ(status["status"], "Failure");
+  EXPECT_EQ(status["reason"], "InternalError");
+  EXPECT_THAT(status["message"].get<std::string>(), HasSubstr("not running"));
+  EXPECT_THAT(t.fins, ElementsAre(1, 3, 5));
+}
+
+TEST_F(SpdyExecTest, UnknownStreamsAreAcceptedButNotCounted) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"echo", "x"}), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "bogus");
+  c.Open(5, "stdin");  // not asked for
+  c.Open(7, "stdout");
+  c.Open(9, "stderr");
+  Transcript t = c.ReadAll();
+  EXPECT_THAT(t.replies, ElementsAre(1, 3, 5, 7, 9));
+  EXPECT_EQ(t.data[7], "x\n");
+  EXPECT_EQ(nlohmann::json::parse(t.data[1])["status"], "Success");
+}
+
+TEST_F(SpdyExecTest, PingsAreEchoed) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"true"}), kClientGoProtocols), 101);
+  c.Ping(1);
+  auto f = c.Next();
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->type, spdy::FrameType::kPing);
+  EXPECT_EQ(f->ping_id, 1u);
+}
+
+TEST_F(SpdyExecTest, LargeOutputArrivesWholeWithoutWindowUpdates) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"head", "-c", "5000000", "/dev/zero"}), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdout");
+  c.Open(5, "stderr");
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.data[3].size(), 5000000u);
+  EXPECT_EQ(nlohmann::json::parse(t.data[1])["status"], "Success");
+}
+
+TEST_F(SpdyExecTest, WithoutAProtocolVersionIs400) {
+  SpdyClient c;
+  EXPECT_EQ(c.Connect(ExecUrl({"true"}), {}), 400);
+  EXPECT_THAT(c.body, HasSubstr("X-Stream-Protocol-Version is required"));
+  SpdyClient no_upgrade;
+  EXPECT_EQ(no_upgrade.Connect(ExecUrl({"true"}), {"v4.channel.k8s.io"}, "POST",
+                               "Connection: keep-alive\r\nUpgrade: SPDY/3.1\r\n"),
+            400);
+  EXPECT_THAT(no_upgrade.body, HasSubstr("missing upgrade headers"));
+  EXPECT_EQ(backend_.last_pid(), 0);
+}
+
+TEST_F(SpdyExecTest, AnUnsupportedVersionIs403AndTheTokenStaysGood) {
+  const std::string url = ExecUrl({"true"});
+  SpdyClient c;
+  EXPECT_EQ(c.Connect(url, {"v5.channel.k8s.io"}), 403);
+  EXPECT_THAT(
+      c.Header("X-Accepted-Stream-Protocol-Versions"),
+      ElementsAre("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"));
+  EXPECT_THAT(c.body, HasSubstr("unable to negotiate protocol"));
+  SpdyClient again;
+  ASSERT_EQ(again.Connect(url, kClientGoProtocols), 101);
+  again.Open(1, "error");
+  again.Open(3, "stdout");
+  again.Open(5, "stderr");
+  EXPECT_TRUE(again.ReadAll().closed);
+}
+
+TEST_F(SpdyExecTest, ATokenIsGoodOnce) {
+  const std::string url = ExecUrl({"true"});
+  {
+    SpdyClient c;
+    ASSERT_EQ(c.Connect(url, kClientGoProtocols), 101);
+    c.Open(1, "error");
+    c.Open(3, "stdout");
+    c.Open(5, "stderr");
+    c.ReadAll();
+  }
+  SpdyClient again;
+  EXPECT_EQ(again.Connect(url, kClientGoProtocols), 404);
+  // Attach and port-forward are not there over SPDY.
+  SpdyClient attach;
+  EXPECT_EQ(attach.Connect(server_->UrlFor(AttachRequest{"c1", false, true, true, false}),
+                           kClientGoProtocols),
+            501);
+}
+
+TEST_F(SpdyExecTest, AMalformedFrameEndsTheSessionAndTheCommand) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"sleep", "100"}, true), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdin");
+  c.Open(5, "stdout");
+  c.Open(7, "stderr");
+  pid_t pid = WaitStarted();
+  ASSERT_GT(pid, 0);
+  // A control frame of SPDY version 2.
+  c.SendRaw(std::string("\x80\x02\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01", 12));
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.goaway, spdy::kGoAwayProtocolError);
+  EXPECT_TRUE(t.closed);
+  EXPECT_TRUE(WaitGone(pid, absl::Seconds(10)));
+  ExpectNoConnections();
+}
+
+TEST_F(SpdyExecTest, AClientThatVanishesTakesTheCommandWithIt) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"sleep", "100"}, true), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdin");
+  c.Open(5, "stdout");
+  c.Open(7, "stderr");
+  pid_t pid = WaitStarted();
+  ASSERT_GT(pid, 0);
+  c.Drop();
+  EXPECT_TRUE(WaitGone(pid, absl::Seconds(10)));
+  ExpectNoConnections();
+}
+
+TEST_F(SpdyExecTest, StreamsNeverAllOpenedDropTheConnection) {
+  ServerOptions options;
+  options.stream_creation_timeout = absl::Milliseconds(300);
+  StartServer(options);
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"true"}), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdout");  // stderr never comes
+  const absl::Time start = absl::Now();
+  Transcript t = c.ReadAll(absl::Seconds(10));
+  EXPECT_TRUE(t.closed);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_THAT(t.replies, ElementsAre(1, 3));
+  EXPECT_TRUE(t.data.empty());
+  EXPECT_EQ(backend_.last_pid(), 0);  // nothing ran
+  ExpectNoConnections();
+}
+
+TEST_F(SpdyExecTest, AnIdleConnectionIsClosedAndItsCommandKilled) {
+  ServerOptions options;
+  options.idle_timeout = absl::Milliseconds(300);
+  StartServer(options);
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"sleep", "100"}), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdout");
+  c.Open(5, "stderr");
+  Transcript t = c.ReadAll();
+  EXPECT_TRUE(t.closed);
+  EXPECT_EQ(t.goaway, spdy::kGoAwayOk);
+  pid_t pid = backend_.last_pid();
+  ASSERT_GT(pid, 0);
+  EXPECT_TRUE(WaitGone(pid, absl::Seconds(10)));
+}
+
+TEST_F(SpdyExecTest, TheServerGoesWithSessionsRunning) {
+  SpdyClient c;
+  ASSERT_EQ(c.Connect(ExecUrl({"sleep", "100"}, true), kClientGoProtocols), 101);
+  c.Open(1, "error");
+  c.Open(3, "stdin");
+  c.Open(5, "stdout");
+  c.Open(7, "stderr");
+  c.Data(3, std::string(200000, 'x'));  // more than the pipe takes: a write stays pending
+  pid_t pid = WaitStarted();
+  ASSERT_GT(pid, 0);
+  absl::SleepFor(absl::Milliseconds(50));
+  server_.reset();
+  EXPECT_TRUE(WaitGone(pid, absl::Seconds(10)));
+}
+
+}  // namespace
+}  // namespace podshim::streaming
