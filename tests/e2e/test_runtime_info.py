@@ -98,7 +98,6 @@ def test_runtime_config_reports_cgroupfs(client):
 
 
 @pytest.mark.parametrize("service,method,request_type", [
-    ("runtime", "Exec", "ExecRequest"),
     ("runtime", "Attach", "AttachRequest"),
     ("runtime", "PortForward", "PortForwardRequest"),
     ("runtime", "CheckpointContainer", "CheckpointContainerRequest"),

@@ -7,17 +7,20 @@ One podshimd serves the module, with one host-network pod and one running contai
 signal, a terminal with resize, that an exec runs exactly as ExecSync does (same user,
 capabilities, no_new_privs, seccomp, namespaces), 100 MiB of output with podshimd's memory
 bounded, a client that vanishes taking its command with it, single-use tokens (404 on reuse and
-after expiry), Exec's request checks, and malformed HTTP/WebSocket input that closes only its own
-connection.
+after expiry), Exec's request checks, and malformed HTTP, WebSocket and SPDY input that closes
+only its own connection. Exec over SPDY with a real client is tests/crictl/test_streaming.sh's
+and critest's.
 """
 
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import grpc
@@ -484,3 +487,63 @@ def test_an_older_protocol_and_base64_work_too(env):
     assert r.exit_code == 2
     r = streams.exec_url(env.exec_url(["sh", "-c", "exit 5"]), protocol="channel.k8s.io")
     assert "exit status 5" in r.error
+
+
+# --- malformed SPDY -----------------------------------------------------------------------------
+
+def spdy_control(kind, payload, flags=0, version=3):
+    return (struct.pack(">HH", 0x8000 | version, kind) + bytes([flags])
+            + len(payload).to_bytes(3, "big") + payload)
+
+
+SPDY_CASES = [
+    ("not a frame at all", b"GET / HTTP/1.1\r\n\r\n"),
+    ("control frame of SPDY version 2", spdy_control(6, struct.pack(">I", 1), version=2)),
+    ("PING of the wrong length", spdy_control(6, b"\x00\x00\x01")),
+    ("RST_STREAM of the wrong length", spdy_control(3, struct.pack(">I", 1))),
+    ("SETTINGS whose count overruns it", spdy_control(4, struct.pack(">III", 5, 1, 1))),
+    ("SYN_STREAM on stream 0", spdy_control(1, struct.pack(">IIH", 0, 0, 0)
+                                             + zlib.compress(b"\x00\x00\x00\x00"))),
+    ("SYN_STREAM whose header block is not zlib",
+     spdy_control(1, struct.pack(">IIH", 1, 0, 0) + b"not zlib at all")),
+    ("SYN_STREAM with a header-block bomb (16 MiB of zeros)",
+     spdy_control(1, struct.pack(">IIH", 1, 0, 0) + zlib.compress(b"\x00" * (16 * MiB)))),
+    ("DATA frame longer than the limit",
+     struct.pack(">II", 1, 16 * MiB - 1) + b"x" * 1024),
+    ("control frame longer than the limit", spdy_control(1, b"\x00" * (1 << 20))),
+]
+
+
+@pytest.mark.parametrize("name,data", SPDY_CASES, ids=[c[0] for c in SPDY_CASES])
+def test_a_malformed_spdy_frame_ends_that_connection_only(env, name, data):
+    t = target(env, ["true"])
+    req = (b"POST " + t + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+           b"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
+           b"Content-Length: 0\r\n\r\n")
+    host, port = env.exec_url(["true"]).split("/")[2].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(req)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        assert status_of(got) == 101, got
+        assert b"X-Stream-Protocol-Version: v4.channel.k8s.io" in got
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        rest = got.split(b"\r\n\r\n", 1)[1]
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        except ConnectionResetError:
+            pass
+    # GOAWAY (control, version 3, type 7) with status PROTOCOL_ERROR (1), then the close.
+    at = rest.find(b"\x80\x03\x00\x07")
+    assert at >= 0, rest[:100]
+    assert struct.unpack(">I", rest[at + 12:at + 16])[0] == 1, rest[at:at + 16]
+    assert env.d.proc.poll() is None
+    assert env.c.exec(env.cid, ["echo", "-n", "alive"]).stdout == b"alive"
