@@ -50,7 +50,7 @@ constexpr size_t kChunk = size_t{32} << 10;
 // that waits this long (a process it started still holds the pipe) ends it.
 constexpr auto kDrainGrace = std::chrono::seconds(1);
 // How long a close waits for the client's close frame.
-constexpr auto kCloseWait = std::chrono::seconds(2);
+constexpr auto kCloseWait = std::chrono::seconds(10);
 // How long a shutdown waits for the connections it ended to go.
 constexpr auto kShutdownWait = std::chrono::seconds(5);
 
@@ -448,6 +448,12 @@ void ExecSession::Run(const http::request<http::empty_body>& req) {
 
 void ExecSession::OnAccepted(const error_code& ec) {
   if (ec) return;  // the handshake failed: the connection is gone
+  // From now on no Beast timeout (see Close): idleness is ArmIdle's.
+  websocket::stream_base::timeout timeouts{};
+  timeouts.handshake_timeout = websocket::stream_base::none();
+  timeouts.idle_timeout = websocket::stream_base::none();
+  timeouts.keep_alive_pings = false;
+  ws_.set_option(timeouts);
   Touch();
   ArmIdle();
   auto process = server_->backend()->StartExec(request_);
@@ -629,14 +635,16 @@ void ExecSession::MaybeConclude() {
 void ExecSession::Close(websocket::close_code code) {
   if (closed_) return;
   closed_ = true;
-  idle_.cancel();
   // The kubelet closes the connection right after its close frame; this
-  // waits a little for the client's (a clean close), then closes anyway.
-  websocket::stream_base::timeout timeouts{};
-  timeouts.handshake_timeout = kCloseWait;
-  timeouts.idle_timeout = websocket::stream_base::none();
-  timeouts.keep_alive_pings = false;
-  ws_.set_option(timeouts);
+  // waits a while for the client's (a clean close: a slow reader may still
+  // have output to read before it), then closes anyway. The wait is a timer
+  // of ours, not Beast's close timeout: a read suspended behind the close
+  // must end as aborted, which Beast 1.74 asserts (read.hpp) and a timeout
+  // is not.
+  idle_.expires_after(kCloseWait);
+  idle_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (!ec) self->Abort();
+  });
   ws_.async_close(code, [self = shared_from_this()](const error_code&) { self->Abort(); });
 }
 
