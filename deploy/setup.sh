@@ -43,6 +43,7 @@ BUILD_PKGS=(
   libabsl-dev libspdlog-dev libfmt-dev libtoml11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev libarchive-dev libzstd-dev zlib1g-dev
+  libboost-dev # Boost.Beast (HTTP, WebSocket) and Asio: the streaming server
   libseccomp-dev libcap-dev libmnl-dev libnftables-dev libyaml-cpp-dev
 )
 # What the run command's demo needs besides the build: the demo image is
