@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "runtime/spawn.h"
+#include "streaming/local_backend_test.h"
 
 namespace podshim::streaming {
 namespace {
@@ -30,60 +31,9 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
+using ::podshim::streaming::testing::LocalBackend;
+using ::podshim::streaming::testing::WaitGone;
 using ::testing::HasSubstr;
-
-class LocalProcess : public Process {
- public:
-  explicit LocalProcess(runtime::ChildProcess child) : child_(std::move(child)) {}
-  ~LocalProcess() override = default;
-  int exit_fd() const override { return child_.pidfd(); }
-  absl::Status Resize(uint16_t, uint16_t) override {
-    return absl::FailedPreconditionError("no tty");
-  }
-  absl::StatusOr<int> Finish() override {
-    auto exit = child_.Wait();
-    if (!exit.ok()) return exit.status();
-    return exit->term_signal ? 128 + exit->term_signal : exit->exit_code;
-  }
-  void Kill() override { (void)child_.Kill(SIGKILL); }
-
- private:
-  runtime::ChildProcess child_;
-};
-
-class LocalBackend : public Backend {
- public:
-  absl::StatusOr<std::unique_ptr<Process>> StartExec(const ExecRequest& request) override {
-    if (request.container_id == "gone") {
-      return absl::NotFoundError("container gone is not running");
-    }
-    runtime::SpawnOptions options;
-    options.argv = request.cmd;
-    runtime::SpawnPipes pipes;
-    auto child = runtime::Spawn(options, &pipes);
-    if (!child.ok()) return child.status();
-    {
-      absl::MutexLock lock(&mu_);
-      last_pid_ = child->pid();
-    }
-    auto process = std::make_unique<LocalProcess>(std::move(*child));
-    if (request.stdin) process->in = std::move(pipes.in);
-    if (request.stdout) process->out = std::move(pipes.out);
-    if (request.stderr) process->err = std::move(pipes.err);
-    return process;
-  }
-  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string&) override {
-    return absl::UnimplementedError("no pods here");
-  }
-  pid_t last_pid() {
-    absl::MutexLock lock(&mu_);
-    return last_pid_;
-  }
-
- private:
-  absl::Mutex mu_;
-  pid_t last_pid_ = 0;
-};
 
 struct Url {
   std::string host, port, target;
@@ -194,15 +144,6 @@ std::string UpgradeRequest(const std::string& target, const std::string& extra =
       " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
       "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
       extra, "\r\n");
-}
-
-bool WaitGone(pid_t pid, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
 }
 
 class ServerTest : public ::testing::Test {

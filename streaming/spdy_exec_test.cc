@@ -29,95 +29,17 @@
 #include "absl/time/clock.h"
 #include "runtime/spawn.h"
 #include "runtime/unique_fd.h"
+#include "streaming/local_backend_test.h"
 #include "streaming/server.h"
 #include "streaming/spdy_frames.h"
 
 namespace podshim::streaming {
 namespace {
 
+using ::podshim::streaming::testing::LocalBackend;
+using ::podshim::streaming::testing::WaitGone;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-class LocalBackend;
-
-class LocalProcess : public Process {
- public:
-  LocalProcess(runtime::ChildProcess child, LocalBackend* backend, bool tty)
-      : child_(std::move(child)), backend_(backend), tty_(tty) {}
-  ~LocalProcess() override = default;
-  int exit_fd() const override { return child_.pidfd(); }
-  absl::Status Resize(uint16_t width, uint16_t height) override;
-  absl::StatusOr<int> Finish() override {
-    auto exit = child_.Wait();
-    if (!exit.ok()) return exit.status();
-    return exit->term_signal ? 128 + exit->term_signal : exit->exit_code;
-  }
-  void Kill() override { (void)child_.Kill(SIGKILL); }
-
- private:
-  runtime::ChildProcess child_;
-  LocalBackend* backend_;
-  bool tty_;
-};
-
-// Runs commands here; a "tty" one only records its resizes.
-class LocalBackend : public Backend {
- public:
-  absl::StatusOr<std::unique_ptr<Process>> StartExec(const ExecRequest& request) override {
-    if (request.container_id == "gone") {
-      return absl::NotFoundError("container gone is not running");
-    }
-    runtime::SpawnOptions options;
-    options.argv = request.cmd;
-    runtime::SpawnPipes pipes;
-    auto child = runtime::Spawn(options, &pipes);
-    if (!child.ok()) return child.status();
-    {
-      absl::MutexLock lock(&mu_);
-      last_pid_ = child->pid();
-    }
-    auto process = std::make_unique<LocalProcess>(std::move(*child), this, request.tty);
-    if (request.stdin) process->in = std::move(pipes.in);
-    if (request.stdout) process->out = std::move(pipes.out);
-    if (request.stderr) process->err = std::move(pipes.err);
-    return process;
-  }
-  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string&) override {
-    return absl::UnimplementedError("no pods here");
-  }
-  pid_t last_pid() {
-    absl::MutexLock lock(&mu_);
-    return last_pid_;
-  }
-  void RecordResize(uint16_t width, uint16_t height) {
-    absl::MutexLock lock(&mu_);
-    resizes_.emplace_back(width, height);
-  }
-  std::vector<std::pair<uint16_t, uint16_t>> resizes() {
-    absl::MutexLock lock(&mu_);
-    return resizes_;
-  }
-
- private:
-  absl::Mutex mu_;
-  pid_t last_pid_ = 0;
-  std::vector<std::pair<uint16_t, uint16_t>> resizes_;
-};
-
-absl::Status LocalProcess::Resize(uint16_t width, uint16_t height) {
-  if (!tty_) return absl::FailedPreconditionError("no tty");
-  backend_->RecordResize(width, height);
-  return absl::OkStatus();
-}
-
-bool WaitGone(pid_t pid, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
-}
 
 // What the server sent until it closed the connection.
 struct Transcript {
