@@ -20,6 +20,7 @@ The WebSocket side is the `websocket-client` package (PyPI), a maintained implem
 RFC 6455.
 """
 
+import base64
 import json
 from dataclasses import dataclass, field
 
@@ -97,7 +98,6 @@ class Stream:
 
     def send_message(self, channel: int, data: bytes) -> None:
         if self.base64:
-            import base64
             self.ws.send(str(channel) + base64.b64encode(data).decode())
         else:
             self.ws.send_binary(bytes([channel]) + data)
@@ -123,7 +123,6 @@ class Stream:
             if not data:
                 continue
             if self.base64:
-                import base64
                 text = data.decode() if isinstance(data, bytes) else data
                 return int(text[0]), base64.b64decode(text[1:])
             return data[0], data[1:]

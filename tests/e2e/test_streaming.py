@@ -432,6 +432,34 @@ def frame(opcode, payload, fin=True, mask=True, rsv=0):
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+def upgraded_then(env, request: bytes, data: bytes, before=None):
+    """Sends `request`, checks it is answered 101, runs `before` (if given), sends `data` and reads
+    until the server closes. Returns the response head and everything after it."""
+    host, port = env.exec_url(["true"]).split("/")[2].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        assert status_of(got) == 101, got
+        if before:
+            before()
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        head, rest = got.split(b"\r\n\r\n", 1)
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        except ConnectionResetError:
+            pass
+    return head, rest
+
+
 FRAME_CASES = [
     ("unmasked client frame", frame(2, b"\x00hi", mask=False), 1002),
     ("reserved bits set", frame(2, b"\x00hi", rsv=0x40), 1002),
@@ -449,27 +477,9 @@ def test_a_malformed_frame_closes_that_connection_only(env, name, data, code):
     marker = f"sleep {32000 + len(name)}"
     t = target(env, marker.split(), stdin=True)
     req = upgrade(t, b"Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n")
-    host, port = env.exec_url(["true"]).split("/")[2].split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(req)
-        got = b""
-        while b"\r\n\r\n" not in got:
-            got += s.recv(4096)
-        assert status_of(got) == 101, got
-        wait_for(lambda: pids_running(marker), what="the exec's command")
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        rest = got.split(b"\r\n\r\n", 1)[1]
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                rest += chunk
-        except ConnectionResetError:
-            pass
+    head, rest = upgraded_then(env, req, data,
+                               lambda: wait_for(lambda: pids_running(marker),
+                                                what="the exec's command"))
     # The server's close frame carries the code (after the opening empty message).
     close_at = rest.find(b"\x88")
     assert close_at >= 0, rest[:100]
@@ -520,27 +530,8 @@ def test_a_malformed_spdy_frame_ends_that_connection_only(env, name, data):
     req = (b"POST " + t + b" HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
            b"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"
            b"Content-Length: 0\r\n\r\n")
-    host, port = env.exec_url(["true"]).split("/")[2].split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(req)
-        got = b""
-        while b"\r\n\r\n" not in got:
-            got += s.recv(4096)
-        assert status_of(got) == 101, got
-        assert b"X-Stream-Protocol-Version: v4.channel.k8s.io" in got
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        rest = got.split(b"\r\n\r\n", 1)[1]
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                rest += chunk
-        except ConnectionResetError:
-            pass
+    head, rest = upgraded_then(env, req, data)
+    assert b"X-Stream-Protocol-Version: v4.channel.k8s.io" in head
     # GOAWAY (control, version 3, type 7) with status PROTOCOL_ERROR (1), then the close.
     at = rest.find(b"\x80\x03\x00\x07")
     assert at >= 0, rest[:100]
