@@ -20,6 +20,7 @@
 #include "runtime/spawn.h"
 #include "runtime/unique_fd.h"
 #include "streaming/backend.h"
+#include "streaming/server.h"
 
 namespace podshim::streaming::testing {
 
@@ -103,6 +104,15 @@ inline bool WaitGone(pid_t pid, absl::Duration timeout) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   return false;
+}
+
+// Waits (at most 10 s) until `server` serves no connection; whether it did.
+inline bool NoConnections(Server& server) {
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (server.active_connections() != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return server.active_connections() == 0;
 }
 
 }  // namespace podshim::streaming::testing

@@ -24,10 +24,8 @@
 //     metav1.Status; older versions: an error's text, nothing on success)
 //     with a FIN, then GOAWAY, and the connection closes.
 //
-// No flow control (spdystream, the client's side, has none: it never sends
-// WINDOW_UPDATE); the client's PINGs are echoed, its SETTINGS and
-// WINDOW_UPDATEs ignored. A malformed frame ends the session with GOAWAY
-// (PROTOCOL_ERROR); a client that goes away takes its command with it.
+// The connection's side (PINGs, no flow control, GOAWAY, the idle timeout) is
+// spdy_connection.h's; a client that goes away takes its command with it.
 #pragma once
 
 #include <memory>
@@ -42,6 +40,7 @@
 #include "streaming/requests.h"
 #include "streaming/server.h"
 #include "streaming/server_internal.h"
+#include "streaming/spdy_connection.h"
 
 namespace podshim::streaming {
 
@@ -49,25 +48,9 @@ namespace podshim::streaming {
 // (the kubelet's list).
 const std::vector<std::string>& SpdyExecProtocols();
 
-// The answer to a SPDY exec upgrade request.
-struct SpdyUpgrade {
-  // 101: go ahead. Else the HTTP status to answer with: 400 without the
-  // upgrade headers or without X-Stream-Protocol-Version, 403 when none of
-  // the client's protocols is spoken.
-  int status = 101;
-  // An error's text, as the kubelet words it.
-  std::string message;
-  // 403: one X-Accepted-Stream-Protocol-Versions header for each.
-  std::vector<std::string> accepted;
-  // 101: the protocol chosen and its version (1 for channel.k8s.io, else 2-4).
-  std::string protocol;
-  int version = 0;
-};
+using internal::SpdyUpgrade;
 
-// Checks a request's headers, each given as all its values (a header may
-// come several times): Connection must hold "upgrade", Upgrade
-// "spdy/3.1" (in any case), X-Stream-Protocol-Version name the protocols
-// the client speaks (comma separated, preferred first).
+// internal::CheckSpdyUpgrade with SpdyExecProtocols.
 SpdyUpgrade CheckSpdyExecUpgrade(const std::vector<std::string>& connection,
                                  const std::vector<std::string>& upgrade,
                                  const std::vector<std::string>& stream_protocols);
