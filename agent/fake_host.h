@@ -4,6 +4,8 @@
 // the kernel; the tests give PodRuntime a temporary state directory.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <functional>
 #include <map>
@@ -203,8 +205,8 @@ class FakeMachine final : public Machine {
     Record(absl::StrCat("StartExec ", pid, "@", start_time, ": ", absl::StrJoin(argv, " ")));
     return absl::UnimplementedError("the fake machine runs no streaming exec");
   }
-  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) override {
-    Record(absl::StrCat("SocketIn ", net_ns));
+  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns, int family) override {
+    Record(absl::StrCat("SocketIn ", net_ns, family == AF_INET6 ? " v6" : ""));
     return absl::UnimplementedError("the fake machine makes no sockets");
   }
   absl::Status ReopenLog(const std::string&, int pid, uint64_t start_time, const std::string&,
@@ -368,8 +370,8 @@ class MachineRef final : public Machine {
       const runtime::ExecStdio& stdio) override {
     return m_->StartExec(bundle, pid, start_time, argv, stdio);
   }
-  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) override {
-    return m_->SocketIn(net_ns);
+  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns, int family) override {
+    return m_->SocketIn(net_ns, family);
   }
   absl::Status ReopenLog(const std::string& bundle, int monitor_pid, uint64_t monitor_start_time,
                          const std::string& log_path, absl::Duration timeout) override {

@@ -96,8 +96,8 @@ absl::StatusOr<runtime::ExecResult> RealMachine::Exec(const std::string& bundle,
   return runtime::ExecInContainer(options_.monitor_binary, bundle, pid, start_time, argv, timeout);
 }
 
-absl::StatusOr<runtime::UniqueFd> RealMachine::SocketIn(const std::string& net_ns) {
-  return runtime::SocketInNetworkNamespace(net_ns);
+absl::StatusOr<runtime::UniqueFd> RealMachine::SocketIn(const std::string& net_ns, int family) {
+  return runtime::SocketInNetworkNamespace(net_ns, family);
 }
 
 absl::StatusOr<std::unique_ptr<runtime::ExecSession>> RealMachine::StartExec(

@@ -80,9 +80,10 @@ class Machine {
   virtual absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
       const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
       const runtime::ExecStdio& stdio) = 0;
-  // A TCP socket made in the network namespace pinned at `net_ns` (empty:
-  // the host's), for port forwarding (runtime::SocketInNetworkNamespace).
-  virtual absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) = 0;
+  // A TCP socket of `family` made in the network namespace pinned at
+  // `net_ns` (empty: the host's), for port forwarding
+  // (runtime::SocketInNetworkNamespace).
+  virtual absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns, int family) = 0;
   // Asks the monitor `monitor_pid` started at `monitor_start_time` to reopen
   // the log (runtime::ReopenContainerLog).
   virtual absl::Status ReopenLog(const std::string& bundle, int monitor_pid,
@@ -159,7 +160,7 @@ class RealMachine final : public Machine {
   absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
       const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
       const runtime::ExecStdio& stdio) override;
-  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns) override;
+  absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns, int family) override;
   absl::Status ReopenLog(const std::string& bundle, int monitor_pid, uint64_t monitor_start_time,
                          const std::string& log_path, absl::Duration timeout) override;
   absl::StatusOr<runtime::TreeUsage> MeasureTree(const std::string& path) override;

@@ -4,6 +4,7 @@
 // way undoes what was done and frees the name. The e2e tests show the same
 // on the real kernel; these show the order and the undo without one.
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -630,7 +631,7 @@ TEST_F(OrchestrationTest, PortForwardIsCheckedAndItsSocketMadeInThePodsNetwork) 
   ASSERT_TRUE(prepared.ok()) << prepared.status();
   EXPECT_EQ(prepared->pod_sandbox_id, *pod);
   EXPECT_EQ(prepared->ports, std::vector<int32_t>{80});
-  EXPECT_FALSE(rt_->PodSocket(*pod).ok());
+  EXPECT_FALSE(rt_->PodSocket(*pod, AF_INET).ok());
   const auto calls = machine_->Calls();
   EXPECT_TRUE(std::any_of(calls.begin(), calls.end(), [](const std::string& c) {
     return absl::StartsWith(c, "SocketIn /") && absl::EndsWith(c, "/netns");
@@ -643,7 +644,7 @@ TEST_F(OrchestrationTest, PortForwardIsCheckedAndItsSocketMadeInThePodsNetwork) 
   cri::StopPodSandboxRequest stop;
   stop.set_pod_sandbox_id(*pod);
   ASSERT_TRUE(rt_->StopPodSandbox(stop).ok());
-  EXPECT_EQ(rt_->PodSocket(*pod).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(rt_->PodSocket(*pod, AF_INET6).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

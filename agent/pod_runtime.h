@@ -153,9 +153,9 @@ class PodRuntime {
   // through the same helper as ExecSync (runtime::StartExecInContainer).
   absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
       const streaming::ExecRequest& req) const;
-  // A TCP socket made in the pod's network namespace (the host's for a
-  // host-network pod), not connected.
-  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id) const;
+  // A TCP socket of `family` made in the pod's network namespace (the
+  // host's for a host-network pod), not connected.
+  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id, int family) const;
 
   int cgroup_version() const { return machine_->cgroups().Version(); }
 

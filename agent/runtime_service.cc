@@ -10,6 +10,19 @@
 namespace podshim::agent {
 namespace {
 
+// The streaming server's URL for a request PodRuntime checked (Exec,
+// PortForward); UNAVAILABLE when podshimd runs without a streaming server.
+template <typename Request>
+grpc::Status StreamingUrl(streaming::Server* server, absl::StatusOr<Request> prepared,
+                          std::string* url) {
+  if (!prepared.ok()) return ToGrpcStatus(prepared.status());
+  if (server == nullptr) {
+    return ToGrpcStatus(absl::UnavailableError("this podshimd runs no streaming server"));
+  }
+  *url = server->UrlFor(std::move(*prepared));
+  return grpc::Status::OK;
+}
+
 // The CRI API version this runtime speaks. The kubelet sends its own in
 // VersionRequest.version; "0.1.0" is what CRI runtimes answer.
 constexpr char kKubeletApiVersion[] = "0.1.0";
@@ -169,13 +182,15 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::Exec(grpc::CallbackServerContext* 
                                                    const cri::ExecRequest* req,
                                                    cri::ExecResponse* resp) {
   return ServeUnaryOn(pool_, ctx, "RuntimeService/Exec", [this, req, resp] {
-    auto prepared = pods_.PrepareExec(*req);
-    if (!prepared.ok()) return ToGrpcStatus(prepared.status());
-    if (streaming_ == nullptr) {
-      return ToGrpcStatus(absl::UnavailableError("this podshimd runs no streaming server"));
-    }
-    resp->set_url(streaming_->UrlFor(std::move(*prepared)));
-    return grpc::Status::OK;
+    return StreamingUrl(streaming_, pods_.PrepareExec(*req), resp->mutable_url());
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeServiceImpl::PortForward(grpc::CallbackServerContext* ctx,
+                                                          const cri::PortForwardRequest* req,
+                                                          cri::PortForwardResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/PortForward", [this, req, resp] {
+    return StreamingUrl(streaming_, pods_.PreparePortForward(*req), resp->mutable_url());
   });
 }
 

@@ -93,21 +93,19 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
   grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* ctx,
                                      const cri::ExecSyncRequest* req,
                                      cri::ExecSyncResponse* resp) override;
-  // Exec answers a URL of the streaming server (streaming/server.h);
-  // UNAVAILABLE when podshimd runs without one.
+  // Exec and PortForward answer a URL of the streaming server
+  // (streaming/server.h); UNAVAILABLE when podshimd runs without one.
   grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* ctx, const cri::ExecRequest* req,
                                  cri::ExecResponse* resp) override;
-  // Attach (the container's own stdio) and PortForward: the streaming
-  // server has no session for them yet (issue 19); UNIMPLEMENTED.
+  grpc::ServerUnaryReactor* PortForward(grpc::CallbackServerContext* ctx,
+                                        const cri::PortForwardRequest* req,
+                                        cri::PortForwardResponse* resp) override;
+  // Attach (the container's own stdio): the streaming server has no session
+  // for it yet (issue 19); UNIMPLEMENTED.
   grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext* ctx,
                                    const cri::AttachRequest* /*req*/,
                                    cri::AttachResponse* /*resp*/) override {
     return UnaryNotImplemented(ctx, "RuntimeService/Attach");
-  }
-  grpc::ServerUnaryReactor* PortForward(grpc::CallbackServerContext* ctx,
-                                        const cri::PortForwardRequest* /*req*/,
-                                        cri::PortForwardResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/PortForward");
   }
   grpc::ServerUnaryReactor* ContainerStats(grpc::CallbackServerContext* ctx,
                                            const cri::ContainerStatsRequest* req,

@@ -33,8 +33,9 @@ absl::StatusOr<std::unique_ptr<streaming::Process>> StreamingBackend::StartExec(
   return std::make_unique<ExecProcess>(std::move(*session));
 }
 
-absl::StatusOr<runtime::UniqueFd> StreamingBackend::PodSocket(const std::string& pod_id) {
-  return pods_.PodSocket(pod_id);
+absl::StatusOr<runtime::UniqueFd> StreamingBackend::PodSocket(const std::string& pod_id,
+                                                              int family) {
+  return pods_.PodSocket(pod_id, family);
 }
 
 }  // namespace podshim::agent

@@ -16,7 +16,7 @@ class StreamingBackend final : public streaming::Backend {
   explicit StreamingBackend(const PodRuntime& pods) : pods_(pods) {}
   absl::StatusOr<std::unique_ptr<streaming::Process>> StartExec(
       const streaming::ExecRequest& request) override;
-  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id) override;
+  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id, int family) override;
 
  private:
   const PodRuntime& pods_;

@@ -88,13 +88,14 @@ absl::StatusOr<std::unique_ptr<runtime::ExecSession>> PodRuntime::StartExec(
   return machine_->StartExec(c->bundle, c->pid, c->pid_start_time, req.cmd, stdio);
 }
 
-absl::StatusOr<runtime::UniqueFd> PodRuntime::PodSocket(const std::string& pod_id) const {
+absl::StatusOr<runtime::UniqueFd> PodRuntime::PodSocket(const std::string& pod_id,
+                                                        int family) const {
   auto pod = pods_.Get(pod_id);
   if (!pod.ok()) return pod.status();
   if (pod->state != cri::SANDBOX_READY) {
     return absl::FailedPreconditionError(absl::StrCat("pod ", pod->id, " is not ready"));
   }
-  return machine_->SocketIn(pod->net_ns);  // empty for a host-network pod
+  return machine_->SocketIn(pod->net_ns, family);  // empty for a host-network pod
 }
 
 }  // namespace podshim::agent

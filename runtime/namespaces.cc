@@ -258,9 +258,13 @@ absl::StatusOr<uint64_t> NamespaceInode(const std::string& path) {
   return static_cast<uint64_t>(st.st_ino);
 }
 
-absl::StatusOr<UniqueFd> SocketInNetworkNamespace(const std::string& netns_path) {
-  auto make = [] {
-    return UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+absl::StatusOr<UniqueFd> SocketInNetworkNamespace(const std::string& netns_path, int family) {
+  if (family != AF_INET && family != AF_INET6) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket family ", family, ": AF_INET or AF_INET6"));
+  }
+  auto make = [family] {
+    return UniqueFd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   };
   if (netns_path.empty()) {
     UniqueFd fd = make();

@@ -84,11 +84,12 @@ bool IsNamespacePinned(const std::string& path);
 // number in "net:[4026531840]").
 absl::StatusOr<uint64_t> NamespaceInode(const std::string& path);
 
-// A TCP socket (non-blocking, close-on-exec, not connected) made in the
-// network namespace pinned at `netns_path` (empty: this process's), for
+// A TCP socket of `family` (AF_INET or AF_INET6; non-blocking,
+// close-on-exec, not connected) made in the network namespace pinned at
+// `netns_path` (empty: this process's), for
 // port forwarding into a pod. A thread of its own enters the namespace, so no
 // other thread's namespace changes; the socket stays in the namespace it was
 // made in.
-absl::StatusOr<UniqueFd> SocketInNetworkNamespace(const std::string& netns_path);
+absl::StatusOr<UniqueFd> SocketInNetworkNamespace(const std::string& netns_path, int family);
 
 }  // namespace podshim::runtime

@@ -493,7 +493,7 @@ TEST(SocketInNetworkNamespaceTest, TheSocketLivesInThatNamespace) {
     return err == 0;
   };
   // ...is reached from a socket made in this process's namespace (empty path)...
-  auto host = SocketInNetworkNamespace("");
+  auto host = SocketInNetworkNamespace("", AF_INET);
   ASSERT_TRUE(host.ok()) << host.status();
   EXPECT_TRUE(connects(host->get()));
   // ...and not from one made in a fresh network namespace (its loopback is down and its own).
@@ -512,12 +512,25 @@ TEST(SocketInNetworkNamespaceTest, TheSocketLivesInThatNamespace) {
     }
     ::usleep(10000);
   }
-  auto inside = SocketInNetworkNamespace(ns);
+  auto inside = SocketInNetworkNamespace(ns, AF_INET);
   ASSERT_TRUE(inside.ok()) << inside.status();
   EXPECT_FALSE(connects(inside->get()));
-  auto missing = SocketInNetworkNamespace("/nonexistent/netns");
+  auto missing = SocketInNetworkNamespace("/nonexistent/netns", AF_INET);
   EXPECT_FALSE(missing.ok());
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/netns"));
+}
+
+TEST(SocketInNetworkNamespaceTest, MakesEitherFamilyAndNothingElse) {
+  for (int family : {AF_INET, AF_INET6}) {
+    auto fd = SocketInNetworkNamespace("", family);
+    ASSERT_TRUE(fd.ok()) << fd.status();
+    int got = 0;
+    socklen_t n = sizeof got;
+    ASSERT_EQ(::getsockopt(fd->get(), SOL_SOCKET, SO_DOMAIN, &got, &n), 0);
+    EXPECT_EQ(got, family);
+  }
+  auto unix_socket = SocketInNetworkNamespace("", AF_UNIX);
+  EXPECT_EQ(unix_socket.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -41,11 +41,12 @@ class Backend {
   // Starts `request.cmd` in its container; NOT_FOUND or FAILED_PRECONDITION
   // when the container is gone or no longer running.
   virtual absl::StatusOr<std::unique_ptr<Process>> StartExec(const ExecRequest& request) = 0;
-  // A TCP socket (non-blocking, O_CLOEXEC, not yet connected) in the
-  // network namespace of pod `pod_id` (the host's for a host-network pod);
-  // the server connects it to 127.0.0.1:port. NOT_FOUND when the pod is
-  // gone or not ready.
-  virtual absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id) = 0;
+  // A TCP socket of `family` (AF_INET or AF_INET6; non-blocking, O_CLOEXEC,
+  // not yet connected) in the network namespace of pod `pod_id` (the host's
+  // for a host-network pod); the server connects it to 127.0.0.1:port, or
+  // [::1]:port when that is refused. NOT_FOUND when the pod is gone,
+  // FAILED_PRECONDITION when it is not ready.
+  virtual absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id, int family) = 0;
 };
 
 }  // namespace podshim::streaming

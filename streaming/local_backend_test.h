@@ -12,11 +12,14 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "runtime/namespaces.h"
 #include "runtime/spawn.h"
 #include "runtime/unique_fd.h"
 #include "streaming/backend.h"
@@ -68,8 +71,20 @@ class LocalBackend : public Backend {
     if (request.stderr) process->err = std::move(pipes.err);
     return process;
   }
-  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string&) override {
-    return absl::UnimplementedError("no pods here");
+  // "gone" is not found; any other pod is this test's own network
+  // namespace, so a listener of the test is the pod's.
+  absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id, int family) override {
+    if (pod_id == "gone") return absl::NotFoundError("pod sandbox gone not found");
+    {
+      absl::MutexLock lock(&mu_);
+      sockets_.push_back(family);
+    }
+    return runtime::SocketInNetworkNamespace("", family);
+  }
+  // The families of the sockets asked for, in order.
+  std::vector<int> sockets() {
+    absl::MutexLock lock(&mu_);
+    return sockets_;
   }
   pid_t last_pid() {
     absl::MutexLock lock(&mu_);
@@ -88,6 +103,7 @@ class LocalBackend : public Backend {
   absl::Mutex mu_;
   pid_t last_pid_ = 0;
   std::vector<std::pair<uint16_t, uint16_t>> resizes_;
+  std::vector<int> sockets_;
 };
 
 inline absl::Status LocalProcess::Resize(uint16_t width, uint16_t height) {
@@ -114,5 +130,22 @@ inline bool NoConnections(Server& server) {
   }
   return server.active_connections() == 0;
 }
+
+// A streaming server on a free loopback port with a LocalBackend, started
+// for each test (again with other options by StartServer).
+class ServerFixture : public ::testing::Test {
+ protected:
+  void StartServer(const ServerOptions& options = {}) {
+    server_.reset();
+    auto s = Server::Start(options, &backend_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+  }
+  void SetUp() override { StartServer(); }
+  void ExpectNoConnections() { EXPECT_TRUE(NoConnections(*server_)); }
+
+  LocalBackend backend_;
+  std::unique_ptr<Server> server_;
+};
 
 }  // namespace podshim::streaming::testing

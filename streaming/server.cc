@@ -27,6 +27,7 @@
 #include "streaming/channels.h"
 #include "streaming/server_internal.h"
 #include "streaming/spdy_exec.h"
+#include "streaming/spdy_portforward.h"
 #include "streaming/token_cache.h"
 
 namespace podshim::streaming {
@@ -112,6 +113,46 @@ class ExecSession : public internal::Session, public std::enable_shared_from_thi
 };
 
 // One HTTP connection until it is upgraded or answered.
+// A WebSocket that carries a SPDY connection (client-go's tunnel for port
+// forwarding, subprotocol SPDY/3.1+portforward.k8s.io): each binary message
+// holds the next bytes of it, however they were cut.
+class WsByteStream final : public internal::ByteStream {
+ public:
+  explicit WsByteStream(websocket::stream<beast::tcp_stream> ws) : ws_(std::move(ws)) {}
+  void ReadSome(asio::mutable_buffer buffer, Handler handler) override {
+    if (in_.size() > 0) {
+      const size_t n = asio::buffer_copy(buffer, in_.data());
+      in_.consume(n);
+      asio::post(ws_.get_executor(), [handler = std::move(handler), n] { handler({}, n); });
+      return;
+    }
+    // The session's handler holds the session, which holds this stream.
+    ws_.async_read(in_, [this, buffer, handler = std::move(handler)](const error_code& ec, size_t) {
+      if (ec) {
+        handler(ec, 0);
+        return;
+      }
+      const size_t n = asio::buffer_copy(buffer, in_.data());
+      in_.consume(n);
+      handler({}, n);
+    });
+  }
+  void Write(asio::const_buffer buffer, Handler handler) override {
+    ws_.async_write(buffer, std::move(handler));
+  }
+  // A port forwarding connection ends when the client closes it or with an
+  // abort, never with a half close.
+  void ShutdownSend() override {}
+  void Close() override {
+    error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+ private:
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer in_;
+};
+
 class HttpSession : public internal::Session, public std::enable_shared_from_this<HttpSession> {
  public:
   void Abort() override {
@@ -125,6 +166,8 @@ class HttpSession : public internal::Session, public std::enable_shared_from_thi
 
  private:
   void OnRequest(const error_code& ec);
+  void ServeTunnel(const http::request<http::empty_body>& req, const std::string& offered,
+                   absl::string_view token);
   void ServeSpdy(const http::request<http::empty_body>& req, absl::string_view verb,
                  absl::string_view token);
   void Respond(http::status status, std::string text,
@@ -344,6 +387,10 @@ void HttpSession::OnRequest(const error_code& ec) {
     if (!offered.empty()) offered += ",";
     offered.append(it->value().data(), it->value().size());
   }
+  if (parts[1] == "portforward") {
+    ServeTunnel(req, offered, parts[2]);
+    return;
+  }
   auto protocol = NegotiateChannelProtocol(offered);
   // Checked before the token is used, so a client may retry with another.
   if (!protocol.has_value()) {
@@ -370,9 +417,59 @@ void HttpSession::OnRequest(const error_code& ec) {
           absl::StrCat(parts[1], " is not implemented yet by podshim's streaming server\n"));
 }
 
+// Port forwarding over WebSocket: the SPDY connection tunnelled through it
+// (the only way client-go forwards ports over WebSocket).
+void HttpSession::ServeTunnel(const http::request<http::empty_body>& req,
+                              const std::string& offered, absl::string_view token) {
+  const std::string tunnel = "SPDY/3.1+" + SpdyPortForwardProtocols().front();
+  bool found = false;
+  for (absl::string_view name : absl::StrSplit(offered, ',')) {
+    found = found || absl::StripAsciiWhitespace(name) == tunnel;
+  }
+  // Checked before the token is used, so a client may retry with another.
+  if (!found) {
+    Respond(http::status::forbidden,
+            absl::StrCat("none of the offered WebSocket subprotocols `", offered,
+                         "` is supported for port forwarding: ", tunnel, "\n"));
+    return;
+  }
+  auto request = server_->tokens().Consume(std::string(token));
+  auto* forward = request.has_value() ? std::get_if<PortForwardRequest>(&*request) : nullptr;
+  if (forward == nullptr) {
+    Respond(http::status::not_found, "unknown, used or expired streaming token\n");
+    return;
+  }
+  stream_.expires_never();
+  auto ws = std::make_shared<websocket::stream<beast::tcp_stream>>(std::move(stream_));
+  websocket::stream_base::timeout timeouts{};
+  timeouts.handshake_timeout = ToChrono(server_->options().handshake_timeout);
+  timeouts.idle_timeout = websocket::stream_base::none();
+  timeouts.keep_alive_pings = false;
+  ws->set_option(timeouts);
+  ws->set_option(websocket::stream_base::decorator([tunnel](websocket::response_type& res) {
+    res.set(http::field::sec_websocket_protocol, tunnel);
+  }));
+  ws->read_message_max(kMaxClientMessage);
+  ws->binary(true);
+  ws->async_accept(req, [ws, server = server_, forward = std::move(*forward),
+                         slot = std::move(slot_)](const error_code& ec) mutable {
+    if (ec) return;  // the handshake failed: the connection is gone
+    // From now on no Beast timeout (see ExecSession::Close); idleness is the
+    // SPDY connection's.
+    websocket::stream_base::timeout none{};
+    none.handshake_timeout = websocket::stream_base::none();
+    none.idle_timeout = websocket::stream_base::none();
+    none.keep_alive_pings = false;
+    ws->set_option(none);
+    ServeSpdyPortForward(server->ioc(), server->options(), server->backend(),
+                         std::make_unique<WsByteStream>(std::move(*ws)), "", "", std::move(forward),
+                         std::move(slot), &server->sessions());
+  });
+}
+
 void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::string_view verb,
                             absl::string_view token) {
-  if (verb != "exec") {
+  if (verb != "exec" && verb != "portforward") {
     Respond(http::status::not_implemented,
             absl::StrCat(verb,
                          " over SPDY/3.1 is not implemented yet by podshim's streaming "
@@ -387,8 +484,10 @@ void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::st
     }
     return all;
   };
-  SpdyUpgrade upgrade = CheckSpdyExecUpgrade(values("Connection"), values("Upgrade"),
-                                             values("X-Stream-Protocol-Version"));
+  const bool exec = verb == "exec";
+  SpdyUpgrade upgrade = internal::CheckSpdyUpgrade(
+      values("Connection"), values("Upgrade"), values("X-Stream-Protocol-Version"),
+      exec ? SpdyExecProtocols() : SpdyPortForwardProtocols());
   // Checked before the token is used, so a client may retry with another.
   if (upgrade.status != 101) {
     std::vector<std::pair<std::string, std::string>> headers;
@@ -399,15 +498,24 @@ void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::st
     return;
   }
   auto request = server_->tokens().Consume(std::string(token));
-  auto* exec = request.has_value() ? std::get_if<ExecRequest>(&*request) : nullptr;
-  if (exec == nullptr) {
+  auto* exec_request = request.has_value() ? std::get_if<ExecRequest>(&*request) : nullptr;
+  auto* forward = request.has_value() ? std::get_if<PortForwardRequest>(&*request) : nullptr;
+  if (exec ? exec_request == nullptr : forward == nullptr) {
     Respond(http::status::not_found, "unknown, used or expired streaming token\n");
     return;
   }
   stream_.expires_never();
-  ServeSpdyExec(server_->ioc(), server_->options(), server_->backend(), stream_.release_socket(),
-                beast::buffers_to_string(buffer_.data()), upgrade, std::move(*exec),
-                std::move(slot_), &server_->sessions());
+  std::string received = beast::buffers_to_string(buffer_.data());
+  if (exec) {
+    ServeSpdyExec(server_->ioc(), server_->options(), server_->backend(), stream_.release_socket(),
+                  received, upgrade, std::move(*exec_request), std::move(slot_),
+                  &server_->sessions());
+  } else {
+    ServeSpdyPortForward(server_->ioc(), server_->options(), server_->backend(),
+                         internal::TcpByteStream(stream_.release_socket()),
+                         internal::SpdyUpgradeResponse(upgrade.protocol), received,
+                         std::move(*forward), std::move(slot_), &server_->sessions());
+  }
 }
 
 // --- ExecSession ---------------------------------------------------------------

@@ -147,23 +147,14 @@ std::string UpgradeRequest(const std::string& target, const std::string& extra =
       extra, "\r\n");
 }
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public testing::ServerFixture {
  protected:
-  void StartServer(const ServerOptions& options = {}) {
-    auto s = Server::Start(options, &backend_);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-  }
-  void SetUp() override { StartServer(); }
   std::string ExecUrl(std::vector<std::string> cmd, bool stdin = false, bool stdout = true,
                       bool stderr = true, std::string container = "c1") {
     return server_->UrlFor(
         ExecRequest{std::move(container), std::move(cmd), false, stdin, stdout, stderr});
   }
   std::string Target(const std::string& url) { return SplitUrl(url).target; }
-
-  LocalBackend backend_;
-  std::unique_ptr<Server> server_;
 };
 
 TEST_F(ServerTest, UrlsAreAbsoluteOnTheBoundPort) {

@@ -37,8 +37,6 @@
 namespace podshim::streaming {
 namespace {
 
-using ::podshim::streaming::testing::LocalBackend;
-using ::podshim::streaming::testing::NoConnections;
 using ::podshim::streaming::testing::SpdyClient;
 using ::podshim::streaming::testing::Transcript;
 using ::podshim::streaming::testing::WaitGone;
@@ -49,15 +47,8 @@ const std::vector<std::string> kClientGoProtocols = {"v5.channel.k8s.io", "v4.ch
                                                      "v3.channel.k8s.io", "v2.channel.k8s.io",
                                                      "channel.k8s.io"};
 
-class SpdyExecTest : public ::testing::Test {
+class SpdyExecTest : public testing::ServerFixture {
  protected:
-  void StartServer(const ServerOptions& options = {}) {
-    server_.reset();
-    auto s = Server::Start(options, &backend_);
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-  }
-  void SetUp() override { StartServer(); }
   std::string ExecUrl(std::vector<std::string> cmd, bool stdin = false, bool stdout = true,
                       bool stderr = true, bool tty = false, std::string container = "c1") {
     return server_->UrlFor(
@@ -70,10 +61,6 @@ class SpdyExecTest : public ::testing::Test {
     }
     return backend_.last_pid();
   }
-  void ExpectNoConnections() { EXPECT_TRUE(NoConnections(*server_)); }
-
-  LocalBackend backend_;
-  std::unique_ptr<Server> server_;
 };
 
 TEST(SpdyUpgradeTest, NegotiatesInTheClientsOrder) {

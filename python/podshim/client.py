@@ -81,6 +81,11 @@ class Client:
                                   stdout=stdout, stderr=(not tty) if stderr is None else stderr)
         return self.runtime.Exec(req, timeout=timeout or self.timeout).url
 
+    def port_forward_url(self, pod_sandbox_id: str, ports=(), timeout=None) -> str:
+        """The URL the CRI's PortForward answers (SPDY/3.1, or SPDY tunnelled in a WebSocket)."""
+        req = self.pb.PortForwardRequest(pod_sandbox_id=pod_sandbox_id, port=list(ports))
+        return self.runtime.PortForward(req, timeout=timeout or self.timeout).url
+
     def exec(self, container_id: str, cmd, stdin: bytes | None = None, tty: bool = False,
              timeout: float = 60.0) -> streams.ExecResult:
         """Runs `cmd` in the container through Exec and the streaming server, to the end."""

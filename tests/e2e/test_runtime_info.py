@@ -99,7 +99,6 @@ def test_runtime_config_reports_cgroupfs(client):
 
 @pytest.mark.parametrize("service,method,request_type", [
     ("runtime", "Attach", "AttachRequest"),
-    ("runtime", "PortForward", "PortForwardRequest"),
     ("runtime", "CheckpointContainer", "CheckpointContainerRequest"),
 ])
 def test_rpcs_not_built_yet_answer_unimplemented_naming_themselves(client, service, method,
