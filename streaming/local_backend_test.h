@@ -90,6 +90,10 @@ class LocalBackend : public Backend {
     absl::MutexLock lock(&mu_);
     return last_pid_;
   }
+  void Forget() {
+    absl::MutexLock lock(&mu_);
+    last_pid_ = 0;
+  }
   void RecordResize(uint16_t width, uint16_t height) {
     absl::MutexLock lock(&mu_);
     resizes_.emplace_back(width, height);

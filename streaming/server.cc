@@ -109,6 +109,7 @@ class ExecSession : public internal::Session, public std::enable_shared_from_thi
   bool concluded_ = false;  // the outcome is sent or being sent: closing
   bool closed_ = false;
   asio::steady_timer idle_;
+  internal::PeerWatch peer_;  // while a stdin write holds the client's messages back
   std::chrono::steady_clock::time_point last_activity_;
 };
 
@@ -147,6 +148,7 @@ class WsByteStream final : public internal::ByteStream {
     error_code ignored;
     beast::get_lowest_layer(ws_).socket().close(ignored);
   }
+  int NativeHandle() override { return beast::get_lowest_layer(ws_).socket().native_handle(); }
 
  private:
   websocket::stream<beast::tcp_stream> ws_;
@@ -279,6 +281,11 @@ class ServerImpl final : public Server {
   void Accept() {
     acceptor_.async_accept([this](const error_code& ec, tcp::socket socket) {
       if (!ec) {
+        // Each message and frame goes out as it is written (as Go's servers do):
+        // with Nagle's algorithm a small frame after another waits for the
+        // client's delayed ACK, 40 ms a round trip.
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         const int before = active_.fetch_add(1);
         auto session = std::make_shared<HttpSession>(this, std::move(socket),
                                                      std::make_unique<Slot>(&active_));
@@ -527,7 +534,8 @@ ExecSession::ExecSession(ServerImpl* server, beast::tcp_stream stream, ChannelPr
       protocol_(std::move(protocol)),
       request_(std::move(request)),
       slot_(std::move(slot)),
-      idle_(server->ioc()) {
+      idle_(server->ioc()),
+      peer_(server->ioc()) {
   out_.channel = kStdoutChannel;
   err_.channel = kStderrChannel;
 }
@@ -670,8 +678,14 @@ void ExecSession::OnClientMessage() {
   auto& [channel, data] = *decoded;
   if (channel == kStdinChannel && stdin_.has_value() && !data.empty()) {
     stdin_data_ = std::move(data);
+    // Not reading while the command takes its stdin, it would not see the
+    // client go: it asks the socket.
+    peer_.Start(beast::get_lowest_layer(ws_).socket().native_handle(), [self = shared_from_this()] {
+      if (!self->concluded_) self->Abort();
+    });
     asio::async_write(*stdin_, asio::buffer(stdin_data_),
                       [self = shared_from_this()](const error_code& ec, size_t) {
+                        self->peer_.Stop();
                         if (ec) self->CloseStdin();  // the command closed its stdin
                         if (!self->closed_) self->ReadClient();
                       });
@@ -762,6 +776,7 @@ void ExecSession::Abort() {
   closed_ = true;
   concluded_ = true;
   idle_.cancel();
+  peer_.Stop();
   if (process_) process_->Kill();
   error_code ignored;
   for (Pump* pump : {&out_, &err_}) {

@@ -115,6 +115,13 @@ class Client {
     beast::error_code ignored;
     ws_.next_layer().close(ignored);
   }
+  // Closes with a reset, as the kernel ends the connections of a process
+  // that died with data unread.
+  void Reset() {
+    beast::error_code ignored;
+    ws_.next_layer().set_option(asio::socket_base::linger(true, 0), ignored);
+    ws_.next_layer().close(ignored);
+  }
   const websocket::response_type& response() const { return response_; }
 
  private:
@@ -341,6 +348,36 @@ TEST_F(ServerTest, AClientThatVanishesTakesTheCommandWithIt) {
   c.Drop();
   EXPECT_TRUE(WaitGone(pid, absl::Seconds(10)));
   EXPECT_TRUE(NoConnections(*server_));
+}
+
+// While a stdin write waits for a command that does not read, the server
+// reads no more of the client; it still sees the client go: its FIN (when
+// the server's receive window lets it through) or its reset (when the
+// client sent more than that window: a FIN would wait behind the data).
+TEST_F(ServerTest, AClientThatVanishesWhileStdinIsHeldBackTakesTheCommandWithIt) {
+  for (bool reset : {false, true}) {
+    SCOPED_TRACE(reset ? "reset" : "close");
+    Client c;
+    ASSERT_FALSE(c.Connect(ExecUrl({"sleep", "100"}, true), "v5.channel.k8s.io"));
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (backend_.last_pid() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    pid_t pid = backend_.last_pid();
+    ASSERT_GT(pid, 0);
+    // More than a pipe holds: the write of stdin waits.
+    const std::string chunk = std::string(1, '\0') + std::string(64 << 10, 'x');
+    for (int i = 0; i < (reset ? 16 : 2); ++i) c.SendBinary(chunk);
+    absl::SleepFor(absl::Milliseconds(200));
+    if (reset) {
+      c.Reset();
+    } else {
+      c.Drop();
+    }
+    EXPECT_TRUE(WaitGone(pid, absl::Seconds(10)));
+    EXPECT_TRUE(NoConnections(*server_));
+    backend_.Forget();
+  }
 }
 
 TEST_F(ServerTest, AnIdleConnectionIsClosedAndItsCommandKilled) {

@@ -40,6 +40,7 @@ class TcpStream final : public ByteStream {
     error_code ignored;
     socket_.close(ignored);
   }
+  int NativeHandle() override { return socket_.native_handle(); }
 
  private:
   tcp::socket socket_;
@@ -118,7 +119,8 @@ SpdyConnection::SpdyConnection(asio::io_context& ioc, absl::Duration idle_timeou
       slot_(std::move(slot)),
       read_buf_(kReadBuffer),
       idle_(ioc),
-      close_(ioc) {}
+      close_(ioc),
+      peer_(ioc) {}
 
 void SpdyConnection::Start(std::string response, absl::string_view received) {
   Touch();
@@ -153,6 +155,11 @@ void SpdyConnection::ProcessFrames() {
   while (!closed_) {
     if (Blocked() || queued_bytes_ > kMaxQueued) {
       paused_ = true;
+      // Not reading, it would not see the client go: it asks the socket.
+      peer_.Start(stream_->NativeHandle(), [self = shared_from_this()] {
+        self->client_gone_ = true;
+        self->Abort();
+      });
       return;
     }
     auto next = decoder_.Next();
@@ -175,6 +182,7 @@ void SpdyConnection::ProcessFrames() {
 void SpdyConnection::Resume() {
   if (!paused_ || closed_ || Blocked() || queued_bytes_ > kMaxQueued) return;
   paused_ = false;
+  peer_.Stop();
   ProcessFrames();
 }
 
@@ -321,6 +329,7 @@ void SpdyConnection::Abort() {
   concluded_ = true;
   idle_.cancel();
   close_.cancel();
+  peer_.Stop();
   OnAbort();
   stream_->Close();
 }

@@ -46,6 +46,8 @@ class ByteStream {
   virtual void ShutdownSend() = 0;
   // Closes it: what is pending completes with an error.
   virtual void Close() = 0;
+  // The TCP socket underneath.
+  virtual int NativeHandle() = 0;
 };
 
 std::unique_ptr<ByteStream> TcpByteStream(boost::asio::ip::tcp::socket socket);
@@ -153,6 +155,7 @@ class SpdyConnection : public Session, public std::enable_shared_from_this<SpdyC
   bool client_gone_ = false;  // end of file or an error from the client
   boost::asio::steady_timer idle_;
   boost::asio::steady_timer close_;
+  PeerWatch peer_;  // while paused
   std::chrono::steady_clock::time_point last_activity_;
 };
 

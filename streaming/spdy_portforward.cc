@@ -243,6 +243,8 @@ void SpdyPortForwardSession::Dial(const ForwardPtr& f, int family) {
       return;
     }
     f->connected = true;
+    error_code ignored;
+    f->pod->set_option(tcp::no_delay(true), ignored);  // as the client's side (server.cc)
     self->Touch();
     f->buf.resize(kChunk);
     self->ReadPod(f);

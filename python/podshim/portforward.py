@@ -21,6 +21,7 @@ frames in are read by their length, and only DATA, RST_STREAM and GOAWAY matter.
 side is the `websocket-client` package, as in streams.py.
 """
 
+import contextlib
 import socket
 import struct
 import zlib
@@ -88,6 +89,8 @@ class Session:
             raise ValueError(f"transport {transport!r}: spdy or websocket")
         parts = urlsplit(url)
         self._sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+        # Frames go out as written, as Go's clients send them (no Nagle delay).
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.sendall(
             f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: Upgrade\r\n"
             f"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {PROTOCOL}\r\n"
@@ -118,6 +121,9 @@ class Session:
         if self._ws is not None:
             self._ws.close()
         if self._sock is not None:
+            # A send blocked in another thread wakes up (close alone would not wake it).
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
 
     # --- frames -----------------------------------------------------------------------------
@@ -149,7 +155,8 @@ class Session:
         self._control(_RST_STREAM, 0, struct.pack(">II", stream_id, status))
 
     def next_frame(self):
-        """(stream id or None for control frames, kind, flags, payload); ConnectionError at the end."""
+        """(stream id, or None for a control frame; its kind; flags; payload). ConnectionError
+        once the server has closed the connection."""
         while True:
             if len(self._buf) >= 8:
                 first, second = struct.unpack(">II", self._buf[:8])
@@ -167,9 +174,11 @@ class Session:
 
     # --- forwarding ---------------------------------------------------------------------------
 
-    def forward(self, port: int, payload: bytes = b"", end: bool = True) -> Forwarded:
+    def forward(self, port: int, payload: bytes = b"", end: bool = True,
+                sink=None) -> Forwarded:
         """Forwards one connection to `port` in the pod: sends `payload` (then ends the client's
-        side unless `end` is false) and reads until the server ended both streams."""
+        side unless `end` is false) and reads until the server ended both streams. What the pod
+        sends goes to `sink(bytes)` when given (and is not kept), else into the result."""
         error_id, data_id = self._next_stream, self._next_stream + 2
         self._next_stream += 4
         headers = {"port": port, "requestID": self._next_request}
@@ -194,7 +203,10 @@ class Session:
                     raise ConnectionError("the server sent GOAWAY")
                 continue
             if stream == data_id:
-                result.data += body
+                if sink is not None:
+                    sink(body)
+                else:
+                    result.data += body
             elif stream == error_id:
                 error += body
             if flags & _FIN and stream in (error_id, data_id):

@@ -4,12 +4,13 @@ HTTP upgrade to SPDY/3.1 and SPDY tunnelled in a WebSocket (SPDY/3.1+portforward
 
 One podshimd serves the module (test_streaming.py's fixture: a host-network pod with a running
 container), plus a pod with a network namespace of its own (loopback only: podshimd runs with
---cni=false) whose container echoes every connection on port 8080 (busybox `nc -ll -e cat`).
-What is checked: bytes both ways and each side's end, many connections on one SPDY connection, a
-mebibyte intact, the errors (a closed port, a port the request did not name, streams the kubelet
-would refuse), a host-network pod reaching the host's loopback, the RPC's request checks, the
-upgrade's, and that nothing stays open in podshimd afterwards. crictl's port-forward (client-go)
-is tests/crictl/test_streaming.sh's and critest's.
+--cni=false) whose container listens with busybox `nc -ll`: 8080 echoes every connection
+(`-e cat`), 8081 sends 100 MiB, 8082 never reads. What is checked: bytes both ways and each
+side's end, many connections on one SPDY connection, a mebibyte intact, the errors (a closed
+port, a port the request did not name, streams the kubelet would refuse), a host-network pod
+reaching the host's loopback, the RPC's request checks, the upgrade's, podshimd's memory bounded
+against a slow reader and a pod that never reads, and that nothing stays open in podshimd
+afterwards. crictl's port-forward (client-go) is tests/crictl/test_streaming.sh's and critest's.
 """
 
 import os
@@ -26,7 +27,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
-from test_streaming import env, remove_all_pods, start_container, wait_for  # noqa: E402,F401
+from test_streaming import env, rss_kib, start_container, wait_for  # noqa: E402,F401
 
 from podshim import portforward  # noqa: E402
 
@@ -40,7 +41,12 @@ def echo_pod(env):  # noqa: F811
                                                              uid=uuid.uuid4().hex))
     pod_id = env.c.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg),
                                          timeout=60).pod_sandbox_id
-    start_container(env.c, pod_id, cfg, "echo", command=("nc", "-ll", "-p", "8080", "-e", "cat"))
+    # 8080 echoes, 8081 sends 100 MiB of zeros, 8082 never reads (sleep holds the connection).
+    script = ("printf '#!/bin/sh\\nexec head -c 104857600 /dev/zero\\n' >/zeros && "
+              "printf '#!/bin/sh\\nexec sleep 100000\\n' >/deaf && chmod +x /zeros /deaf && "
+              "(nc -ll -p 8081 -e /zeros &) && (nc -ll -p 8082 -e /deaf &) && "
+              "exec nc -ll -p 8080 -e cat")
+    start_container(env.c, pod_id, cfg, "echo", command=("sh", "-c", script))
 
     def echoes():
         try:
@@ -133,11 +139,11 @@ def test_one_connection_forwards_many_and_a_mebibyte_arrives_intact(env, echo_po
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_closed_port_is_an_error_on_its_error_stream_and_the_connection_goes_on(
         env, echo_pod, transport):
-    with portforward.Session(env.c.port_forward_url(echo_pod, [8080, 8081]), transport) as s:
-        got = s.forward(8081, b"anyone?")
+    with portforward.Session(env.c.port_forward_url(echo_pod, [8080, 8083]), transport) as s:
+        got = s.forward(8083, b"anyone?")
         assert got.data == b""
-        assert got.error.startswith(f"error forwarding port 8081 to pod {echo_pod}, uid : "
-                                    "dial tcp [::1]:8081: connect:"), got.error
+        assert got.error.startswith(f"error forwarding port 8083 to pod {echo_pod}, uid : "
+                                    "dial tcp [::1]:8083: connect:"), got.error
         assert "refused" in got.error.lower()
         assert s.forward(8080, b"still here").data == b"still here"
 
@@ -241,6 +247,73 @@ def test_nothing_stays_open_in_podshimd_afterwards(env, echo_pod):
         with portforward.Session(env.c.port_forward_url(echo_pod, [8080]), transport) as s:
             for _ in range(3):
                 assert s.forward(8080, b"x").data == b"x"
-            s.forward(8081, b"")  # a failed one too
+            s.forward(8083, b"")  # a failed one too
     wait_for(lambda: open_fds(pid) <= before, timeout=10,
              what=f"podshimd's open files back to {before} (now {open_fds(pid)})")
+
+
+# --- bounds -------------------------------------------------------------------------------------
+
+ASAN = pytest.mark.skipif("ASAN_OPTIONS" in os.environ,
+                          reason="under ASan freed memory is quarantined (256 MiB by default), so "
+                                 "RSS does not show what podshimd buffers")
+
+
+@ASAN
+def test_100_mib_to_a_slow_reader_arrive_whole_with_podshimds_memory_bounded(env, echo_pod):
+    pid = env.d.proc.pid
+    before = peak = rss_kib(pid)
+    total = 0
+
+    def slowly(data):
+        nonlocal total, peak
+        total += len(data)
+        if total % (8 << 20) < len(data):
+            time.sleep(0.2)
+            peak = max(peak, rss_kib(pid))
+
+    with portforward.Session(env.c.port_forward_url(echo_pod, [8081])) as s:
+        got = s.forward(8081, b"", end=False, sink=slowly)
+    assert (total, got.error) == (100 << 20, "")
+    print(f"podshimd RSS {before} KiB before, {peak} KiB at most during 100 MiB")
+    assert peak - before < 32 * 1024, f"podshimd grew by {peak - before} KiB"
+
+
+@ASAN
+def test_a_pod_that_never_reads_holds_its_connection_back_with_podshimds_memory_bounded(
+        env, echo_pod):
+    pid = env.d.proc.pid
+    before = rss_kib(pid)
+    fds = open_fds(pid)
+    s = portforward.Session(env.c.port_forward_url(echo_pod, [8082]), timeout=60)
+    s.syn_stream(1, {"streamType": "error", "port": 8082, "requestID": 0}, fin=True)
+    s.syn_stream(3, {"streamType": "data", "port": 8082, "requestID": 0})
+    sent = [0]
+
+    def send():
+        chunk = b"z" * (32 << 10)
+        try:
+            for _ in range(2048):  # 64 MiB
+                s.data(3, chunk)
+                sent[0] += len(chunk)
+        except OSError:
+            pass  # closed below
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    # The pod's socket buffer, podshimd's 1 MiB and the two sockets' buffers fill; then the
+    # client's sends wait.
+    last = -1
+    while sent[0] != last:
+        last = sent[0]
+        time.sleep(1)
+    growth = rss_kib(pid) - before
+    print(f"{sent[0] >> 20} MiB sent before the client had to wait; podshimd grew {growth} KiB")
+    assert sent[0] < 64 << 20, "podshimd took all 64 MiB from a client while the pod read none"
+    assert growth < 32 * 1024, f"podshimd grew by {growth} KiB"
+    s.close()
+    sender.join(timeout=10)
+    # Dropping the connection frees what it held; the daemon serves on.
+    wait_for(lambda: open_fds(pid) <= fds, timeout=10, what="podshimd's open files back")
+    with portforward.Session(env.c.port_forward_url(echo_pod, [8080])) as again:
+        assert again.forward(8080, b"still serving").data == b"still serving"
