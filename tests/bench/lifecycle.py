@@ -87,6 +87,120 @@ def proc_status_kib(pid: int, key: str = "VmRSS") -> int:
     return 0
 
 
+class PeakRss:
+    """A process's RSS before a `with` block and its peak during it (KiB), sampled every 50 ms."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.before = self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._done.is_set():
+            with contextlib.suppress(OSError, ValueError):
+                self.peak = max(self.peak, proc_status_kib(self.pid))
+            self._done.wait(0.05)
+
+    def __enter__(self):
+        self.before = self.peak = proc_status_kib(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
+# ------------------------------------------------------------- paired benchmarks (exec, pf)
+def paired_parser(description: str, mib_help: str) -> argparse.ArgumentParser:
+    """The options of the streaming benchmarks that time podshimd beside containerd."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--iterations", type=int, default=200, help="round trips per row and repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--mib", type=int, default=256, help=mib_help)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--settle", type=float, default=20, metavar="S",
+                    help="before each timed repeat, wait up to S s for a quiet machine")
+    ap.add_argument("--skip-containerd", action="store_true")
+    ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--podshimd", default=os.environ.get(
+        "PODSHIMD", str(REPO / "build" / "release" / "agent" / "podshimd")))
+    return ap
+
+
+def paired_runtimes(args, stack: contextlib.ExitStack, prog: str) -> list:
+    """podshimd and (unless --skip-containerd) containerd, started on `stack`; None (and why,
+    on stderr) when this machine cannot run them."""
+    if os.geteuid() != 0:
+        print(f"{prog}: run as root", file=sys.stderr)
+        return None
+    if not args.skip_containerd and shutil.which("containerd") is None:
+        print(f"{prog}: containerd not installed (deploy/setup.sh installs it)", file=sys.stderr)
+        return None
+    signal.signal(signal.SIGTERM, interrupted)
+    print("starting podshimd ...", flush=True)
+    runtimes = [PodshimRuntime(args.podshimd, stack, True)]
+    if not args.skip_containerd:
+        print("starting a registry and containerd ...", flush=True)
+        runtimes.append(ContainerdRuntime(stack, True))
+    return runtimes
+
+
+def agent_pid(rt) -> int:
+    """podshimd's or containerd's pid."""
+    return rt.d.proc.pid if rt.name == "podshim" else rt.ctrd.proc.pid
+
+
+def run_paired(args, runtimes: list, res: dict, setup, rows: list, throughput) -> None:
+    """Times each runtime: setup(rt) gives a handle; each row (key, label, fn) is fn(handle, n)
+    -> n timings in ms (warmed up first with --warmup); throughput(handle, agent_pid, mib) -> a
+    dict with mib_per_s and the agent's RSS. --repeats times, alternating which runtime goes
+    first, after waiting for a quiet machine; fills res["runtimes"]."""
+    handles = {}
+    for rt in runtimes:
+        handles[rt.name] = setup(rt)
+        for _, _, fn in rows:
+            fn(handles[rt.name], args.warmup)
+        res["runtimes"][rt.name] = {"label": rt.label, "agent_pid": agent_pid(rt),
+                                    "throughput": [], **{key: [] for key, _, _ in rows}}
+    for rep in range(args.repeats):
+        for rt in runtimes if rep % 2 == 0 else list(reversed(runtimes)):
+            h, r = handles[rt.name], res["runtimes"][rt.name]
+            settle(args.settle)
+            for key, _, fn in rows:
+                r[key].append(summary(fn(h, args.iterations)))
+            r["throughput"].append(throughput(h, r["agent_pid"], args.mib))
+            done = ", ".join(f"{label} p50 {r[key][-1]['p50']:.2f} ms" for key, label, _ in rows)
+            print(f"{rt.label} repeat {rep + 1}: {done}, "
+                  f"{r['throughput'][-1]['mib_per_s']:.0f} MiB/s", flush=True)
+
+
+def print_paired(args, res: dict, rows: list, throughput_label: str, setting: str) -> None:
+    """The table of run_paired's numbers (p50 and p99 per repeat, MiB/s, RSS); --json."""
+    mc = res["machine"]
+    print(f"\n{mc['cpus']} cores, kernel {mc['kernel']}, {mc['date']}; {args.iterations} round "
+          f"trips per row and repeat, {args.repeats} repeats (alternated), {args.mib} MiB; "
+          f"{setting}")
+    print(f"{'runtime':<22} {'row':<30} {'p50 ms (per repeat)':<28} {'p99 ms':<22}")
+    for r in res["runtimes"].values():
+        for key, label, _ in rows:
+            p50s = " / ".join(f"{x['p50']:.2f}" for x in r[key])
+            p99s = " / ".join(f"{x['p99']:.2f}" for x in r[key])
+            print(f"{r['label']:<22} {label:<30} {p50s:<28} {p99s:<22}")
+        mibs = " / ".join(f"{x['mib_per_s']:.0f}" for x in r["throughput"])
+        rss = max(x["agent_rss_peak_kib"] - x["agent_rss_before_kib"] for x in r["throughput"])
+        print(f"{r['label']:<22} {throughput_label:<30} {mibs:<28} agent RSS +{rss} KiB at most")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+
+
+def summary(values: list[float]) -> dict:
+    """p50, p99, mean and count of a row of timings."""
+    return {"p50": percentile(values, 50), "p99": percentile(values, 99),
+            "mean": statistics.mean(values), "n": len(values)}
+
+
 def proc_pss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
