@@ -32,6 +32,9 @@ constexpr size_t kMaxToPods = size_t{1} << 20;
 constexpr size_t kMaxForwards = 256;
 // Once one way has ended, how long the other may go without data.
 constexpr auto kHalfClosedGrace = std::chrono::seconds(1);
+// A request id is a key kept while its pair waits (client-go sends a
+// counter); a longer one is refused, so 256 waiting pairs stay small.
+constexpr size_t kMaxRequestId = 64;
 
 // One forwarded connection: a pair of streams and a socket in the pod.
 struct Forward {
@@ -123,7 +126,7 @@ void SpdyPortForwardSession::OnSynStream(const spdy::Frame& frame) {
   // The kubelet's checks, which refuse the stream (RST_STREAM, CANCEL).
   int port = 0;
   if (!absl::SimpleAtoi(port_text, &port) || port < 1 || port > 65535 ||
-      (type != "data" && type != "error")) {
+      (type != "data" && type != "error") || request_id.size() > kMaxRequestId) {
     SendReset(id, spdy::kCancel);
     return;
   }

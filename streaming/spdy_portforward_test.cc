@@ -297,19 +297,20 @@ TEST_F(SpdyPortForwardTest, StreamsWithoutAValidPortOrTypeAreRefusedAsTheKubelet
   c.Open(5, "data", false, {{"port", "65536"}, {"requestID", "2"}});  // above 65535
   c.Open(7, "data", false, {{"port", "8o"}, {"requestID", "3"}});
   c.Open(9, "stdin", false, {{"port", "80"}, {"requestID", "4"}});
+  c.Open(17, "data", false, {{"port", "80"}, {"requestID", std::string(65, '7')}});
   Transcript t;
-  ASSERT_TRUE(c.ReadUntil(t, [](const Transcript& s) { return s.resets.size() == 5; })) << t.error;
-  for (uint32_t id : {1, 3, 5, 7, 9}) EXPECT_EQ(t.resets[id], spdy::kCancel) << id;
+  ASSERT_TRUE(c.ReadUntil(t, [](const Transcript& s) { return s.resets.size() == 6; })) << t.error;
+  for (uint32_t id : {1, 3, 5, 7, 9, 17}) EXPECT_EQ(t.resets[id], spdy::kCancel) << id;
   EXPECT_TRUE(t.replies.empty());
   // A second stream of a kind for one request, and a pair that disagrees on
   // its port, are refused too; the first stream stays.
-  c.Open(11, "error", true, {{"port", "80"}, {"requestID", "9"}});
-  c.Open(13, "error", true, {{"port", "80"}, {"requestID", "9"}});
-  c.Open(15, "data", false, {{"port", "81"}, {"requestID", "9"}});
-  ASSERT_TRUE(c.ReadUntil(t, [](const Transcript& s) { return s.resets.size() == 7; })) << t.error;
-  EXPECT_EQ(t.replies, (std::set<uint32_t>{11}));
-  EXPECT_EQ(t.resets[13], spdy::kProtocolError);
-  EXPECT_EQ(t.resets[15], spdy::kProtocolError);
+  c.Open(19, "error", true, {{"port", "80"}, {"requestID", "9"}});
+  c.Open(21, "error", true, {{"port", "80"}, {"requestID", "9"}});
+  c.Open(23, "data", false, {{"port", "81"}, {"requestID", "9"}});
+  ASSERT_TRUE(c.ReadUntil(t, [](const Transcript& s) { return s.resets.size() == 8; })) << t.error;
+  EXPECT_EQ(t.replies, (std::set<uint32_t>{19}));
+  EXPECT_EQ(t.resets[21], spdy::kProtocolError);
+  EXPECT_EQ(t.resets[23], spdy::kProtocolError);
   EXPECT_TRUE(backend_.sockets().empty());
 }
 
