@@ -205,6 +205,11 @@ class FakeMachine final : public Machine {
     Record(absl::StrCat("StartExec ", pid, "@", start_time, ": ", absl::StrJoin(argv, " ")));
     return absl::UnimplementedError("the fake machine runs no streaming exec");
   }
+  absl::StatusOr<std::unique_ptr<runtime::AttachSession>> Attach(
+      const std::string& bundle, const runtime::AttachStdio&) override {
+    Record(absl::StrCat("Attach ", bundle));
+    return absl::UnimplementedError("the fake machine attaches to nothing");
+  }
   absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns, int family) override {
     Record(absl::StrCat("SocketIn ", net_ns, family == AF_INET6 ? " v6" : ""));
     return absl::UnimplementedError("the fake machine makes no sockets");
@@ -369,6 +374,10 @@ class MachineRef final : public Machine {
       const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
       const runtime::ExecStdio& stdio) override {
     return m_->StartExec(bundle, pid, start_time, argv, stdio);
+  }
+  absl::StatusOr<std::unique_ptr<runtime::AttachSession>> Attach(
+      const std::string& bundle, const runtime::AttachStdio& stdio) override {
+    return m_->Attach(bundle, stdio);
   }
   absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns, int family) override {
     return m_->SocketIn(net_ns, family);

@@ -107,6 +107,11 @@ absl::StatusOr<std::unique_ptr<runtime::ExecSession>> RealMachine::StartExec(
                                        stdio);
 }
 
+absl::StatusOr<std::unique_ptr<runtime::AttachSession>> RealMachine::Attach(
+    const std::string& bundle, const runtime::AttachStdio& stdio) {
+  return runtime::AttachToContainer(bundle, stdio);
+}
+
 absl::Status RealMachine::ReopenLog(const std::string& bundle, int monitor_pid,
                                     uint64_t monitor_start_time, const std::string& log_path,
                                     absl::Duration timeout) {

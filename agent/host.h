@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "cni/client.h"
 #include "image/image_manager.h"
+#include "runtime/attach.h"
 #include "runtime/cgroups.h"
 #include "runtime/container_runner.h"
 #include "runtime/files.h"
@@ -80,6 +81,10 @@ class Machine {
   virtual absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
       const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
       const runtime::ExecStdio& stdio) = 0;
+  // Attaches to the container whose monitor serves `bundle` (the CRI's
+  // Attach; runtime::AttachToContainer).
+  virtual absl::StatusOr<std::unique_ptr<runtime::AttachSession>> Attach(
+      const std::string& bundle, const runtime::AttachStdio& stdio) = 0;
   // A TCP socket of `family` made in the network namespace pinned at
   // `net_ns` (empty: the host's), for port forwarding
   // (runtime::SocketInNetworkNamespace).
@@ -160,6 +165,8 @@ class RealMachine final : public Machine {
   absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
       const std::string& bundle, int pid, uint64_t start_time, const std::vector<std::string>& argv,
       const runtime::ExecStdio& stdio) override;
+  absl::StatusOr<std::unique_ptr<runtime::AttachSession>> Attach(
+      const std::string& bundle, const runtime::AttachStdio& stdio) override;
   absl::StatusOr<runtime::UniqueFd> SocketIn(const std::string& net_ns, int family) override;
   absl::Status ReopenLog(const std::string& bundle, int monitor_pid, uint64_t monitor_start_time,
                          const std::string& log_path, absl::Duration timeout) override;

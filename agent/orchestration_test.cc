@@ -621,6 +621,72 @@ TEST_F(OrchestrationTest, ExecIsCheckedAndStartsThroughTheMachineWhenTheClientCo
   EXPECT_EQ(rt_->StartExec(*prepared).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(OrchestrationTest, AttachIsCheckedAgainstTheContainersOwnStdio) {
+  auto pod = RunPod("web");
+  ASSERT_TRUE(pod.ok());
+  cri::CreateContainerRequest create = ContainerRequest(*pod, "app");
+  create.mutable_config()->set_stdin(true);
+  create.mutable_config()->set_stdin_once(true);
+  cri::CreateContainerResponse created;
+  ASSERT_TRUE(rt_->CreateContainer(create, &created).ok());
+  const std::string id = created.container_id();
+  cri::AttachRequest req;
+  req.set_container_id(id.substr(0, 12));
+  req.set_stdin(true);
+  req.set_stdout(true);
+  req.set_stderr(true);
+  // Not running yet.
+  EXPECT_EQ(rt_->PrepareAttach(req).status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Start(id).ok());
+  auto prepared = rt_->PrepareAttach(req);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  EXPECT_EQ(prepared->container_id, id) << "the full id";
+  EXPECT_TRUE(prepared->stdin && prepared->stdout && prepared->stderr);
+  EXPECT_FALSE(prepared->tty);
+  EXPECT_FALSE(rt_->StartAttach(*prepared).ok());
+  const auto calls = machine_->Calls();
+  EXPECT_TRUE(std::any_of(calls.begin(), calls.end(), [&id](const std::string& c) {
+    return absl::StartsWith(c, "Attach /") && absl::EndsWith(c, id);
+  })) << "the container's bundle is attached to";
+
+  auto refused = [&](const std::function<void(cri::AttachRequest&)>& change) {
+    cri::AttachRequest bad = req;
+    change(bad);
+    return rt_->PrepareAttach(bad).status();
+  };
+  EXPECT_THAT(refused([](auto& r) {
+                r.set_stdin(false);
+                r.set_stdout(false);
+                r.set_stderr(false);
+              }).message(),
+              HasSubstr("at least one"));
+  EXPECT_THAT(refused([](auto& r) {
+                r.set_tty(true);
+                r.set_stderr(false);
+              }).message(),
+              HasSubstr("tty: container"))
+      << "the container was created without a terminal";
+  EXPECT_EQ(refused([](auto& r) { r.set_container_id("ffff"); }).code(),
+            absl::StatusCode::kNotFound);
+
+  // A container without stdin gives none.
+  auto plain = CreateContainer(*pod, "plain");
+  ASSERT_TRUE(plain.ok());
+  ASSERT_TRUE(Start(*plain).ok());
+  req.set_container_id(*plain);
+  auto no_stdin = rt_->PrepareAttach(req);
+  EXPECT_EQ(no_stdin.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(no_stdin.status().message(), HasSubstr("stdin: container"));
+  req.set_stdin(false);
+  EXPECT_TRUE(rt_->PrepareAttach(req).ok()) << "its output can be attached to";
+
+  // A container that stopped after its URL was made is not attached to.
+  cri::StopContainerRequest stop;
+  stop.set_container_id(id);
+  ASSERT_TRUE(rt_->StopContainer(stop).ok());
+  EXPECT_EQ(rt_->StartAttach(*prepared).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(OrchestrationTest, PortForwardIsCheckedAndItsSocketMadeInThePodsNetwork) {
   auto pod = RunPod("web");
   ASSERT_TRUE(pod.ok());

@@ -147,12 +147,19 @@ class PodRuntime {
   // container or pod, FAILED_PRECONDITION when it is not running (ready),
   // INVALID_ARGUMENT naming the field for the rest.
   absl::StatusOr<streaming::ExecRequest> PrepareExec(const cri::ExecRequest& req) const;
+  // Attach: also INVALID_ARGUMENT when `tty` differs from the container's
+  // own, or `stdin` is asked of a container created without it.
+  absl::StatusOr<streaming::AttachRequest> PrepareAttach(const cri::AttachRequest& req) const;
   absl::StatusOr<streaming::PortForwardRequest> PreparePortForward(
       const cri::PortForwardRequest& req) const;
   // When the client has connected: the command started in the container,
   // through the same helper as ExecSync (runtime::StartExecInContainer).
   absl::StatusOr<std::unique_ptr<runtime::ExecSession>> StartExec(
       const streaming::ExecRequest& req) const;
+  // When the client has connected: a session on the container's own stdio,
+  // served by its monitor (runtime::AttachToContainer).
+  absl::StatusOr<std::unique_ptr<runtime::AttachSession>> StartAttach(
+      const streaming::AttachRequest& req) const;
   // A TCP socket of `family` made in the pod's network namespace (the
   // host's for a host-network pod), not connected.
   absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id, int family) const;

@@ -186,6 +186,14 @@ grpc::ServerUnaryReactor* RuntimeServiceImpl::Exec(grpc::CallbackServerContext* 
   });
 }
 
+grpc::ServerUnaryReactor* RuntimeServiceImpl::Attach(grpc::CallbackServerContext* ctx,
+                                                     const cri::AttachRequest* req,
+                                                     cri::AttachResponse* resp) {
+  return ServeUnaryOn(pool_, ctx, "RuntimeService/Attach", [this, req, resp] {
+    return StreamingUrl(streaming_, pods_.PrepareAttach(*req), resp->mutable_url());
+  });
+}
+
 grpc::ServerUnaryReactor* RuntimeServiceImpl::PortForward(grpc::CallbackServerContext* ctx,
                                                           const cri::PortForwardRequest* req,
                                                           cri::PortForwardResponse* resp) {

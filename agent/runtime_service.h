@@ -93,20 +93,15 @@ class RuntimeServiceImpl final : public cri::RuntimeService::CallbackService {
   grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* ctx,
                                      const cri::ExecSyncRequest* req,
                                      cri::ExecSyncResponse* resp) override;
-  // Exec and PortForward answer a URL of the streaming server
+  // Exec, Attach and PortForward answer a URL of the streaming server
   // (streaming/server.h); UNAVAILABLE when podshimd runs without one.
   grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* ctx, const cri::ExecRequest* req,
                                  cri::ExecResponse* resp) override;
+  grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext* ctx, const cri::AttachRequest* req,
+                                   cri::AttachResponse* resp) override;
   grpc::ServerUnaryReactor* PortForward(grpc::CallbackServerContext* ctx,
                                         const cri::PortForwardRequest* req,
                                         cri::PortForwardResponse* resp) override;
-  // Attach (the container's own stdio): the streaming server has no session
-  // for it yet (issue 19); UNIMPLEMENTED.
-  grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext* ctx,
-                                   const cri::AttachRequest* /*req*/,
-                                   cri::AttachResponse* /*resp*/) override {
-    return UnaryNotImplemented(ctx, "RuntimeService/Attach");
-  }
   grpc::ServerUnaryReactor* ContainerStats(grpc::CallbackServerContext* ctx,
                                            const cri::ContainerStatsRequest* req,
                                            cri::ContainerStatsResponse* resp) override;

@@ -81,10 +81,10 @@ TEST_F(ServerTest, UnimplementedRpcNamesItself) {
   auto server = Server::Start(config_);
   ASSERT_TRUE(server.ok()) << server.status();
   grpc::ClientContext ctx;
-  cri::AttachResponse resp;
-  auto s = RuntimeStub()->Attach(&ctx, cri::AttachRequest(), &resp);
+  cri::CheckpointContainerResponse resp;
+  auto s = RuntimeStub()->CheckpointContainer(&ctx, cri::CheckpointContainerRequest(), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("Attach"));
+  EXPECT_THAT(s.error_message(), HasSubstr("CheckpointContainer"));
 }
 
 TEST_F(ServerTest, RunPodSandboxWithoutConfigIsInvalidArgumentNamingTheField) {

@@ -1,6 +1,7 @@
 // The streaming server's backend (streaming/backend.h) on PodRuntime: an
-// exec starts through runtime::StartExecInContainer, a port-forward socket
-// is made in the pod's network namespace.
+// exec starts through runtime::StartExecInContainer, an attach connects to
+// the container's monitor (runtime::AttachToContainer), a port-forward
+// socket is made in the pod's network namespace.
 #pragma once
 
 #include <memory>
@@ -16,6 +17,8 @@ class StreamingBackend final : public streaming::Backend {
   explicit StreamingBackend(const PodRuntime& pods) : pods_(pods) {}
   absl::StatusOr<std::unique_ptr<streaming::Process>> StartExec(
       const streaming::ExecRequest& request) override;
+  absl::StatusOr<std::unique_ptr<streaming::Process>> StartAttach(
+      const streaming::AttachRequest& request) override;
   absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id, int family) override;
 
  private:

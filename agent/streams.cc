@@ -1,6 +1,7 @@
-// PodRuntime's side of the streaming calls: Exec and PortForward are checked
-// here and answered with a URL by the streaming server (streaming/), which
-// calls back into StartExec and PodSocket when the client connects.
+// PodRuntime's side of the streaming calls: Exec, Attach and PortForward are
+// checked here and answered with a URL by the streaming server (streaming/),
+// which calls back into StartExec, StartAttach and PodSocket when the client
+// connects.
 #include "absl/strings/str_cat.h"
 #include "agent/pod_runtime.h"
 
@@ -50,6 +51,36 @@ absl::StatusOr<streaming::ExecRequest> PodRuntime::PrepareExec(const cri::ExecRe
   return out;
 }
 
+absl::StatusOr<streaming::AttachRequest> PodRuntime::PrepareAttach(
+    const cri::AttachRequest& req) const {
+  auto id = containers_.Resolve(req.container_id(), "container_id");
+  if (!id.ok()) return id.status();
+  if (auto s = CheckStreams(req.tty(), req.stdin(), req.stdout(), req.stderr()); !s.ok()) return s;
+  auto c = containers_.Get(*id);
+  if (!c.ok()) return c.status();
+  // Whether the container has a terminal was fixed when it was created; the
+  // kubelet asks with the pod spec's value.
+  if (req.tty() != c->config.tty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tty: container ", c->id, " was created with tty=", c->config.tty() ? "true" : "false",
+        "; an attach must ask for the same"));
+  }
+  if (req.stdin() && !c->config.stdin()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stdin: container ", c->id, " was created without stdin (ContainerConfig.stdin)"));
+  }
+  if (c->state != cri::CONTAINER_RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", c->id, " is not running"));
+  }
+  streaming::AttachRequest out;
+  out.container_id = c->id;
+  out.tty = req.tty();
+  out.stdin = req.stdin();
+  out.stdout = req.stdout();
+  out.stderr = req.stderr();
+  return out;
+}
+
 absl::StatusOr<streaming::PortForwardRequest> PodRuntime::PreparePortForward(
     const cri::PortForwardRequest& req) const {
   auto id = pods_.Resolve(req.pod_sandbox_id(), "pod_sandbox_id");
@@ -86,6 +117,20 @@ absl::StatusOr<std::unique_ptr<runtime::ExecSession>> PodRuntime::StartExec(
   stdio.stderr = req.stderr;
   stdio.tty = req.tty;
   return machine_->StartExec(c->bundle, c->pid, c->pid_start_time, req.cmd, stdio);
+}
+
+absl::StatusOr<std::unique_ptr<runtime::AttachSession>> PodRuntime::StartAttach(
+    const streaming::AttachRequest& req) const {
+  auto c = containers_.Get(req.container_id);
+  if (!c.ok()) return c.status();
+  if (c->state != cri::CONTAINER_RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat("container ", c->id, " is not running"));
+  }
+  runtime::AttachStdio stdio;
+  stdio.stdin = req.stdin;
+  stdio.stdout = req.stdout;
+  stdio.stderr = req.stderr;
+  return machine_->Attach(c->bundle, stdio);
 }
 
 absl::StatusOr<runtime::UniqueFd> PodRuntime::PodSocket(const std::string& pod_id,

@@ -96,6 +96,9 @@ absl::Status PlanProcess(const ContainerSource& in, runtime::ProcessSpec* p) {
     }
   }
   p->apparmor_profile = sc.apparmor().localhost_ref();
+  p->terminal = config.tty();
+  p->stdin = config.stdin();
+  p->stdin_once = config.stdin_once();
   if (config.linux().has_resources()) {
     p->oom_score_adj = static_cast<int>(config.linux().resources().oom_score_adj());
   }

@@ -372,6 +372,14 @@ absl::Status InitContainer(const LaunchSpec& spec, const ChildFds& fds) {
     return ErrnoError(errno, "prctl PR_SET_PDEATHSIG", "self");
   }
   if (fds.go_fd < 0) return absl::InternalError("container init: no go pipe from the monitor");
+  if (fds.controlling_tty) {
+    // The container's terminal (ContainerConfig.tty): a session of its own
+    // with it as the controlling terminal, as runc and crun set it up.
+    if (::setsid() < 0) return ErrnoError(errno, "setsid", "container init");
+    if (::ioctl(fds.stdin_fd, TIOCSCTTY, 0) != 0) {
+      return ErrnoError(errno, "make the controlling terminal of", "container init");
+    }
+  }
   if (auto s = JoinNamespace(spec.net, CLONE_NEWNET, "net"); !s.ok()) return s;
   if (auto s = JoinNamespace(spec.ipc, CLONE_NEWIPC, "ipc"); !s.ok()) return s;
   if (auto s = JoinNamespace(spec.uts, CLONE_NEWUTS, "uts"); !s.ok()) return s;

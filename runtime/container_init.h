@@ -129,8 +129,8 @@ struct ChildFds {
   // file instead means the monitor failed (it says why itself). Required by
   // RunContainerInit, unused by RunExecChild.
   int go_fd = -1;
-  // RunExecChild: stdin_fd is a terminal; the child starts a session and
-  // makes it its controlling terminal (an interactive exec, `exec -it`).
+  // stdin_fd is a terminal; the child starts a session and makes it its
+  // controlling terminal (a container with tty, an interactive exec).
   bool controlling_tty = false;
 };
 

@@ -45,7 +45,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(UserSpec, uid, gid, username, im
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Rlimit, type, soft, hard)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ProcessSpec, args, env, cwd, user, capabilities,
                                                 no_new_privs, seccomp_json, rlimits, oom_score_adj,
-                                                apparmor_profile)
+                                                apparmor_profile, terminal, stdin, stdin_once)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LaunchSpec, id, bundle, rootfs, net, ipc, uts, pid,
                                                 cgroup, hostname, mounts, devices, masked_paths,
                                                 readonly_paths, privileged, process, cgroup_procs,

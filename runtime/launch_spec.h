@@ -100,6 +100,13 @@ struct ProcessSpec {
   std::vector<Rlimit> rlimits;
   std::optional<int> oom_score_adj;  // clamped to the current value if lower
   std::string apparmor_profile;      // recorded only: not enforced here
+  // The CRI's ContainerConfig.tty, stdin and stdin_once: with `terminal` the
+  // init's stdio is a terminal the monitor holds the master of; with `stdin`
+  // the monitor keeps its stdin open for attach (else it is /dev/null);
+  // `stdin_once` closes it once the first attach session that took it ends.
+  bool terminal = false;
+  bool stdin = false;
+  bool stdin_once = false;
 };
 
 struct LaunchSpec {

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -14,6 +15,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <list>
 #include <string_view>
 
 #include "runtime/cri_log.h"
@@ -38,8 +41,21 @@ class Fd {
   ~Fd() { Reset(); }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      fd_ = other.release();
+    }
+    return *this;
+  }
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   void Reset() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -96,9 +112,11 @@ std::string ReadSmallFile(const std::string& path) {
 // Copies the container's stdout/stderr into the CRI log until its init exits.
 class OutputPump {
  public:
-  OutputPump(CriLogFile& log, int out, int err)
+  // `tap` gets a copy of each piece of output (0: stdout, 1: stderr).
+  OutputPump(CriLogFile& log, int out, int err, std::function<void(int, std::string_view)> tap)
       : writer_(
-            [&log](std::string_view records) { return log.is_open() ? log.Write(records) : 0; }) {
+            [&log](std::string_view records) { return log.is_open() ? log.Write(records) : 0; }),
+        tap_(std::move(tap)) {
     streams_[0].fd = out;
     streams_[0].stream = LogStream::kStdout;
     streams_[1].fd = err;
@@ -122,13 +140,16 @@ class OutputPump {
     while (s.fd >= 0) {
       ssize_t n = ::read(s.fd, buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return;  // EAGAIN, or an error: try again on the next poll
-      if (n == 0) {
+      // EAGAIN, or an error: try again on the next poll. EIO on a terminal's
+      // master: every process closed the terminal, its end of file.
+      if (n < 0 && errno != EIO) return;
+      if (n <= 0) {
         (void)writer_.Finish(s.stream);
         Close(s);
         return;
       }
       (void)writer_.Append(s.stream, std::string_view(buf, static_cast<size_t>(n)));
+      if (tap_) tap_(i, std::string_view(buf, static_cast<size_t>(n)));
       s.last_data_ns = MonotonicNanos();
     }
   }
@@ -177,7 +198,245 @@ class OutputPump {
     s.fd = -1;
   }
   CriLogWriter writer_;
+  std::function<void(int, std::string_view)> tap_;
   std::array<Stream, 2> streams_;
+};
+
+// Sends one packet, with `fds` as SCM_RIGHTS when there are any. False when
+// it could not be sent whole.
+bool SendPacket(int sock, std::string_view data, const std::vector<int>& fds) {
+  struct iovec iov {
+    const_cast<char*>(data.data()), data.size()
+  };
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> control;
+  if (!fds.empty()) {
+    control.resize(CMSG_SPACE(sizeof(int) * fds.size()));
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(data.size());
+}
+
+// The attach socket's server (monitor_loop.h): its sessions, the copies of
+// the output they get, and the container's stdin they write.
+class AttachServer {
+ public:
+  explicit AttachServer(const MonitorLoopArgs& args)
+      : listen_(args.attach_fd),
+        stdin_(args.stdin_fd),
+        terminal_(args.tty ? args.out_fd : -1),
+        tty_(args.tty),
+        stdin_once_(args.stdin_once),
+        path_(args.bundle + "/" + kAttachSocket) {
+    if (listen_.valid()) ::fcntl(listen_.get(), F_SETFL, O_NONBLOCK);
+  }
+  ~AttachServer() { End("exited"); }
+  AttachServer(const AttachServer&) = delete;
+  AttachServer& operator=(const AttachServer&) = delete;
+
+  // The descriptors to poll for reading: the socket, then each session's.
+  void AddPollFds(std::vector<struct pollfd>* fds) {
+    polled_.clear();
+    if (listen_.valid()) fds->push_back({listen_.get(), POLLIN, 0});
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+      fds->push_back({it->control.get(), POLLIN, 0});
+      polled_.push_back(it);
+    }
+  }
+
+  // After poll: `fds` from the index AddPollFds started at.
+  void HandlePoll(const struct pollfd* fds) {
+    size_t i = 0;
+    if (listen_.valid()) {
+      if ((fds[i].revents & POLLIN) != 0) Accept();
+      ++i;
+    }
+    for (auto it : polled_) {  // by value: a Drop meanwhile marks later ones end()
+      if (fds[i++].revents != 0 && it != sessions_.end()) Receive(it);
+    }
+    polled_.clear();
+  }
+
+  // A copy of output for every session that asked for `stream`.
+  void Output(int stream, std::string_view data) {
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      auto next = std::next(it);
+      Fd& pipe = stream == 0 ? it->out : it->err;
+      if (pipe.valid()) {
+        ssize_t n;
+        do {
+          n = ::write(pipe.get(), data.data(), data.size());
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno == EPIPE) {
+          Drop(it, "detached");  // its reader is gone
+        } else if (n != static_cast<ssize_t>(data.size())) {
+          Drop(it,
+               "the attach client did not keep up with the container's output; "
+               "it was detached (its output is in the container's log)");
+        }
+      }
+      it = next;
+    }
+  }
+
+  // The container exited (its output is all copied): ends every session and
+  // stops listening.
+  void End(const char* reason) {
+    while (!sessions_.empty()) Drop(sessions_.begin(), reason);
+    if (listen_.valid()) {
+      listen_.Reset();
+      ::unlink(path_.c_str());
+    }
+    stdin_.Reset();
+  }
+
+ private:
+  struct Session {
+    Fd control, out, err;
+    bool granted = false;
+    bool took_stdin = false;
+  };
+  using Iter = std::list<Session>::iterator;
+
+  void Accept() {
+    for (;;) {
+      Fd conn(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!conn.valid()) return;  // EAGAIN: none left; errors: the next poll tries again
+      // Connections that never ask count too: more than twice the limit are
+      // closed at once (only root can reach the socket; this bounds a bug).
+      if (sessions_.size() >= 2 * static_cast<size_t>(kMaxAttachSessions)) continue;
+      sessions_.emplace_back();
+      sessions_.back().control = Fd(conn.release());
+    }
+  }
+
+  void Receive(Iter it) {
+    char buf[64];
+    ssize_t n;
+    do {
+      n = ::recv(it->control.get(), buf, sizeof buf, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+      Drop(it, nullptr);  // the client went away
+      return;
+    }
+    const bool granted = it->granted;
+    if (buf[0] == kAttachRequest && n == 2 && !granted) {
+      Grant(it, static_cast<unsigned char>(buf[1]));
+    } else if (buf[0] == kAttachStdinEnded && granted) {
+      if (stdin_once_ && !tty_ && it->took_stdin) {
+        CloseStdin();
+      } else {
+        Drop(it, "detached");
+      }
+    } else if (buf[0] == kAttachDetach) {
+      Drop(it, "detached");
+    } else {
+      Drop(it, "protocol error: unexpected message on the attach socket");
+    }
+  }
+
+  void Grant(Iter it, unsigned char asked) {
+    auto refuse = [&](const std::string& why) {
+      (void)SendPacket(it->control.get(), std::string(1, kAttachRefused) + why, {});
+      Erase(it);
+    };
+    size_t live = 0;
+    for (const Session& other : sessions_) live += other.granted ? 1 : 0;
+    if (live >= static_cast<size_t>(kMaxAttachSessions)) {
+      refuse("too many attach sessions on this container (at most " +
+             std::to_string(kMaxAttachSessions) + ")");
+      return;
+    }
+    if ((asked & kAttachStdin) != 0 && !stdin_.valid()) {
+      refuse(stdin_closed_ ? "the container's stdin is closed (stdin_once: it was attached once)"
+                           : "the container was created without stdin");
+      return;
+    }
+    unsigned char flags = 0;
+    std::vector<int> fds;
+    std::vector<Fd> give;  // the descriptors sent, closed here once they are
+    if ((asked & kAttachStdin) != 0) {
+      give.emplace_back(::fcntl(stdin_.get(), F_DUPFD_CLOEXEC, 3));
+      flags |= kAttachStdin;
+    }
+    for (unsigned char bit : {kAttachStdout, kAttachStderr}) {
+      if ((asked & bit) == 0 || (tty_ && bit == kAttachStderr)) continue;
+      int p[2];
+      if (::pipe2(p, O_CLOEXEC) != 0) {
+        const char* name = ::strerrorname_np(errno);
+        refuse(std::string("pipe: ") + (name != nullptr ? name : "error"));
+        return;
+      }
+      (void)::fcntl(p[1], F_SETPIPE_SZ, kAttachPipeBytes);  // best effort
+      ::fcntl(p[1], F_SETFL, O_NONBLOCK);
+      give.emplace_back(p[0]);
+      (bit == kAttachStdout ? it->out : it->err) = Fd(p[1]);
+      flags |= bit;
+    }
+    if (tty_ && terminal_ >= 0) {
+      give.emplace_back(::fcntl(terminal_, F_DUPFD_CLOEXEC, 3));
+      flags |= kAttachTerminal;
+    }
+    for (const Fd& fd : give) {
+      if (!fd.valid()) {
+        refuse("could not duplicate a descriptor for the session");
+        return;
+      }
+      fds.push_back(fd.get());
+    }
+    it->granted = true;
+    it->took_stdin = (flags & kAttachStdin) != 0;
+    std::string reply{kAttachGranted, static_cast<char>(flags)};
+    if (!SendPacket(it->control.get(), reply, fds)) Drop(it, nullptr);
+  }
+
+  void CloseStdin() {
+    stdin_.Reset();
+    stdin_closed_ = true;
+  }
+
+  // Ends a session: its pipes first (its reader sees their end), then the
+  // reason, then the connection. nullptr: the client went away itself.
+  void Drop(Iter it, const char* reason) {
+    it->out.Reset();
+    it->err.Reset();
+    if (reason != nullptr) {
+      (void)SendPacket(it->control.get(), std::string(1, kAttachEnded) + reason, {});
+    }
+    if (it->took_stdin && stdin_once_ && !tty_) CloseStdin();
+    Erase(it);
+  }
+
+  void Erase(Iter it) {
+    for (auto& p : polled_) {
+      if (p == it) p = sessions_.end();
+    }
+    sessions_.erase(it);
+  }
+
+  Fd listen_;
+  Fd stdin_;
+  int terminal_;  // not ours: the pump's
+  bool tty_;
+  bool stdin_once_;
+  bool stdin_closed_ = false;
+  std::string path_;
+  std::list<Session> sessions_;
+  std::vector<Iter> polled_;
 };
 
 void ReopenLog(CriLogFile& log, const std::string& bundle) {
@@ -227,7 +486,15 @@ std::vector<std::string> MonitorLoopArgv(const std::string& binary, const Monito
           "--log-path",
           args.log_path,
           "--oom-counter",
-          args.oom_counter_file};
+          args.oom_counter_file,
+          "--stdin-fd",
+          std::to_string(args.stdin_fd),
+          "--tty",
+          args.tty ? "1" : "0",
+          "--stdin-once",
+          args.stdin_once ? "1" : "0",
+          "--attach-fd",
+          std::to_string(args.attach_fd)};
 }
 
 bool ParseMonitorLoopArgv(int argc, const char* const* argv, MonitorLoopArgs* args,
@@ -255,6 +522,13 @@ bool ParseMonitorLoopArgv(int argc, const char* const* argv, MonitorLoopArgs* ar
       args->log_path = value;
     } else if (name == "--oom-counter") {
       args->oom_counter_file = value;
+    } else if (name == "--stdin-fd") {
+      ok = ParseInt(value, &args->stdin_fd);
+    } else if (name == "--attach-fd") {
+      ok = ParseInt(value, &args->attach_fd);
+    } else if (name == "--tty" || name == "--stdin-once") {
+      ok = std::string_view(value) == "0" || std::string_view(value) == "1";
+      (name == "--tty" ? args->tty : args->stdin_once) = std::string_view(value) == "1";
     } else {
       *error = "unknown flag " + std::string(name);
       return false;
@@ -319,10 +593,12 @@ int RunMonitorLoop(const MonitorLoopArgs& args) {
     ::fcntl(args.log_fd, F_SETFD, FD_CLOEXEC);
     log = CriLogFile(args.log_path, args.log_fd);
   }
-  for (int fd : {args.out_fd, args.err_fd}) {
+  for (int fd : {args.out_fd, args.err_fd, args.stdin_fd, args.attach_fd}) {
     if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
-  OutputPump pump(log, args.out_fd, args.err_fd);
+  AttachServer attach(args);
+  OutputPump pump(log, args.out_fd, args.err_fd,
+                  [&attach](int stream, std::string_view data) { attach.Output(stream, data); });
   const pid_t child = args.child;
   bool exited = false;
   int wait_status = 0;
@@ -340,11 +616,13 @@ int RunMonitorLoop(const MonitorLoopArgs& args) {
     }
   };
   reap();
+  std::vector<struct pollfd> fds;
   while (!exited && sigfd.valid()) {
-    std::array<struct pollfd, 3> fds{};
-    fds[0] = {sigfd.get(), POLLIN, 0};
-    fds[1] = {pump.fd(0), POLLIN, 0};
-    fds[2] = {pump.fd(1), POLLIN, 0};
+    fds.clear();
+    fds.push_back({sigfd.get(), POLLIN, 0});
+    fds.push_back({pump.fd(0), POLLIN, 0});
+    fds.push_back({pump.fd(1), POLLIN, 0});
+    attach.AddPollFds(&fds);
     int n = ::poll(fds.data(), fds.size(), pump.IdleTimeoutMs());
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -353,6 +631,7 @@ int RunMonitorLoop(const MonitorLoopArgs& args) {
     if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(0);
     if ((fds[2].revents & (POLLIN | POLLHUP | POLLERR)) != 0) pump.Read(1);
     pump.FlushIdle();
+    attach.HandlePoll(fds.data() + 3);
     if ((fds[0].revents & POLLIN) == 0) continue;
     struct signalfd_siginfo si {};
     while (::read(sigfd.get(), &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
@@ -369,6 +648,7 @@ int RunMonitorLoop(const MonitorLoopArgs& args) {
     }
   }
   pump.Drain();
+  attach.End("exited");
 
   int signal = 0;
   const int code = ExitCodeOf(wait_status, &signal);

@@ -14,9 +14,12 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +28,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -156,6 +160,79 @@ absl::StatusOr<LaunchSpec> ReadSpec(const std::string& bundle) {
 
 // --- start -----------------------------------------------------------------------
 
+// The container's stdio as ContainerConfig asks: pipes for stdout and stderr
+// and /dev/null for stdin; a pipe for stdin too with `stdin`; with
+// `terminal` one terminal for all three (the monitor keeps its master).
+struct ContainerStdio {
+  UniqueFd child_in, child_out, child_err;  // the init's ends
+  UniqueFd out, err;                        // ours to read (terminal: out is the master)
+  UniqueFd in;                              // ours to write (-1: no stdin)
+};
+
+absl::StatusOr<ContainerStdio> MakeContainerStdio(const ProcessSpec& process) {
+  ContainerStdio io;
+  if (process.terminal) {
+    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master.valid()) return ErrnoError(errno, "open a terminal for", "container");
+    char name[128];
+    if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0 ||
+        ::ptsname_r(master.get(), name, sizeof name) != 0) {
+      return ErrnoError(errno, "set up a terminal for", "container");
+    }
+    UniqueFd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave.valid()) return ErrnoError(errno, "open", name);
+    io.child_in.Reset(::fcntl(slave.get(), F_DUPFD_CLOEXEC, 3));
+    io.child_out.Reset(::fcntl(slave.get(), F_DUPFD_CLOEXEC, 3));
+    io.child_err = std::move(slave);
+    if (!io.child_in.valid() || !io.child_out.valid()) {
+      return ErrnoError(errno, "duplicate", "the container's terminal");
+    }
+    if (process.stdin) {
+      io.in.Reset(::fcntl(master.get(), F_DUPFD_CLOEXEC, 3));
+      if (!io.in.valid()) return ErrnoError(errno, "duplicate", "the container's terminal");
+    }
+    io.out = std::move(master);
+    return io;
+  }
+  auto out = MakePipe("container stdout");
+  if (!out.ok()) return out.status();
+  auto err = MakePipe("container stderr");
+  if (!err.ok()) return err.status();
+  io.out = std::move(out->read);
+  io.child_out = std::move(out->write);
+  io.err = std::move(err->read);
+  io.child_err = std::move(err->write);
+  if (process.stdin) {
+    auto in = MakePipe("container stdin");
+    if (!in.ok()) return in.status();
+    io.child_in = std::move(in->read);
+    io.in = std::move(in->write);
+  } else {
+    io.child_in.Reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    if (!io.child_in.valid()) return ErrnoError(errno, "open", "/dev/null");
+  }
+  return io;
+}
+
+// Listens on DIR/attach (monitor_loop.h).
+absl::StatusOr<UniqueFd> ListenForAttach(const std::string& bundle) {
+  UniqueFd dir(::open(bundle.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return ErrnoError(errno, "open", bundle);
+  UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!sock.valid()) return ErrnoError(errno, "socket", "attach");
+  struct sockaddr_un addr = AttachSocketAddress(dir.get());
+  (void)::unlinkat(dir.get(), kAttachSocket, 0);  // a stale one from an earlier start
+  if (::bind(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
+    return ErrnoError(errno, "bind", absl::StrCat(bundle, "/", kAttachSocket));
+  }
+  if (::fchmodat(dir.get(), kAttachSocket, 0600, 0) != 0 || ::listen(sock.get(), 16) != 0) {
+    const int e = errno;
+    (void)::unlinkat(dir.get(), kAttachSocket, 0);
+    return ErrnoError(e, "listen on", absl::StrCat(bundle, "/", kAttachSocket));
+  }
+  return sock;
+}
+
 // argv[0]: podshimd runs this binary from a sealed copy (runtime/spawn.h,
 // SealHelper), so /proc/self/exe names a memfd and argv[0] the file on disk.
 std::string g_argv0;
@@ -179,7 +256,7 @@ std::string LoopBinaryPath() {
 // fraction of this one's size, so each running container costs little memory.
 // When the exec fails the loop runs here instead; it is the same code.
 [[noreturn]] void EnterLoop(const MonitorLoopArgs& args) {
-  for (int fd : {args.out_fd, args.err_fd, args.log_fd}) {
+  for (int fd : {args.out_fd, args.err_fd, args.log_fd, args.stdin_fd, args.attach_fd}) {
     if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
   }
   const std::vector<std::string> argv_text = MonitorLoopArgv(LoopBinaryPath(), args);
@@ -211,16 +288,12 @@ int RunStart(const std::string& bundle) {
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     return fail(ErrnoError(errno, "prctl PR_SET_CHILD_SUBREAPER", "monitor"));
   }
-  auto out = MakePipe("container stdout");
-  if (!out.ok()) return fail(out.status());
-  auto err = MakePipe("container stderr");
-  if (!err.ok()) return fail(err.status());
+  auto io = MakeContainerStdio(spec->process);
+  if (!io.ok()) return fail(io.status());
   auto sync = MakePipe("sync");
   if (!sync.ok()) return fail(sync.status());
   auto go = MakePipe("go");
   if (!go.ok()) return fail(go.status());
-  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!devnull.valid()) return fail(ErrnoError(errno, "open", "/dev/null"));
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -239,14 +312,16 @@ int RunStart(const std::string& bundle) {
   if (child == 0) {
     status.CloseInChild();
     go->write.Reset();  // so that the monitor's death is end of file there
-    RunContainerInit(*spec, ChildFds{devnull.get(), out->write.get(), err->write.get(),
-                                     sync->write.get(), go->read.get()});
+    ChildFds fds{io->child_in.get(), io->child_out.get(), io->child_err.get(), sync->write.get(),
+                 go->read.get()};
+    fds.controlling_tty = spec->process.terminal;
+    RunContainerInit(*spec, fds);
   }
-  out->write.Reset();
-  err->write.Reset();
+  io->child_in.Reset();
+  io->child_out.Reset();
+  io->child_err.Reset();
   sync->write.Reset();
   go->read.Reset();
-  devnull.Reset();
   auto kill_child = [&] {
     ::kill(child, SIGKILL);
     int st = 0;
@@ -278,6 +353,11 @@ int RunStart(const std::string& bundle) {
       return fail(ErrnoError(e, "open log file", spec->log_path));
     }
   }
+  auto attach = ListenForAttach(bundle);
+  if (!attach.ok()) {
+    kill_child();
+    return fail(attach.status());
+  }
 
   auto text = ReadUntilEof(sync->read.get(), 0);
   SyncResult result;
@@ -289,6 +369,7 @@ int RunStart(const std::string& bundle) {
   sync->read.Reset();
   if (!result.ok) {
     kill_child();
+    (void)::unlink(absl::StrCat(bundle, "/", kAttachSocket).c_str());
     return fail(absl::FailedPreconditionError(result.error));
   }
   report.ok = true;
@@ -316,8 +397,12 @@ int RunStart(const std::string& bundle) {
   MonitorLoopArgs loop;
   loop.bundle = bundle;
   loop.child = static_cast<int>(child);
-  loop.out_fd = out->read.Release();
-  loop.err_fd = err->read.Release();
+  loop.out_fd = io->out.Release();
+  loop.err_fd = io->err.Release();
+  loop.stdin_fd = io->in.Release();
+  loop.tty = spec->process.terminal;
+  loop.stdin_once = spec->process.stdin_once;
+  loop.attach_fd = attach->Release();
   loop.log_path = log.path();
   loop.log_fd = log.is_open() ? log.fd() : -1;  // `log` is never destroyed: we exec or exit
   loop.oom_counter_file = spec->oom_counter_file;

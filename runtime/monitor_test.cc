@@ -31,6 +31,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "runtime/attach.h"
 #include "runtime/container_runner.h"
 #include "runtime/files.h"
 #include "runtime/launch_spec.h"
@@ -867,6 +868,174 @@ TEST_F(MonitorTest, ExecRunsAsTheContainerUser) {
 namespace podshim::runtime {
 namespace {
 
+// Reads `fd` until `want` has come (true) or 10 s passed or end of file
+// (false); everything read is appended to `got`.
+bool ReadUntil(int fd, absl::string_view want, std::string* got) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(*got, want)) {
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left <= 0) return false;
+    struct pollfd p {
+      fd, POLLIN, 0
+    };
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) return false;
+    got->append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Whether `fd` becomes readable within 10 s.
+bool Readable(int fd) {
+  struct pollfd p {
+    fd, POLLIN, 0
+  };
+  return ::poll(&p, 1, 10'000) == 1;
+}
+
+void WriteText(int fd, absl::string_view text) {
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+}
+
+TEST_F(MonitorTest, AttachGivesStdinAndOutputAndStdinOnceClosesStdinAfterTheFirstSession) {
+  LaunchSpec spec =
+      Spec({"sh", "-c", "while read l; do echo got $l; echo e$l >&2; done; echo bye"});
+  spec.process.stdin = true;
+  spec.process.stdin_once = true;
+  StartReport r = Start(spec);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_TRUE(fs::exists(bundle_ + "/" + kAttachSocket));
+  EXPECT_EQ((fs::status(bundle_ + "/" + kAttachSocket).permissions() & fs::perms::all),
+            fs::perms(0600));
+  auto a = AttachToContainer(bundle_, AttachStdio{true, true, true});
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE((*a)->in.valid() && (*a)->out.valid() && (*a)->err.valid());
+  WriteText((*a)->in.get(), "a\n");
+  std::string out, err;
+  EXPECT_TRUE(ReadUntil((*a)->out.get(), "got a\n", &out)) << out;
+  EXPECT_TRUE(ReadUntil((*a)->err.get(), "ea\n", &err)) << err;
+  // The client ends stdin: with stdin_once the container's stdin closes, the
+  // shell's loop ends, and the session sees the rest until the exit.
+  (*a)->in.Reset();
+  (*a)->StdinEnded();
+  EXPECT_TRUE(ReadUntil((*a)->out.get(), "bye\n", &out)) << out;
+  ASSERT_TRUE(Readable((*a)->exit_fd()));
+  auto finished = (*a)->Finish();
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(*finished, 0);
+  EXPECT_EQ(WaitExit().exit_code, 0);
+  EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F got a", "stderr F ea", "stdout F bye"));
+  EXPECT_FALSE(fs::exists(bundle_ + "/" + kAttachSocket)) << "removed at the exit";
+  auto late = AttachToContainer(bundle_, AttachStdio{false, true, true});
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(MonitorTest, WithoutStdinOnceAnEndedStdinDetachesAndTheNextSessionWritesOn) {
+  LaunchSpec spec = Spec({"cat"});
+  spec.process.stdin = true;
+  StartReport r = Start(spec);
+  ASSERT_TRUE(r.ok) << r.error;
+  auto first = AttachToContainer(bundle_, AttachStdio{true, true, false});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE((*first)->err.valid()) << "not asked for";
+  WriteText((*first)->in.get(), "x\n");
+  std::string out;
+  EXPECT_TRUE(ReadUntil((*first)->out.get(), "x\n", &out));
+  (*first)->in.Reset();
+  (*first)->StdinEnded();
+  ASSERT_TRUE(Readable((*first)->exit_fd()));
+  auto finished = (*first)->Finish();
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_FALSE(ReadUntil((*first)->out.get(), "never", &out)) << "its output ended";
+
+  // Two sessions at once both get the output; the container's stdin is open.
+  auto second = AttachToContainer(bundle_, AttachStdio{true, true, false});
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto watcher = AttachToContainer(bundle_, AttachStdio{false, true, false});
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  EXPECT_FALSE((*watcher)->in.valid());
+  WriteText((*second)->in.get(), "y\n");
+  std::string a, b;
+  EXPECT_TRUE(ReadUntil((*second)->out.get(), "y\n", &a));
+  EXPECT_TRUE(ReadUntil((*watcher)->out.get(), "y\n", &b));
+  second->reset();  // detaches: cat goes on
+  ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
+  ASSERT_TRUE(Readable((*watcher)->exit_fd()));
+  EXPECT_EQ((*watcher)->Finish().value_or(-1), 0) << "ended by the exit";
+  EXPECT_EQ(WaitExit().exit_code, 137);
+  EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F x", "stdout F y"));
+}
+
+TEST_F(MonitorTest, AttachRefusesStdinToAContainerWithoutIt) {
+  StartReport r = Start(Spec({"sleep", "1000"}));
+  ASSERT_TRUE(r.ok) << r.error;
+  auto a = AttachToContainer(bundle_, AttachStdio{true, true, true});
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(a.status().message(), HasSubstr("without stdin"));
+  auto output = AttachToContainer(bundle_, AttachStdio{false, true, true});
+  ASSERT_TRUE(output.ok()) << output.status();
+  EXPECT_EQ((*output)->Resize(80, 24).code(), absl::StatusCode::kFailedPrecondition);
+  // At most kMaxAttachSessions at once.
+  std::vector<std::unique_ptr<AttachSession>> more;
+  for (int i = 1; i < kMaxAttachSessions; ++i) {
+    auto s = AttachToContainer(bundle_, AttachStdio{false, true, false});
+    ASSERT_TRUE(s.ok()) << i << ": " << s.status();
+    more.push_back(std::move(*s));
+  }
+  auto one_too_many = AttachToContainer(bundle_, AttachStdio{false, true, false});
+  EXPECT_EQ(one_too_many.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(one_too_many.status().message(), HasSubstr("too many"));
+  more.clear();
+  (*output)->Detach();
+  ASSERT_TRUE(Readable((*output)->exit_fd()));
+  ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
+  EXPECT_EQ(WaitExit().exit_code, 137);
+}
+
+TEST_F(MonitorTest, ATerminalContainerIsAttachedToItsTerminalAndResized) {
+  LaunchSpec spec = Spec({"sh", "-c", "read l; stty size; test -t 0 && echo isatty; exit 3"});
+  spec.process.terminal = true;
+  spec.process.stdin = true;
+  StartReport r = Start(spec);
+  ASSERT_TRUE(r.ok) << r.error;
+  auto a = AttachToContainer(bundle_, AttachStdio{true, true, false});
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE((*a)->err.valid()) << "a terminal has one output";
+  ASSERT_TRUE((*a)->Resize(100, 40).ok());
+  WriteText((*a)->in.get(), "go\n");
+  std::string out;
+  EXPECT_TRUE(ReadUntil((*a)->out.get(), "isatty", &out)) << out;
+  EXPECT_THAT(out, HasSubstr("40 100"));
+  ASSERT_TRUE(Readable((*a)->exit_fd()));
+  EXPECT_EQ((*a)->Finish().value_or(-1), 0);
+  EXPECT_EQ(WaitExit().exit_code, 3);
+  EXPECT_THAT(ReadText(LogPath()), HasSubstr("isatty"));
+}
+
+TEST_F(MonitorTest, AnAttachThatDoesNotReadIsCutOffAndTheLogLosesNothing) {
+  LaunchSpec spec = Spec({"sh", "-c", "read l; dd if=/dev/zero bs=65536 count=48 2>/dev/null"});
+  spec.process.stdin = true;
+  StartReport r = Start(spec);
+  ASSERT_TRUE(r.ok) << r.error;
+  auto a = AttachToContainer(bundle_, AttachStdio{true, true, false});
+  ASSERT_TRUE(a.ok()) << a.status();
+  WriteText((*a)->in.get(), "go\n");
+  // 3 MiB of output, and this session reads none of it.
+  ASSERT_TRUE(Readable((*a)->exit_fd()));
+  auto finished = (*a)->Finish();
+  EXPECT_EQ(finished.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(finished.status().message(), HasSubstr("keep up"));
+  EXPECT_EQ(WaitExit().exit_code, 0);
+  size_t logged = 0;
+  for (const std::string& rec : Records(LogPath())) {
+    logged += rec.size() - std::string("stdout P ").size();
+  }
+  EXPECT_EQ(logged, size_t{3} << 20);
+}
+
 TEST(MonitorLoopTest, ArgvRoundTrips) {
   MonitorLoopArgs a;
   a.bundle = "/run/podshim/containers/c 1";
@@ -876,6 +1045,10 @@ TEST(MonitorLoopTest, ArgvRoundTrips) {
   a.log_fd = -1;
   a.log_path = "";
   a.oom_counter_file = "/sys/fs/cgroup/memory/x/memory.oom_control";
+  a.stdin_fd = 7;
+  a.tty = true;
+  a.stdin_once = true;
+  a.attach_fd = 8;
   std::vector<std::string> text = MonitorLoopArgv("/bin/loop", a);
   std::vector<const char*> argv;
   argv.reserve(text.size());
@@ -891,6 +1064,10 @@ TEST(MonitorLoopTest, ArgvRoundTrips) {
   EXPECT_EQ(b.log_fd, -1);
   EXPECT_EQ(b.log_path, "");
   EXPECT_EQ(b.oom_counter_file, a.oom_counter_file);
+  EXPECT_EQ(b.stdin_fd, 7);
+  EXPECT_TRUE(b.tty);
+  EXPECT_TRUE(b.stdin_once);
+  EXPECT_EQ(b.attach_fd, 8);
 }
 
 TEST(MonitorLoopTest, BadArgvIsRefusedWithTheFlagNamed) {

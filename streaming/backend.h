@@ -1,6 +1,6 @@
 // What the streaming server needs from the runtime: starting an exec in a
-// container and dialing a port in a pod. The agent implements it
-// (agent/streaming_backend.cc); tests use fakes.
+// container, attaching to one, and dialing a port in a pod. The agent
+// implements it (agent/streaming_backend.cc); tests use fakes.
 #pragma once
 
 #include <cstdint>
@@ -14,8 +14,9 @@
 
 namespace podshim::streaming {
 
-// A running command and the caller's ends of its stdio. Destroying it kills
-// the command and reaps what it started, whatever state it is in.
+// A running command (or an attach session) and the caller's ends of its
+// stdio. Destroying it kills the command and reaps what it started, whatever
+// state it is in; an attach session is only detached.
 class Process {
  public:
   virtual ~Process() = default;
@@ -31,8 +32,11 @@ class Process {
   // Once exit_fd is readable: the exit code (128 + n for a signal n), or why
   // the command could not run. Call at most once.
   virtual absl::StatusOr<int> Finish() = 0;
-  // Ends the command now (the client went away).
+  // Ends the command now (the client went away); detaches an attach.
   virtual void Kill() = 0;
+  // The client ended stdin (`in`, taken by the server, is closed by then).
+  // An attach tells the container's monitor (runtime/attach.h).
+  virtual void StdinEnded() {}
 };
 
 class Backend {
@@ -41,6 +45,9 @@ class Backend {
   // Starts `request.cmd` in its container; NOT_FOUND or FAILED_PRECONDITION
   // when the container is gone or no longer running.
   virtual absl::StatusOr<std::unique_ptr<Process>> StartExec(const ExecRequest& request) = 0;
+  // Attaches to the container's own stdio; the same errors. Its Finish is 0
+  // once the container exited or the session was detached.
+  virtual absl::StatusOr<std::unique_ptr<Process>> StartAttach(const AttachRequest& request) = 0;
   // A TCP socket of `family` (AF_INET or AF_INET6; non-blocking, O_CLOEXEC,
   // not yet connected) in the network namespace of pod `pod_id` (the host's
   // for a host-network pod); the server connects it to 127.0.0.1:port, or
@@ -48,5 +55,12 @@ class Backend {
   // FAILED_PRECONDITION when it is not ready.
   virtual absl::StatusOr<runtime::UniqueFd> PodSocket(const std::string& pod_id, int family) = 0;
 };
+
+// StartExec or StartAttach, as `request` is.
+inline absl::StatusOr<std::unique_ptr<Process>> StartCommand(Backend* backend,
+                                                             const CommandRequest& request) {
+  if (const auto* exec = std::get_if<ExecRequest>(&request)) return backend->StartExec(*exec);
+  return backend->StartAttach(std::get<AttachRequest>(request));
+}
 
 }  // namespace podshim::streaming

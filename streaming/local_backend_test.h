@@ -1,6 +1,7 @@
 // A streaming::Backend for the streaming server's tests: it runs each
-// exec's command here, as a child of the test (no container), and records
-// what a terminal would be asked (resizes).
+// exec's command here, as a child of the test (no container), an attach as
+// a command of the test's choosing, and records what a terminal would be
+// asked (resizes) and when a client ended stdin.
 #pragma once
 
 #include <signal.h>
@@ -42,6 +43,7 @@ class LocalProcess : public Process {
     return exit->term_signal ? 128 + exit->term_signal : exit->exit_code;
   }
   void Kill() override { (void)child_.Kill(SIGKILL); }
+  void StdinEnded() override;
 
  private:
   runtime::ChildProcess child_;
@@ -70,6 +72,39 @@ class LocalBackend : public Backend {
     if (request.stdout) process->out = std::move(pipes.out);
     if (request.stderr) process->err = std::move(pipes.err);
     return process;
+  }
+  // An attach runs `attach_cmd` (set_attach_cmd; `cat` by default) as the
+  // container's stdio would behave; "gone" is not found.
+  absl::StatusOr<std::unique_ptr<Process>> StartAttach(const AttachRequest& request) override {
+    ExecRequest exec;
+    exec.container_id = request.container_id;
+    {
+      absl::MutexLock lock(&mu_);
+      exec.cmd = attach_cmd_;
+      attaches_++;
+    }
+    exec.tty = request.tty;
+    exec.stdin = request.stdin;
+    exec.stdout = request.stdout;
+    exec.stderr = request.stderr;
+    return StartExec(exec);
+  }
+  void set_attach_cmd(std::vector<std::string> cmd) {
+    absl::MutexLock lock(&mu_);
+    attach_cmd_ = std::move(cmd);
+  }
+  int attaches() {
+    absl::MutexLock lock(&mu_);
+    return attaches_;
+  }
+  // How often a session said its client ended stdin.
+  int stdin_ended() {
+    absl::MutexLock lock(&mu_);
+    return stdin_ended_;
+  }
+  void RecordStdinEnded() {
+    absl::MutexLock lock(&mu_);
+    stdin_ended_++;
   }
   // "gone" is not found; any other pod is this test's own network
   // namespace, so a listener of the test is the pod's.
@@ -108,7 +143,12 @@ class LocalBackend : public Backend {
   pid_t last_pid_ = 0;
   std::vector<std::pair<uint16_t, uint16_t>> resizes_;
   std::vector<int> sockets_;
+  std::vector<std::string> attach_cmd_{"cat"};
+  int attaches_ = 0;
+  int stdin_ended_ = 0;
 };
+
+inline void LocalProcess::StdinEnded() { backend_->RecordStdinEnded(); }
 
 inline absl::Status LocalProcess::Resize(uint16_t width, uint16_t height) {
   if (!tty_) return absl::FailedPreconditionError("no tty");

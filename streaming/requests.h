@@ -35,6 +35,22 @@ struct PortForwardRequest {
 
 using Request = std::variant<ExecRequest, AttachRequest, PortForwardRequest>;
 
+// Exec and Attach: a session on a command's stdio (the same protocols).
+using CommandRequest = std::variant<ExecRequest, AttachRequest>;
+struct Stdio {
+  bool tty = false;
+  bool stdin = false;
+  bool stdout = false;
+  bool stderr = false;
+};
+inline Stdio StdioOf(const CommandRequest& request) {
+  return std::visit(
+      [](const auto& r) {
+        return Stdio{r.tty, r.stdin, r.stdout, r.stderr};
+      },
+      request);
+}
+
 // "exec", "attach" or "portforward": the URL's first path segment.
 const char* VerbOf(const Request& request);
 

@@ -61,14 +61,15 @@ using internal::Wrap;
 
 class ServerImpl;
 
-// An exec over WebSocket: the command's stdout and stderr go to the client
-// on their channels, the client's stdin and resize messages come back, and
-// the outcome is written on the error channel before a normal close.
+// An exec or attach over WebSocket: the command's stdout and stderr go to
+// the client on their channels, the client's stdin and resize messages come
+// back, and the outcome is written on the error channel before a normal
+// close.
 class ExecSession : public internal::Session, public std::enable_shared_from_this<ExecSession> {
  public:
   void Abort() override;
   ExecSession(ServerImpl* server, beast::tcp_stream stream, ChannelProtocol protocol,
-              ExecRequest request, std::unique_ptr<Slot> slot);
+              CommandRequest request, std::unique_ptr<Slot> slot);
   void Run(const http::request<http::empty_body>& req);
 
  private:
@@ -84,7 +85,8 @@ class ExecSession : public internal::Session, public std::enable_shared_from_thi
   void ArmDrain(Pump* pump);
   void ReadClient();
   void OnClientMessage();
-  void CloseStdin();
+  // `ended`: the client ended stdin (the process is told).
+  void CloseStdin(bool ended = false);
   void Send(std::string message, std::function<void()> sent);
   void WriteNext();
   void MaybeConclude();
@@ -95,7 +97,7 @@ class ExecSession : public internal::Session, public std::enable_shared_from_thi
   ServerImpl* server_;
   websocket::stream<beast::tcp_stream> ws_;
   const ChannelProtocol protocol_;
-  const ExecRequest request_;
+  const CommandRequest request_;
   std::unique_ptr<Slot> slot_;
   std::unique_ptr<Process> process_;
   Pump out_, err_;
@@ -412,10 +414,13 @@ void HttpSession::OnRequest(const error_code& ec) {
     Respond(http::status::not_found, "unknown, used or expired streaming token\n");
     return;
   }
-  if (auto* exec = std::get_if<ExecRequest>(&*request)) {
+  std::optional<CommandRequest> command;
+  if (auto* exec = std::get_if<ExecRequest>(&*request)) command = std::move(*exec);
+  if (auto* attach = std::get_if<AttachRequest>(&*request)) command = std::move(*attach);
+  if (command.has_value()) {
     stream_.expires_never();
     auto session = std::make_shared<ExecSession>(server_, std::move(stream_), *protocol,
-                                                 std::move(*exec), std::move(slot_));
+                                                 std::move(*command), std::move(slot_));
     server_->sessions().Add(session);
     session->Run(req);
     return;
@@ -476,7 +481,7 @@ void HttpSession::ServeTunnel(const http::request<http::empty_body>& req,
 
 void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::string_view verb,
                             absl::string_view token) {
-  if (verb != "exec" && verb != "portforward") {
+  if (verb != "exec" && verb != "attach" && verb != "portforward") {
     Respond(http::status::not_implemented,
             absl::StrCat(verb,
                          " over SPDY/3.1 is not implemented yet by podshim's streaming "
@@ -491,7 +496,7 @@ void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::st
     }
     return all;
   };
-  const bool exec = verb == "exec";
+  const bool exec = verb != "portforward";  // exec or attach: the same protocols
   SpdyUpgrade upgrade = internal::CheckSpdyUpgrade(
       values("Connection"), values("Upgrade"), values("X-Stream-Protocol-Version"),
       exec ? SpdyExecProtocols() : SpdyPortForwardProtocols());
@@ -505,18 +510,19 @@ void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::st
     return;
   }
   auto request = server_->tokens().Consume(std::string(token));
-  auto* exec_request = request.has_value() ? std::get_if<ExecRequest>(&*request) : nullptr;
-  auto* forward = request.has_value() ? std::get_if<PortForwardRequest>(&*request) : nullptr;
-  if (exec ? exec_request == nullptr : forward == nullptr) {
+  if (!request.has_value() || verb != VerbOf(*request)) {
     Respond(http::status::not_found, "unknown, used or expired streaming token\n");
     return;
   }
+  std::optional<CommandRequest> command;
+  if (auto* e = std::get_if<ExecRequest>(&*request)) command = std::move(*e);
+  if (auto* a = std::get_if<AttachRequest>(&*request)) command = std::move(*a);
+  auto* forward = std::get_if<PortForwardRequest>(&*request);
   stream_.expires_never();
   std::string received = beast::buffers_to_string(buffer_.data());
   if (exec) {
     ServeSpdyExec(server_->ioc(), server_->options(), server_->backend(), stream_.release_socket(),
-                  received, upgrade, std::move(*exec_request), std::move(slot_),
-                  &server_->sessions());
+                  received, upgrade, std::move(*command), std::move(slot_), &server_->sessions());
   } else {
     ServeSpdyPortForward(server_->ioc(), server_->options(), server_->backend(),
                          internal::TcpByteStream(stream_.release_socket()),
@@ -528,7 +534,7 @@ void HttpSession::ServeSpdy(const http::request<http::empty_body>& req, absl::st
 // --- ExecSession ---------------------------------------------------------------
 
 ExecSession::ExecSession(ServerImpl* server, beast::tcp_stream stream, ChannelProtocol protocol,
-                         ExecRequest request, std::unique_ptr<Slot> slot)
+                         CommandRequest request, std::unique_ptr<Slot> slot)
     : server_(server),
       ws_(std::move(stream)),
       protocol_(std::move(protocol)),
@@ -572,7 +578,7 @@ void ExecSession::OnAccepted(const error_code& ec) {
   ws_.set_option(timeouts);
   Touch();
   ArmIdle();
-  auto process = server_->backend()->StartExec(request_);
+  auto process = StartCommand(server_->backend(), request_);
   if (!process.ok()) {
     concluded_ = true;
     const std::string why(process.status().message());
@@ -696,16 +702,17 @@ void ExecSession::OnClientMessage() {
     if (size.ok()) (void)process_->Resize(size->first, size->second);
   } else if (channel == kCloseChannel && protocol_.version >= 5 &&
              static_cast<uint8_t>(data[0]) == kStdinChannel) {
-    CloseStdin();
+    CloseStdin(/*ended=*/true);
   }
   ReadClient();
 }
 
-void ExecSession::CloseStdin() {
+void ExecSession::CloseStdin(bool ended) {
   if (!stdin_.has_value()) return;
   error_code ignored;
   stdin_->close(ignored);
   stdin_.reset();
+  if (ended && process_) process_->StdinEnded();
 }
 
 void ExecSession::Send(std::string message, std::function<void()> sent) {

@@ -218,6 +218,27 @@ TEST_F(ServerTest, StdinReachesTheCommandAndV5sCloseSignalEndsIt) {
   EXPECT_EQ(nlohmann::json::parse(t.channels[3])["status"], "Success");
 }
 
+TEST_F(ServerTest, AttachStreamsTheContainersStdioAndSaysWhenTheClientEndsStdin) {
+  Client c;
+  ASSERT_FALSE(c.Connect(server_->UrlFor(AttachRequest{"c1", false, true, true, true}),
+                         "v5.channel.k8s.io"));
+  c.SendBinary(std::string("\x00", 1) + "hello");
+  c.SendBinary(std::string("\xff\x00", 2));
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.channels[1], "hello");
+  EXPECT_EQ(nlohmann::json::parse(t.channels[3])["status"], "Success");
+  EXPECT_EQ(backend_.attaches(), 1);
+  EXPECT_EQ(backend_.stdin_ended(), 1) << "the backend is told the client ended stdin";
+  // An attach token is good for /attach/ only.
+  const std::string url = server_->UrlFor(AttachRequest{"c1", false, false, true, true});
+  const std::string token = Target(url).substr(std::string("/attach/").size());
+  EXPECT_EQ(
+      RawRequest(server_->base_url(),
+                 UpgradeRequest("/exec/" + token, "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n"))
+          .first,
+      404);
+}
+
 TEST_F(ServerTest, Base64ProtocolSpeaksText) {
   Client c;
   ASSERT_FALSE(c.Connect(ExecUrl({"cat"}, true), "base64.channel.k8s.io"));
@@ -308,14 +329,14 @@ TEST_F(ServerTest, BadRequestsGetHttpErrors) {
   EXPECT_THAT(body, HasSubstr("v5.channel.k8s.io"));
   // Methods.
   EXPECT_EQ(RawRequest(base, "DELETE /exec/x HTTP/1.1\r\nHost: x\r\n\r\n").first, 405);
-  // SPDY attach (not yet; exec is spdy_exec_test.cc's).
+  // SPDY attach without a protocol version, as exec (spdy_exec_test.cc).
   EXPECT_EQ(
       RawRequest(base, "POST " +
                            Target(server_->UrlFor(AttachRequest{"c1", false, false, true, true})) +
                            " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: "
                            "SPDY/3.1\r\nContent-Length: 0\r\n\r\n")
           .first,
-      501);
+      400);
   // Garbage and oversized headers.
   EXPECT_EQ(RawRequest(base, "NOT HTTP AT ALL\r\n\r\n").first, 400);
   EXPECT_EQ(

@@ -62,7 +62,7 @@ int VersionOf(const std::string& protocol) {
 class SpdyExecSession final : public internal::SpdyConnection {
  public:
   SpdyExecSession(asio::io_context& ioc, const ServerOptions& options, Backend* backend,
-                  std::unique_ptr<internal::ByteStream> stream, int version, ExecRequest request,
+                  std::unique_ptr<internal::ByteStream> stream, int version, CommandRequest request,
                   std::unique_ptr<Slot> slot);
   void Run(std::string response, absl::string_view received);
 
@@ -97,7 +97,8 @@ class SpdyExecSession final : public internal::SpdyConnection {
   Backend* const backend_;
   const absl::Duration creation_timeout_;
   const int version_;
-  const ExecRequest request_;
+  const CommandRequest request_;
+  const Stdio stdio_;
 
   // The streams by kind (0: not there).
   uint32_t error_id_ = 0, stdin_id_ = 0, stdout_id_ = 0, stderr_id_ = 0, resize_id_ = 0;
@@ -120,15 +121,16 @@ class SpdyExecSession final : public internal::SpdyConnection {
 
 SpdyExecSession::SpdyExecSession(asio::io_context& ioc, const ServerOptions& options,
                                  Backend* backend, std::unique_ptr<internal::ByteStream> stream,
-                                 int version, ExecRequest request, std::unique_ptr<Slot> slot)
+                                 int version, CommandRequest request, std::unique_ptr<Slot> slot)
     : SpdyConnection(ioc, options.idle_timeout, std::move(stream), std::move(slot)),
       backend_(backend),
       creation_timeout_(options.stream_creation_timeout),
       version_(version),
       request_(std::move(request)),
+      stdio_(StdioOf(request_)),
       creation_(ioc) {
-  expected_ = 1 + (request_.stdin ? 1 : 0) + (request_.stdout ? 1 : 0) + (request_.stderr ? 1 : 0) +
-              (request_.tty && version_ >= 3 ? 1 : 0);
+  expected_ = 1 + (stdio_.stdin ? 1 : 0) + (stdio_.stdout ? 1 : 0) + (stdio_.stderr ? 1 : 0) +
+              (stdio_.tty && version_ >= 3 ? 1 : 0);
 }
 
 void SpdyExecSession::Run(std::string response, absl::string_view received) {
@@ -142,10 +144,10 @@ void SpdyExecSession::Run(std::string response, absl::string_view received) {
 
 bool SpdyExecSession::Wanted(absl::string_view type) const {
   if (type == "error") return error_id_ == 0;
-  if (type == "stdin") return request_.stdin && stdin_id_ == 0;
-  if (type == "stdout") return request_.stdout && stdout_id_ == 0;
-  if (type == "stderr") return request_.stderr && stderr_id_ == 0;
-  if (type == "resize") return request_.tty && version_ >= 3 && resize_id_ == 0;
+  if (type == "stdin") return stdio_.stdin && stdin_id_ == 0;
+  if (type == "stdout") return stdio_.stdout && stdout_id_ == 0;
+  if (type == "stderr") return stdio_.stderr && stderr_id_ == 0;
+  if (type == "resize") return stdio_.tty && version_ >= 3 && resize_id_ == 0;
   return false;
 }
 
@@ -216,7 +218,7 @@ void SpdyExecSession::ApplyResizes() {
 void SpdyExecSession::StartProcess() {
   waiting_ = false;
   creation_.cancel();
-  auto process = backend_->StartExec(request_);
+  auto process = StartCommand(backend_, request_);
   if (!process.ok()) {
     const std::string why(process.status().message());
     Conclude(ExecOutcomeMessage(version_, 0, &why));
@@ -292,7 +294,10 @@ void SpdyExecSession::WriteStdin() {
     return;
   }
   if (stdin_buf_.empty()) {
-    if (stdin_end_) CloseStdin();
+    if (stdin_end_) {
+      CloseStdin();
+      if (process_) process_->StdinEnded();
+    }
     return;
   }
   stdin_writing_ = true;
@@ -379,7 +384,8 @@ SpdyUpgrade CheckSpdyExecUpgrade(const std::vector<std::string>& connection,
 
 void ServeSpdyExec(asio::io_context& ioc, const ServerOptions& options, Backend* backend,
                    tcp::socket socket, absl::string_view received, const SpdyUpgrade& upgrade,
-                   ExecRequest request, std::unique_ptr<Slot> slot, internal::Sessions* sessions) {
+                   CommandRequest request, std::unique_ptr<Slot> slot,
+                   internal::Sessions* sessions) {
   auto session = std::make_shared<SpdyExecSession>(
       ioc, options, backend, internal::TcpByteStream(std::move(socket)),
       VersionOf(upgrade.protocol), std::move(request), std::move(slot));

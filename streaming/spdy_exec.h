@@ -1,4 +1,4 @@
-// Exec over SPDY/3.1, as the kubelet's streaming server serves it and as
+// Exec and Attach over SPDY/3.1, as the kubelet's streaming server serves them and as
 // client-go's SPDY executor (crictl's and critest's default transport, and
 // the kubelet's own requests to the runtime) speaks it.
 //
@@ -62,7 +62,7 @@ SpdyUpgrade CheckSpdyExecUpgrade(const std::vector<std::string>& connection,
 // The session is added to `sessions`, for the server's shutdown.
 void ServeSpdyExec(boost::asio::io_context& ioc, const ServerOptions& options, Backend* backend,
                    boost::asio::ip::tcp::socket socket, absl::string_view received,
-                   const SpdyUpgrade& upgrade, ExecRequest request,
+                   const SpdyUpgrade& upgrade, CommandRequest request,
                    std::unique_ptr<internal::Slot> slot, internal::Sessions* sessions);
 
 }  // namespace podshim::streaming

@@ -163,6 +163,23 @@ TEST_F(SpdyExecTest, StdinReachesTheCommandAndItsFinEndsIt) {
   EXPECT_EQ(nlohmann::json::parse(t.data[1])["status"], "Success");
 }
 
+TEST_F(SpdyExecTest, AttachSpeaksTheSameProtocolAndSaysWhenTheClientEndsStdin) {
+  SpdyClient c;
+  ASSERT_EQ(
+      c.Connect(server_->UrlFor(AttachRequest{"c1", false, true, true, true}), kClientGoProtocols),
+      101);
+  c.Open(1, "error");
+  c.Open(3, "stdin");
+  c.Open(5, "stdout");
+  c.Open(7, "stderr");
+  c.Data(3, "hello", /*fin=*/true);
+  Transcript t = c.ReadAll();
+  EXPECT_EQ(t.data[5], "hello");
+  EXPECT_EQ(nlohmann::json::parse(t.data[1])["status"], "Success");
+  EXPECT_EQ(backend_.attaches(), 1);
+  EXPECT_EQ(backend_.stdin_ended(), 1) << "the backend is told the client ended stdin";
+}
+
 TEST_F(SpdyExecTest, AStdinOpenedWithFinIsEmpty) {
   SpdyClient c;
   ASSERT_EQ(c.Connect(ExecUrl({"cat"}, true), kClientGoProtocols), 101);
@@ -326,11 +343,11 @@ TEST_F(SpdyExecTest, ATokenIsGoodOnce) {
   }
   SpdyClient again;
   EXPECT_EQ(again.Connect(url, kClientGoProtocols), 404);
-  // Attach and port-forward are not there over SPDY.
+  // A fresh exec token on the attach path is unknown there.
+  const std::string fresh = ExecUrl({"true"});
+  const std::string token = fresh.substr(fresh.rfind('/') + 1);
   SpdyClient attach;
-  EXPECT_EQ(attach.Connect(server_->UrlFor(AttachRequest{"c1", false, true, true, false}),
-                           kClientGoProtocols),
-            501);
+  EXPECT_EQ(attach.Connect(server_->base_url() + "/attach/" + token, kClientGoProtocols), 404);
 }
 
 TEST_F(SpdyExecTest, AMalformedFrameEndsTheSessionAndTheCommand) {

@@ -81,6 +81,21 @@ class Client:
                                   stdout=stdout, stderr=(not tty) if stderr is None else stderr)
         return self.runtime.Exec(req, timeout=timeout or self.timeout).url
 
+    def attach_url(self, container_id: str, stdin: bool = False, tty: bool = False,
+                   stdout: bool = True, stderr: bool | None = None, timeout=None) -> str:
+        """The URL the CRI's Attach answers (stderr defaults to `not tty`; `tty` must be the
+        container's own)."""
+        req = self.pb.AttachRequest(container_id=container_id, stdin=stdin, tty=tty,
+                                    stdout=stdout, stderr=(not tty) if stderr is None else stderr)
+        return self.runtime.Attach(req, timeout=timeout or self.timeout).url
+
+    def attach_stream(self, container_id: str, stdin: bool = True, tty: bool = False,
+                      timeout: float = 60.0) -> streams.Stream:
+        """An attach to the container's own stdio: the same Stream as exec_stream (its outcome
+        is Success once the container exits or the session is detached)."""
+        return streams.Stream(self.attach_url(container_id, stdin=stdin, tty=tty),
+                              timeout=timeout)
+
     def port_forward_url(self, pod_sandbox_id: str, ports=(), timeout=None) -> str:
         """The URL the CRI's PortForward answers (SPDY/3.1, or SPDY tunnelled in a WebSocket)."""
         req = self.pb.PortForwardRequest(pod_sandbox_id=pod_sandbox_id, port=list(ports))

@@ -1,6 +1,6 @@
-# Streaming through crictl: exec over WebSocket (`--transport websocket`) and over SPDY/3.1
-# (crictl's default transport), each with stdin and with a terminal (driven through a
-# pseudo-terminal); port-forward over both; attach is not there yet and fails cleanly.
+# Streaming through crictl: exec and attach over WebSocket (`--transport websocket`) and over
+# SPDY/3.1 (crictl's default transport), each with stdin and with a terminal (driven through a
+# pseudo-terminal); port-forward over both.
 $CRICTL pull registry.k8s.io/e2e-test-images/busybox:1.29-2 >/dev/null || fail "pull"
 pod="$($CRICTL runp <(echo '{"metadata":{"name":"stream","namespace":"crictl","uid":"u-stream"}}'))" ||
   fail "runp"
@@ -86,7 +86,35 @@ wait "$pf" 2>/dev/null || true
 expect_contains "$(cat "$PODSHIM_WORK/pf.log")" "error forwarding port 8081 to pod $pod" \
   "port-forward to a closed port"
 
-# Not yet: attach.
-if out="$($CRICTL attach "$ctr" 2>&1 </dev/null)"; then fail "crictl attach succeeded: $out"; fi
-expect_contains "$out" "Unimplemented" "crictl attach status code"
+# attach -i to a container with stdin and stdin_once (critest's case): what is piped in reaches
+# its shell, the end of it closes the container's stdin, the shell exits and crictl with it.
+for transport in spdy websocket; do
+  once="$($CRICTL create "$pod" <(echo '{"metadata":{"name":"once-'$transport'"},"image":{"image":"registry.k8s.io/e2e-test-images/busybox:1.29-2"},"command":["sh"],"stdin":true,"stdin_once":true}') \
+    <(echo '{"metadata":{"name":"stream","namespace":"crictl","uid":"u-stream"}}'))" || fail "create once"
+  $CRICTL start "$once" >/dev/null || fail "start once"
+  out="$(printf 'echo attached-ok\n' | timeout 60 $CRICTL attach --transport "$transport" -i "$once" 2>&1)" ||
+    fail "attach -i over $transport: $out"
+  expect_contains "$out" "attached-ok" "attach -i over $transport passes stdin and shows output"
+  state="$($CRICTL inspect -o go-template --template '{{.status.state}}' "$once")"
+  for _ in $(seq 100); do
+    [[ "$state" == CONTAINER_EXITED ]] && break
+    sleep 0.1
+    state="$($CRICTL inspect -o go-template --template '{{.status.state}}' "$once")"
+  done
+  [[ "$state" == CONTAINER_EXITED ]] || fail "attach over $transport: stdin_once did not end sh: $state"
+done
+# attach -it to a container with a terminal: its size reaches the container, `exit 6` ends it.
+for transport in spdy websocket; do
+  tty_ctr="$($CRICTL create "$pod" <(echo '{"metadata":{"name":"tty-'$transport'"},"image":{"image":"registry.k8s.io/e2e-test-images/busybox:1.29-2"},"command":["sh","-c","read l; test -t 0 && echo TTY-$l; stty size; exit 6"],"stdin":true,"tty":true}') \
+    <(echo '{"metadata":{"name":"stream","namespace":"crictl","uid":"u-stream"}}'))" || fail "create tty"
+  $CRICTL start "$tty_ctr" >/dev/null || fail "start tty"
+  rc=0
+  out="$(python3 "$PODSHIM_CRICTL_DIR/pty_run.py" --expect '' 'yes\r' \
+    -- $CRICTL attach --transport "$transport" -it "$tty_ctr" 2>&1)" || rc=$?
+  expect_contains "$out" "TTY-yes" "attach -it over $transport reaches the container's terminal"
+  [[ $rc != 124 ]] || fail "attach -it over $transport did not end: $out"
+done
+# Attach's checks: a terminal the container does not have.
+if out="$($CRICTL attach -it "$ctr" 2>&1 </dev/null)"; then fail "attach -it to a non-tty container succeeded: $out"; fi
+expect_contains "$out" "tty" "attach -it to a container without a terminal names tty"
 $CRICTL rmp -f "$pod" >/dev/null || fail "rmp"

@@ -40,9 +40,9 @@ MiB = 1 << 20
 
 
 class Env:
-    def __init__(self, daemon, client, pod_id, cid):
+    def __init__(self, daemon, client, pod_id, cid, pod_cfg=None):
         self.d, self.c, self.pb = daemon, client, client.pb
-        self.pod_id, self.cid = pod_id, cid
+        self.pod_id, self.cid, self.pod_cfg = pod_id, cid, pod_cfg
 
     def exec_url(self, cmd, **kw):
         return self.c.exec_url(self.cid, cmd, **kw)
@@ -86,7 +86,7 @@ def env():
         pod_id = c.runtime.RunPodSandbox(c.pb.RunPodSandboxRequest(config=cfg),
                                          timeout=60).pod_sandbox_id
         cid = start_container(c, pod_id, cfg, "main", user=1234)
-        yield Env(d, c, pod_id, cid)
+        yield Env(d, c, pod_id, cid, cfg)
     finally:
         if c is not None:
             remove_all_pods(c)
