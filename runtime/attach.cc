@@ -21,8 +21,9 @@ namespace podshim::runtime {
 namespace {
 
 // How long the monitor may take to answer a request: it answers from its
-// loop at once, unless it is stopped or gone.
-constexpr int kReplyTimeoutMs = 5000;
+// loop at once, unless it is stopped or stuck. The caller is the streaming
+// server's I/O thread, which waits this long at most (docs/streaming.md).
+constexpr int kReplyTimeoutMs = 1000;
 
 absl::Status SendByte(int sock, char c) {
   ssize_t n;
@@ -47,7 +48,10 @@ absl::StatusOr<Packet> ReceivePacket(int sock, int timeout_ms) {
   do {
     r = ::poll(&p, 1, timeout_ms);
   } while (r < 0 && errno == EINTR);
-  if (r == 0) return absl::DeadlineExceededError("the container's monitor did not answer");
+  if (r == 0) {
+    return absl::UnavailableError("attach: the container's monitor did not answer in time");
+  }
+  if (r < 0) return ErrnoError(errno, "wait for", "the attach socket");
   char buf[4096];
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
   struct iovec iov {
@@ -62,6 +66,9 @@ absl::StatusOr<Packet> ReceivePacket(int sock, int timeout_ms) {
   do {
     n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == ECONNRESET || errno == EPIPE)) {
+    return absl::FailedPreconditionError("attach: the container exited");
+  }
   if (n < 0) return ErrnoError(errno, "read", "the attach socket");
   Packet packet;
   packet.data.assign(buf, static_cast<size_t>(n));

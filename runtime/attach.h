@@ -1,8 +1,8 @@
 // The client side of a container's attach socket (runtime/monitor_loop.h):
 // the CRI's Attach. The monitor that runs the container keeps its stdin and
-// its terminal and copies its output to each session, so an attach survives
-// a restart of podshimd in the sense that the container never notices one:
-// its stdin stays open and its output keeps going to the log.
+// its terminal and copies its output to each session, so the container does
+// not notice a restart of podshimd: its output keeps going to the log and its
+// stdin stays open (unless stdin_once closes it with the session that ended).
 #pragma once
 
 #include <cstdint>

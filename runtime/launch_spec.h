@@ -103,7 +103,8 @@ struct ProcessSpec {
   // The CRI's ContainerConfig.tty, stdin and stdin_once: with `terminal` the
   // init's stdio is a terminal the monitor holds the master of; with `stdin`
   // the monitor keeps its stdin open for attach (else it is /dev/null);
-  // `stdin_once` closes it once the first attach session that took it ends.
+  // `stdin_once` closes it once the first attach session that took it ends
+  // (not with `terminal`).
   bool terminal = false;
   bool stdin = false;
   bool stdin_once = false;

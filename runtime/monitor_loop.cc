@@ -236,7 +236,9 @@ class AttachServer {
   explicit AttachServer(const MonitorLoopArgs& args)
       : listen_(args.attach_fd),
         stdin_(args.stdin_fd),
-        terminal_(args.tty ? args.out_fd : -1),
+        // Its own copy: the pump closes out_fd once every process closed
+        // the terminal, and the number may then name another file.
+        terminal_(args.tty && args.out_fd >= 0 ? ::fcntl(args.out_fd, F_DUPFD_CLOEXEC, 3) : -1),
         tty_(args.tty),
         stdin_once_(args.stdin_once),
         path_(args.bundle + "/" + kAttachSocket) {
@@ -387,8 +389,8 @@ class AttachServer {
       (bit == kAttachStdout ? it->out : it->err) = Fd(p[1]);
       flags |= bit;
     }
-    if (tty_ && terminal_ >= 0) {
-      give.emplace_back(::fcntl(terminal_, F_DUPFD_CLOEXEC, 3));
+    if (tty_ && terminal_.valid()) {
+      give.emplace_back(::fcntl(terminal_.get(), F_DUPFD_CLOEXEC, 3));
       flags |= kAttachTerminal;
     }
     for (const Fd& fd : give) {
@@ -398,10 +400,13 @@ class AttachServer {
       }
       fds.push_back(fd.get());
     }
+    std::string reply{kAttachGranted, static_cast<char>(flags)};
+    if (!SendPacket(it->control.get(), reply, fds)) {
+      Erase(it);  // never delivered: the client went; stdin was not taken
+      return;
+    }
     it->granted = true;
     it->took_stdin = (flags & kAttachStdin) != 0;
-    std::string reply{kAttachGranted, static_cast<char>(flags)};
-    if (!SendPacket(it->control.get(), reply, fds)) Drop(it, nullptr);
   }
 
   void CloseStdin() {
@@ -430,7 +435,7 @@ class AttachServer {
 
   Fd listen_;
   Fd stdin_;
-  int terminal_;  // not ours: the pump's
+  Fd terminal_;
   bool tty_;
   bool stdin_once_;
   bool stdin_closed_ = false;

@@ -53,9 +53,9 @@ inline constexpr char kReopenDoneFile[] = "reopen.done";
 // Output goes to the CRI log first; each session's pipe gets a copy. A
 // session whose pipe is full (its client does not keep up; the pipe holds
 // kAttachPipeBytes) is ended, never waited for: the container and the log
-// never slow down for an attacher. With stdin_once, the container's stdin is
-// closed when the first session that took it ends (as in Docker and
-// containerd).
+// never slow down for an attacher. With stdin_once and no terminal, the
+// container's stdin is closed when the first session that took it ends (as in
+// Docker and containerd).
 inline constexpr char kAttachSocket[] = "attach";
 inline constexpr char kAttachRequest = 'R';
 inline constexpr char kAttachGranted = 'K';

@@ -888,6 +888,16 @@ bool ReadUntil(int fd, absl::string_view want, std::string* got) {
   return true;
 }
 
+// Whether `fd` reaches end of file within 10 s, with nothing read before it.
+bool AtEof(int fd) {
+  struct pollfd p {
+    fd, POLLIN, 0
+  };
+  if (::poll(&p, 1, 10'000) != 1) return false;
+  char c = 0;
+  return ::read(fd, &c, 1) == 0;
+}
+
 // Whether `fd` becomes readable within 10 s.
 bool Readable(int fd) {
   struct pollfd p {
@@ -949,7 +959,7 @@ TEST_F(MonitorTest, WithoutStdinOnceAnEndedStdinDetachesAndTheNextSessionWritesO
   ASSERT_TRUE(Readable((*first)->exit_fd()));
   auto finished = (*first)->Finish();
   ASSERT_TRUE(finished.ok()) << finished.status();
-  EXPECT_FALSE(ReadUntil((*first)->out.get(), "never", &out)) << "its output ended";
+  EXPECT_TRUE(AtEof((*first)->out.get())) << "its output ended";
 
   // Two sessions at once both get the output; the container's stdin is open.
   auto second = AttachToContainer(bundle_, AttachStdio{true, true, false});
@@ -967,6 +977,34 @@ TEST_F(MonitorTest, WithoutStdinOnceAnEndedStdinDetachesAndTheNextSessionWritesO
   EXPECT_EQ((*watcher)->Finish().value_or(-1), 0) << "ended by the exit";
   EXPECT_EQ(WaitExit().exit_code, 137);
   EXPECT_THAT(Records(LogPath()), ElementsAre("stdout F x", "stdout F y"));
+}
+
+TEST_F(MonitorTest, WithStdinOnceASessionThatGoesClosesStdinForTheNext) {
+  LaunchSpec spec = Spec({"sleep", "1000"});
+  spec.process.stdin = true;
+  spec.process.stdin_once = true;
+  StartReport r = Start(spec);
+  ASSERT_TRUE(r.ok) << r.error;
+  // A session without stdin leaves it alone.
+  auto watcher = AttachToContainer(bundle_, AttachStdio{false, true, false});
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  watcher->reset();
+  auto first = AttachToContainer(bundle_, AttachStdio{true, true, false});
+  ASSERT_TRUE(first.ok()) << first.status();
+  first->reset();  // its client went away (podshimd, or its client, gone)
+  // The monitor notices the closed connection on its next turn.
+  absl::StatusOr<std::unique_ptr<AttachSession>> next;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    next = AttachToContainer(bundle_, AttachStdio{true, true, false});
+    if (!next.ok()) break;
+    next->reset();
+    absl::SleepFor(absl::Milliseconds(10));
+  } while (absl::Now() < deadline);
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(next.status().message(), HasSubstr("stdin is closed"));
+  ASSERT_EQ(::kill(r.pid, SIGKILL), 0);
+  EXPECT_EQ(WaitExit().exit_code, 137);
 }
 
 TEST_F(MonitorTest, AttachRefusesStdinToAContainerWithoutIt) {

@@ -1,6 +1,6 @@
-"""Exec over podshim's streaming server, without crictl.
+"""Exec and Attach over podshim's streaming server, without crictl.
 
-The CRI's Exec answers a URL; a client connects to it with a WebSocket and speaks Kubernetes'
+The CRI's Exec and Attach answer a URL; a client connects to it with a WebSocket and speaks Kubernetes'
 channel protocol (`v5.channel.k8s.io`): each binary message is one byte of channel number, then
 data. Channel 0 is stdin, 1 stdout, 2 stderr, 3 the outcome (a JSON metav1.Status: "Success", or
 "Failure" with the exit code as the cause "ExitCode"), 4 terminal resizes ({"Width": W,
@@ -15,6 +15,11 @@ data. Channel 0 is stdin, 1 stdout, 2 stderr, 3 the outcome (a JSON metav1.Statu
             s.resize(120, 40)
             s.send(b"stty size; exit\\n")
             print(s.collect().stdout)
+        # Attach to a container created with stdin (and stdin_once): its own shell.
+        with c.attach_stream(container_id, stdin=True) as s:
+            s.send(b"echo hello\\n")
+            s.close_stdin()                     # stdin_once: the container's stdin closes
+            print(s.collect().stdout)           # b'hello\\n', once the container exited
 
 The WebSocket side is the `websocket-client` package (PyPI), a maintained implementation of
 RFC 6455.

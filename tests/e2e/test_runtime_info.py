@@ -98,8 +98,8 @@ def test_runtime_config_reports_cgroupfs(client):
 
 
 @pytest.mark.parametrize("service,method,request_type", [
-    ("runtime", "Attach", "AttachRequest"),
     ("runtime", "CheckpointContainer", "CheckpointContainerRequest"),
+    ("runtime", "UpdatePodSandboxResources", "UpdatePodSandboxResourcesRequest"),
 ])
 def test_rpcs_not_built_yet_answer_unimplemented_naming_themselves(client, service, method,
                                                                     request_type):
@@ -130,9 +130,9 @@ def test_method_outside_the_cri_is_unimplemented(client):
 def test_each_rpc_is_logged_once_with_duration_and_code(daemon, client):
     client.version()
     with pytest.raises(grpc.RpcError):
-        client.runtime.Attach(client.pb.AttachRequest(), timeout=5)
+        client.runtime.CheckpointContainer(client.pb.CheckpointContainerRequest(), timeout=5)
     log = daemon.log()
     assert "[rpc] RuntimeService/Version OK" in log
-    lines = [l for l in log.splitlines() if "RuntimeService/Attach UNIMPLEMENTED" in l]
+    lines = [l for l in log.splitlines() if "RuntimeService/CheckpointContainer UNIMPLEMENTED" in l]
     assert len(lines) == 1, log
     assert "warn" in lines[0] and "ms" in lines[0]
