@@ -2,11 +2,14 @@
 # Installs everything podshim needs to build, run and test on a fresh Debian
 # (bookworm) machine, as root. Idempotent: a second run only checks.
 #
-#   deploy/setup.sh              everything: Debian packages, crictl, critest, dynamic busybox, Python venv
+#   deploy/setup.sh              everything: Debian packages, crictl, critest, the real kubelet,
+#                                dynamic busybox, Python venv
 #   deploy/setup.sh --run-only   what building and running needs: build packages and crictl
 #
 # Project-local tools go into $PODSHIM_TOOLS (default: <repo>/.tools, git-ignored):
 #   .tools/bin/crictl, .tools/bin/critest   built from the Go module proxy
+#   .tools/bin/kubelet                       the real kubelet, from the Go module proxy
+#                                            (deploy/build-kubelet.sh; about 4 minutes, once)
 #   .tools/venv                              Python with grpcio, grpcio-tools, pytest
 #   .tools/busybox-dyn/busybox               Debian's dynamic busybox, extracted from its .deb
 set -euo pipefail
@@ -17,6 +20,7 @@ TOOLS="${PODSHIM_TOOLS:-$REPO/.tools}"
 # builds here (see docs/development.md).
 CRI_TOOLS_VERSION="v1.37.0"
 CRI_API_VERSION="v0.37.2"
+KUBELET_VERSION="v1.37.2"
 PY_PACKAGES=(grpcio==1.85.1 grpcio-tools==1.85.1 pytest==9.2.0 websocket-client==1.9.2)
 
 WANT_TEST_TOOLS=1
@@ -115,6 +119,16 @@ if [[ ! -x "$TOOLS/bin/critest" ]]; then
   trap - EXIT
 else
   log "critest $CRI_TOOLS_VERSION present"
+fi
+# The real kubelet, for tests/kubelet-real/ (rebuilt only when the pin changes).
+stamp="$TOOLS/bin/.kubelet-$KUBELET_VERSION"
+if [[ ! -x "$TOOLS/bin/kubelet" || ! -e "$stamp" ]]; then
+  log "building kubelet $KUBELET_VERSION (about 4 minutes, once)"
+  "$REPO/deploy/build-kubelet.sh" "$TOOLS/bin" "$KUBELET_VERSION"
+  rm -f "$TOOLS"/bin/.kubelet-*
+  touch "$stamp"
+else
+  log "kubelet $KUBELET_VERSION present"
 fi
 # The upstream CRI definition, for the wire-compatibility test.
 go mod download "k8s.io/cri-api@$CRI_API_VERSION" >/dev/null

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs every test:
 # unit tests (ctest), lint (clang-format, clang-tidy), the proto wire check
-# and Python end-to-end tests (pytest), crictl scenarios and critest.
+# and Python end-to-end tests (pytest), crictl scenarios, critest, and the
+# real kubelet driving podshimd (tests/kubelet-real).
 # Every stage runs even when an earlier one fails (except after a failed
 # build); the exit code is non-zero if any stage failed.
 #   tests/run.sh                 everything
 #   tests/run.sh unit e2e        only the named stages (setup and build always run)
-# Stages: unit fuzz lint pytest crictl critest asan. Always: setup, preflight (every
+# Stages: unit fuzz lint pytest crictl critest kubelet asan. Always: setup, preflight (every
 # command the scripts and tests run is installed by deploy/setup.sh) and the
 # build the stages test: the release preset (-O3, -Werror, as packagers and
 # deploy/run.sh build it), or PODSHIM_PRESET's, and then release as well.
@@ -32,7 +33,7 @@ export PODSHIMD="$REPO/build/$PRESET/agent/podshimd"
 PY="$REPO/.tools/venv/bin/python"
 LOGS="$REPO/build/test-logs"
 stages=("$@")
-((${#stages[@]})) || stages=(unit fuzz lint pytest crictl critest asan)
+((${#stages[@]})) || stages=(unit fuzz lint pytest crictl critest kubelet asan)
 
 declare -A result
 declare -A seconds
@@ -161,6 +162,19 @@ if want critest; then
     --websocket --focus Streaming
 fi
 
+if want kubelet; then
+  # The real kubelet (built by deploy/setup.sh) drives podshimd standalone.
+  run_stage kubelet "$PY" -m pytest -p no:cacheprovider -v tests/kubelet-real
+  line="$(tail -1 "$LOGS/kubelet.log")"
+  p=0 f=0 s=0
+  [[ $line =~ ([0-9]+)\ passed ]] && p=${BASH_REMATCH[1]}
+  [[ $line =~ ([0-9]+)\ failed ]] && f=${BASH_REMATCH[1]}
+  [[ $line =~ ([0-9]+)\ error ]] && f=$((f + BASH_REMATCH[1]))
+  [[ $line =~ ([0-9]+)\ skipped ]] && s=${BASH_REMATCH[1]}
+  [[ ${result[kubelet]} == ok || $f -gt 0 ]] || f=1
+  count kubelet "$p" "$f" "$s"
+fi
+
 if want asan; then
   # The unit and end-to-end suites once more, built with AddressSanitizer and
   # UBSan (the asan-ubsan preset: podshimd, its helpers and the tests). Every
@@ -213,7 +227,7 @@ fi
 
 banner "summary"
 status=0
-for name in setup preflight build build-release unit fuzz lint pytest crictl critest critest-websocket asan; do
+for name in setup preflight build build-release unit fuzz lint pytest crictl critest critest-websocket kubelet asan; do
   [[ -n "${result[$name]:-}" ]] || continue
   printf '  %-18s %-18s %5s s\n' "$name" "${result[$name]}" "${seconds[$name]}"
   [[ ${result[$name]} == ok ]] || status=1

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "python"))
 import images  # noqa: E402
 from containerd import Containerd  # noqa: E402
 from registry import Registry, free_port  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 from podshim import Client  # noqa: E402
 from podshim.daemon import Podshimd, podshimd_binary  # noqa: E402
@@ -44,19 +45,6 @@ def kubelet_binary() -> Path:
     if os.environ.get("PODSHIM_KUBELET"):
         return Path(os.environ["PODSHIM_KUBELET"])
     return podshimd_binary().parents[1] / "kubelet" / "podshim-kubelet"
-
-
-def wait_for(fn, timeout: float, what: str, interval: float = 0.2, describe=None):
-    """Polls fn() until it returns something truthy; fails naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"\n{describe()}" if describe else ""
-            pytest.fail(f"timed out after {timeout}s waiting for {what}{extra}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------- runtimes
