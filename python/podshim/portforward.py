@@ -23,6 +23,7 @@ side is the `websocket-client` package, as in streams.py.
 
 import contextlib
 import socket
+import ssl
 import struct
 import zlib
 from dataclasses import dataclass
@@ -67,7 +68,10 @@ class Session:
     """One SPDY connection to a port forwarding URL, over "spdy" (an HTTP upgrade) or
     "websocket" (the tunnel). forward() may be called any number of times, one after the other."""
 
-    def __init__(self, url: str, transport: str = "spdy", timeout: float = 30.0):
+    def __init__(self, url: str, transport: str = "spdy", timeout: float = 30.0,
+                 verify_tls: bool = True):
+        """`url` as the CRI answered it, or an https:// one (the kubelet's own endpoints);
+        verify_tls=False accepts any certificate (a kubelet's self-signed one)."""
         self._buf = b""
         self._ws = None
         self._sock = None
@@ -76,8 +80,10 @@ class Session:
         self._next_request = 0
         if transport == "websocket":
             try:
+                sslopt = None if verify_tls else {"cert_reqs": ssl.CERT_NONE,
+                                                  "check_hostname": False}
                 self._ws = websocket.create_connection(streams.ws_url(url), subprotocols=[TUNNEL],
-                                                       timeout=timeout)
+                                                       timeout=timeout, sslopt=sslopt)
             except websocket.WebSocketBadStatusException as e:
                 raise HandshakeError(e.status_code, e.resp_body or b"") from e
             # websocket-client reports the subprotocol lowercased.
@@ -91,6 +97,12 @@ class Session:
         self._sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
         # Frames go out as written, as Go's clients send them (no Nagle delay).
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if parts.scheme == "https":
+            ctx = ssl.create_default_context()
+            if not verify_tls:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._sock = ctx.wrap_socket(self._sock, server_hostname=parts.hostname)
         self._sock.sendall(
             f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: Upgrade\r\n"
             f"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {PROTOCOL}\r\n"

@@ -27,6 +27,8 @@ RFC 6455.
 
 import base64
 import json
+import ssl
+import time
 from dataclasses import dataclass, field
 
 import websocket
@@ -86,10 +88,14 @@ def outcome(result: ExecResult, text: bytes, version: int) -> None:
 class Stream:
     """One streaming connection (an Exec URL), for interactive use."""
 
-    def __init__(self, url: str, protocol: str | None = PROTOCOL, timeout: float = 60.0):
+    def __init__(self, url: str, protocol: str | None = PROTOCOL, timeout: float = 60.0,
+                 verify_tls: bool = True):
+        """`url` as the CRI answered it, or an https:// one (the kubelet's own endpoints);
+        verify_tls=False accepts any certificate (a kubelet's self-signed one)."""
+        sslopt = None if verify_tls else {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
         self.ws = websocket.create_connection(ws_url(url),
                                               subprotocols=[protocol] if protocol else None,
-                                              timeout=timeout)
+                                              timeout=timeout, sslopt=sslopt)
         self.protocol = self.ws.subprotocol or ""
         self.version = 5 if self.protocol.startswith("v5.") else (
             4 if self.protocol.startswith("v4.") else 1)
@@ -131,6 +137,19 @@ class Stream:
                 text = data.decode() if isinstance(data, bytes) else data
                 return int(text[0]), base64.b64decode(text[1:])
             return data[0], data[1:]
+
+    def read_until(self, needle: bytes, timeout: float = 10.0) -> bytes:
+        """Reads stdout until `needle` has come; returns all read. AssertionError when the
+        connection closes first or `timeout` passes (a helper for tests and scripts)."""
+        got = b""
+        deadline = time.monotonic() + timeout
+        while needle not in got:
+            assert time.monotonic() < deadline, f"no {needle!r} in {got!r}"
+            channel, data = self.recv()
+            assert channel is not None, f"closed before {needle!r}: {got!r}"
+            if channel == STDOUT:
+                got += data
+        return got
 
     def collect(self) -> ExecResult:
         """Reads to the end: output, outcome and close code."""

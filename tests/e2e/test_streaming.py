@@ -226,15 +226,7 @@ def test_two_execs_at_once(env):
 # --- a terminal ---------------------------------------------------------------------------------
 
 def read_until(stream, needle, timeout=10.0):
-    got = b""
-    deadline = time.monotonic() + timeout
-    while needle not in got:
-        assert time.monotonic() < deadline, f"no {needle!r} in {got!r}"
-        channel, data = stream.recv()
-        assert channel is not None, f"closed before {needle!r}: {got!r}"
-        if channel == streams.STDOUT:
-            got += data
-    return got
+    return stream.read_until(needle, timeout)
 
 
 def test_a_tty_exec_gets_a_terminal_that_resizes(env):

@@ -17,12 +17,14 @@ image or a pod on its own. What is checked, through the kubelet's own endpoints 
   b. a crashing container is restarted with back-off, its restartCount grows;
   d. init containers run in order before the app (their output in the app's emptyDir);
   f. container logs through the kubelet's /containerLogs;
+  g. exec, attach and port-forward (SPDY and the WebSocket tunnel) through the kubelet's own
+     streaming endpoints, which proxy to podshim's streaming server;
   h. removing the manifest stops the pod and its containers;
   i. podshimd killed with SIGKILL and restarted while the kubelet runs: the pod stays Running
      with no container restart, and the kubelet talks to the new podshimd.
 
-The rest of the issue's list (probes of every kind, hostPort, log rotation, streaming through the
-kubelet, resources in cgroups, EventedPLEG, in-place resize) is still to come: see issue 20.
+The rest of the issue's list (probes of every kind, hostPort, log rotation, resources in cgroups,
+EventedPLEG, in-place resize) is still to come: see issue 20.
 """
 
 import json
@@ -48,6 +50,7 @@ sys.path.insert(0, str(REPO / "python"))
 import images  # noqa: E402
 from waiting import wait_for  # noqa: E402
 
+from podshim import portforward, streams  # noqa: E402
 from podshim.daemon import Podshimd, podshimd_binary, remove_cgroup_parent  # noqa: E402
 
 IMAGE = "docker.io/library/busybox:kubelet"
@@ -343,6 +346,38 @@ def test_a_crashing_container_is_restarted_with_back_off(node):
              .get("waiting", {}).get("reason") == "CrashLoopBackOff", 60, "CrashLoopBackOff",
              describe=node.describe)
     node.k.delete("crash")
+
+
+def test_exec_attach_and_port_forward_through_the_kubelets_own_endpoints(node):
+    # The kubelet asks podshim for a URL (Exec, Attach, PortForward) and proxies the client's
+    # upgraded connection to podshim's streaming server.
+    node.k.put("talk", {"containers": [
+        busybox("shell", ["sh"], stdin=True, stdinOnce=True),
+        busybox("echo", ["nc", "-ll", "-p", "8080", "-e", "cat"]),
+    ]})
+    wait_for(lambda: node.phase("talk") == "Running" and all(
+        "running" in node.container_status("talk", c).get("state", {})
+        for c in ("shell", "echo")), 90, "both containers running", describe=node.describe)
+    base = f"https://127.0.0.1:{node.k.port}"
+    pod = f"talk-{NODE}"
+    with streams.Stream(f"{base}/exec/default/{pod}/shell?command=sh&command=-c"
+                        "&command=echo+via-kubelet%3B+exit+3&output=1&error=1",
+                        verify_tls=False) as s:
+        r = s.collect()
+    assert (r.stdout, r.exit_code) == (b"via-kubelet\n", 3), r
+    with streams.Stream(f"{base}/attach/default/{pod}/shell?input=1&output=1&error=1",
+                        verify_tls=False) as s:
+        s.send(b"echo attached\n")
+        s.read_until(b"attached\n", timeout=20)
+        s.close_stdin()  # stdinOnce: the shell reads end of file and exits
+        r = s.collect()
+    assert r.status and r.status["status"] == "Success", r
+    for transport in ("spdy", "websocket"):
+        with portforward.Session(f"{base}/portForward/default/{pod}", transport,
+                                 verify_tls=False) as pf:
+            got = pf.forward(8080, b"ping\n")
+        assert (got.data, got.error) == (b"ping\n", ""), (transport, got)
+    node.k.delete("talk")
 
 
 def test_podshimd_killed_and_restarted_under_the_kubelet(node):
